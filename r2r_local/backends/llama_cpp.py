@@ -67,7 +67,13 @@ def supports_gpu_offload() -> bool:
 
 
 def _last_error(default: str) -> str:
-    return _recent_errors[-1].split(": ", 1)[-1] if _recent_errors else default
+    """The first error llama.cpp logged since the last clear (the later ones only repeat it)."""
+    if not _recent_errors:
+        return default
+    reason = _recent_errors[0].split(": ", 1)[-1]
+    if reason.startswith("failed to read"):
+        reason += " (the file is truncated or corrupt)"
+    return reason
 
 
 class LlamaCppBackend:
@@ -98,7 +104,8 @@ class LlamaCppBackend:
         self._ctx = self._new_context(spec)
         self.n_ctx = int(C.llama_n_ctx(self._ctx))
         self._mem = C.llama_get_memory(self._ctx)
-        self._batch = C.llama_batch_init(_N_BATCH, 0, 1)
+        self._n_batch = int(C.llama_n_batch(self._ctx))
+        self._batch = C.llama_batch_init(self._n_batch, 0, 1)
         self._embeddings_on = want_hidden
         self.n_past = 0
         self._pieces: dict[int, bytes] = {}
@@ -197,9 +204,10 @@ class LlamaCppBackend:
         bulk, last = tokens[:-1] if hidden else tokens, tokens[-1:] if hidden else []
         if bulk:
             self._set_embeddings(False)
-        for start in range(0, len(bulk), _N_BATCH):
-            chunk = bulk[start : start + _N_BATCH]
-            final = not last and start + _N_BATCH >= len(bulk)
+        step = self._n_batch
+        for start in range(0, len(bulk), step):
+            chunk = bulk[start : start + step]
+            final = not last and start + step >= len(bulk)
             self._run(chunk, output_last=final)
         if last:
             self._set_embeddings(True)
@@ -225,6 +233,7 @@ class LlamaCppBackend:
         if output_last:
             b.logits[n - 1] = 1
         b.n_tokens = n
+        _recent_errors.clear()
         rc = C.llama_decode(self._ctx, b)
         if rc != 0:
             self.truncate(self.n_past)

@@ -1,0 +1,118 @@
+"""Prompts and text: chat templates, incremental UTF-8 decoding, stop strings, think sections."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from r2r_local.backends import Backend
+from r2r_local.errors import ConfigError
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_THINK_RE = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+
+# Used only for a GGUF that carries no chat template at all.
+_FALLBACK_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+def render_template(template: str | None, messages: Sequence[Message], *, bos: str = "",
+                    eos: str = "", add_generation_prompt: bool = True) -> str:
+    """Render a GGUF's Jinja chat template (as Hugging Face does) in a sandbox."""
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    try:
+        return env.from_string(template or _FALLBACK_TEMPLATE).render(
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            bos_token=bos, eos_token=eos, add_generation_prompt=add_generation_prompt,
+        )
+    except TemplateError as e:
+        raise ConfigError(f"the model's chat template failed: {e}") from None
+
+
+def chat_tokens(backend: Backend, messages: Sequence[Message]) -> list[int]:
+    """Token ids of `messages` rendered through the backend's own chat template."""
+    bos = backend.token_text(backend.bos_token) if backend.bos_token is not None else ""
+    eos = backend.token_text(backend.eos_token) if getattr(backend, "eos_token", None) is not None else ""
+    text = render_template(backend.chat_template, messages, bos=bos, eos=eos)
+    # A template that writes the BOS text itself must not get a second BOS from the tokenizer.
+    add_special = backend.add_bos and not (bos and text.startswith(bos))
+    return backend.tokenize(text, add_special=add_special, parse_special=True)
+
+
+def raw_tokens(backend: Backend, text: str) -> list[int]:
+    """Token ids of a prompt used as is (special-token text such as <|im_start|> is parsed)."""
+    return backend.tokenize(text, add_special=backend.add_bos, parse_special=True)
+
+
+def strip_think(text: str) -> str:
+    """The answer without its <think>...</think> section (left out of later turns' history)."""
+    return _THINK_RE.sub("", text).lstrip()
+
+
+class Utf8Stream:
+    """Turns token byte pieces into text without splitting multi-byte characters."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+class StopBuffer:
+    """Releases streamed text except what could still turn into a stop string.
+
+    feed() returns the text that is safe to show; `stopped` tells whether a stop string was
+    completed (the stop string and everything after it are never released).
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [s for s in stops if s]
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        held = self._held + text
+        cut = min((i for i in (held.find(s) for s in self._stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped, self._held = True, ""
+            return held[:cut]
+        keep = max((_overlap(held, s) for s in self._stops), default=0)
+        self._held = held[len(held) - keep:] if keep else ""
+        return held[: len(held) - keep]
+
+    def flush(self) -> str:
+        out, self._held = self._held, ""
+        return "" if self.stopped else out
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of `stop`."""
+    for k in range(min(len(text), len(stop) - 1), 0, -1):
+        if text.endswith(stop[:k]):
+            return k
+    return 0

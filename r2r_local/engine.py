@@ -1,0 +1,189 @@
+"""The routed decoding loop (DESIGN.md section 2).
+
+Invariant kept here: both caches hold a prefix of `Engine.sequence`, the committed tokens.
+The small model has evaluated all of them (its cache *is* the sequence) and its output for the
+last one proposes the next token; the large model lags and, when the router escalates, catches
+up on every committed token it has not seen in one batched call, then chooses the token itself.
+Nothing is rolled back. With the same model on both sides and greedy sampling the output is
+that model's own greedy output, whatever the router does.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from r2r_local.backends import Backend, Output
+from r2r_local.chat import Utf8Stream
+from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.errors import ConfigError, PromptTooLongError
+from r2r_local.metering import Meter, Stats, TokenEvent
+from r2r_local.router import Router, Step
+from r2r_local.sampling import sample
+
+
+@dataclass
+class Generation:
+    """A generation in progress: iterate it for TokenEvents; afterwards read the result fields.
+
+    stop_reason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled"; message: a
+    one-line explanation when the stop is something the user should know about.
+    """
+
+    _events: Iterator[TokenEvent]
+    events: list[TokenEvent] = field(default_factory=list)
+    text: str = ""
+    stop_reason: str | None = None
+    message: str | None = None
+    stats: Stats | None = None
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        for event in self._events:
+            self.events.append(event)
+            yield event
+
+    def run(self) -> "Generation":
+        """Consume the whole generation and return self."""
+        for _ in self:
+            pass
+        return self
+
+
+class Engine:
+    """A small and a large backend, the vocabulary size they share, and a router."""
+
+    def __init__(self, small: Backend, large: Backend, router: Router, *, n_shared: int) -> None:
+        self.small, self.large, self.router = small, large, router
+        self.n_shared = n_shared
+        self.n_ctx = min(small.n_ctx, large.n_ctx)
+        self.sequence: list[int] = []
+
+    def generate(
+        self,
+        prompt: Sequence[int],
+        sampling: SamplingParams = SamplingParams(),
+        settings: GenerationSettings = GenerationSettings(),
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        """Start generating after `prompt` (token ids). Cache prefixes shared with the previous
+        sequence are reused. Nothing runs until the Generation is iterated."""
+        gen = Generation(iter(()))
+        gen._events = self._loop(gen, list(prompt), sampling, settings, cancel)
+        return gen
+
+    def _prefill(self, prompt: list[int], meter: Meter) -> Output:
+        if not prompt:
+            raise ConfigError("the prompt is empty")
+        if len(prompt) >= self.n_ctx:
+            raise PromptTooLongError(
+                f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx} "
+                "(raise --n-ctx or shorten the prompt)"
+            )
+        keep = min(_common_prefix(self.sequence, prompt), len(prompt) - 1)
+        self.small.truncate(keep)
+        self.large.truncate(min(self.large.n_past, keep))
+        self.sequence = prompt[:keep]
+        t = perf_counter()
+        out = self.small.decode(prompt[keep:], hidden=self.router.needs_hidden)
+        self.sequence = list(prompt)
+        meter.time_prompt, meter.prompt_tokens, meter.cached_tokens = perf_counter() - t, len(prompt), keep
+        return out
+
+    def _large_choice(self, sampling: SamplingParams, u: float) -> tuple[int, float, int]:
+        """Catch the large model up on the sequence in one call; its choice, seconds, tokens read."""
+        if self.large.n_past >= len(self.sequence):
+            self.large.truncate(len(self.sequence) - 1)
+        pending = self.sequence[self.large.n_past:]
+        t = perf_counter()
+        out = self.large.decode(pending)
+        elapsed = perf_counter() - t
+        return sample(out.logits[: self.n_shared], sampling, u), elapsed, len(pending)
+
+    def _loop(
+        self,
+        gen: Generation,
+        prompt: list[int],
+        sampling: SamplingParams,
+        settings: GenerationSettings,
+        cancel: threading.Event | None,
+    ) -> Iterator[TokenEvent]:
+        meter = Meter()
+        out = self._prefill(prompt, meter)
+        rng = np.random.default_rng(sampling.seed)
+        utf8, pieces, stops = Utf8Stream(), [], settings.stop
+        start, t_small = perf_counter(), 0.0
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    gen.stop_reason = "cancelled"
+                    break
+                u = float(rng.random())
+                logits = out.logits[: self.n_shared]
+                proposal = sample(logits, sampling, u)
+                t = perf_counter()
+                decision = self.router.decide(Step(logits, out.hidden, proposal, self.small.embedding_row))
+                t_router = perf_counter() - t
+                token, source, t_large, caught_up = proposal, "small", 0.0, 0
+                if decision.escalate:
+                    token, t_large, caught_up = self._large_choice(sampling, u)
+                    source = "large"
+                meter.add_step(t_small, t_router, t_large, caught_up)
+                if self.small.is_eog(token):
+                    gen.stop_reason = "eos"
+                    break
+                text = utf8.feed(self.small.token_bytes(token))
+                event = TokenEvent(meter.n_tokens, token, text, source, decision.p,
+                                   t_small, t_router, t_large, caught_up)
+                meter.add_token(event)
+                pieces.append(text)
+                yield event
+                if stops and _cut_at_stop(pieces, stops, len(text)):
+                    gen.stop_reason = "stop"
+                    break
+                if meter.n_tokens >= settings.max_tokens:
+                    gen.stop_reason = "max_tokens"
+                    break
+                if len(self.sequence) + 1 > self.n_ctx:
+                    gen.stop_reason = "context_full"
+                    gen.message = f"stopped: the context of {self.n_ctx} tokens is full (raise --n-ctx)"
+                    break
+                t = perf_counter()
+                out = self.small.decode([token], hidden=self.router.needs_hidden)
+                t_small = perf_counter() - t
+                self.sequence.append(token)
+        finally:
+            meter.time_decode = perf_counter() - start
+            pieces.append(utf8.flush())
+            gen.text = "".join(pieces)
+            if gen.stop_reason == "stop":
+                gen.text = _before_stop(gen.text, stops)
+            gen.stats = meter.stats(self.small.n_params, self.large.n_params)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _cut_at_stop(pieces: list[str], stops: Sequence[str], new: int) -> bool:
+    """Whether a stop string is complete; only the tail the newest piece could complete is searched."""
+    need, parts, n = max(len(s) for s in stops) + new, [], 0
+    for piece in reversed(pieces):
+        parts.append(piece)
+        n += len(piece)
+        if n >= need:
+            break
+    tail = "".join(reversed(parts))
+    return any(s in tail for s in stops)
+
+
+def _before_stop(text: str, stops: Sequence[str]) -> str:
+    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return text[: min(cuts)] if cuts else text

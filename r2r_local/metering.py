@@ -1,0 +1,107 @@
+"""Per-token records and per-generation statistics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One committed token, as streamed to the caller.
+
+    source: "small" or "large" (who chose it); p: the router's escalation probability, when it
+    has one; t_*: seconds this position cost in the small model step that proposed it, the
+    router (features included) and the large model's catch-up call; caught_up: tokens the
+    large model evaluated in that call (0 when it was not called).
+    """
+
+    index: int
+    id: int
+    text: str
+    source: str
+    p: float | None
+    t_small: float
+    t_router: float
+    t_large: float
+    caught_up: int
+
+
+@dataclass
+class Meter:
+    """Running totals of one generation; `stats()` turns them into the reported figures."""
+
+    n_tokens: int = 0
+    large_tokens: int = 0
+    large_calls: int = 0
+    caught_up: int = 0
+    time_small: float = 0.0
+    time_router: float = 0.0
+    time_large: float = 0.0
+    time_prompt: float = 0.0
+    time_decode: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_step(self, t_small: float, t_router: float, t_large: float, caught_up: int) -> None:
+        self.time_small += t_small
+        self.time_router += t_router
+        self.time_large += t_large
+        if caught_up:
+            self.large_calls += 1
+            self.caught_up += caught_up
+
+    def add_token(self, event: TokenEvent) -> None:
+        self.n_tokens += 1
+        self.large_tokens += event.source == "large"
+
+    def stats(self, params_small: int, params_large: int) -> "Stats":
+        share = self.large_tokens / self.n_tokens if self.n_tokens else 0.0
+        return Stats(
+            n_tokens=self.n_tokens,
+            large_tokens=self.large_tokens,
+            large_share=share,
+            large_calls=self.large_calls,
+            mean_catch_up=self.caught_up / self.large_calls if self.large_calls else 0.0,
+            tokens_per_s=self.n_tokens / self.time_decode if self.time_decode > 0 else 0.0,
+            activated_params_b=(params_small + share * params_large) / 1e9,
+            time_small_s=self.time_small,
+            time_router_s=self.time_router,
+            time_large_s=self.time_large,
+            time_other_s=max(0.0, self.time_decode - self.time_small - self.time_router - self.time_large),
+            time_decode_s=self.time_decode,
+            time_prompt_s=self.time_prompt,
+            prompt_tokens=self.prompt_tokens,
+            cached_prompt_tokens=self.cached_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Figures of one generation.
+
+    tokens_per_s counts the generated tokens over the decode phase (after the small model has
+    read the prompt; the large model's first catch-up, which includes the prompt, is inside it).
+    activated_params_b = (P_small + large_share x P_large) / 1e9. time_other_s is sampling,
+    detokenizing and the loop itself.
+    """
+
+    n_tokens: int
+    large_tokens: int
+    large_share: float
+    large_calls: int
+    mean_catch_up: float
+    tokens_per_s: float
+    activated_params_b: float
+    time_small_s: float
+    time_router_s: float
+    time_large_s: float
+    time_other_s: float
+    time_decode_s: float
+    time_prompt_s: float
+    prompt_tokens: int
+    cached_prompt_tokens: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,52 @@
+"""Loading a small/large pair and its router into an Engine, with the vocabulary check."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from r2r_local.backends.llama_cpp import LlamaCppBackend
+from r2r_local.config import ModelSpec
+from r2r_local.engine import Engine
+from r2r_local.router import Router, parse_router
+from r2r_local.vocab import shared_vocab_size, vocab_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedPair:
+    small: LlamaCppBackend
+    large: LlamaCppBackend
+    n_shared: int
+    small_vocab_hash: str
+
+    def router(self, spec: str, seed: int = 0) -> Router:
+        return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
+
+    def engine(self, router: Router) -> Engine:
+        return Engine(self.small, self.large, router, n_shared=self.n_shared)
+
+    def close(self) -> None:
+        self.small.close()
+        self.large.close()
+
+
+def load_pair(small: ModelSpec, large: ModelSpec) -> LoadedPair:
+    """Load both models and check that they share a tokenizer (padding rows may differ)."""
+    small_backend = LlamaCppBackend(small, want_hidden=True)
+    try:
+        large_backend = LlamaCppBackend(large)
+    except Exception:
+        small_backend.close()
+        raise
+    try:
+        small_vocab = small_backend.vocab()
+        n_shared = shared_vocab_size(small_vocab, large_backend.vocab(), small.path, large.path)
+    except Exception:
+        small_backend.close()
+        large_backend.close()
+        raise
+    if n_shared < max(small_backend.n_vocab, large_backend.n_vocab):
+        log.info("vocabularies differ only in padding: sampling over the first %d tokens", n_shared)
+    return LoadedPair(small_backend, large_backend, n_shared, vocab_hash(small_vocab))

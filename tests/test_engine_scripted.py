@@ -1,0 +1,132 @@
+"""The routed loop against scripted backends: cache bookkeeping, stops and limits.
+
+The real-model invariants are in test_routed_smollm2.py; here each model is a tiny deterministic
+function of the sequence so every position's expected choice is known.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from r2r_local.backends import Output
+from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.engine import Engine
+from r2r_local.errors import PromptTooLongError
+from r2r_local.router import Decision
+from r2r_local.router.baselines import LargeOnly, SmallOnly
+
+V, EOS = 16, 0
+
+
+class Scripted:
+    """Next token = rule(sequence); pieces are letters; records every decode call."""
+
+    def __init__(self, rule, n_ctx=64):
+        self.rule, self.n_ctx, self.n_past = rule, n_ctx, 0
+        self.n_vocab, self.n_embd, self.n_params = V, 4, 1000
+        self.seq: list[int] = []
+        self.calls: list[int] = []
+
+    def decode(self, tokens, *, hidden=False):
+        self.seq = self.seq[: self.n_past] + list(tokens)
+        self.n_past += len(tokens)
+        self.calls.append(len(tokens))
+        logits = np.zeros(V, dtype=np.float32)
+        logits[self.rule(self.seq)] = 10.0
+        return Output(logits, np.ones(4, dtype=np.float32) if hidden else None)
+
+    def truncate(self, n_past):
+        assert 0 <= n_past <= self.n_past
+        self.n_past = n_past
+
+    def is_eog(self, token):
+        return token == EOS
+
+    def token_bytes(self, token):
+        return bytes([ord("a") + token])
+
+    def embedding_row(self, token):
+        return np.zeros(4, dtype=np.float32)
+
+
+class EveryThird:
+    name, needs_hidden, threshold = "every-third", False, None
+
+    def __init__(self):
+        self.n = 0
+
+    def decide(self, step):
+        self.n += 1
+        return Decision(self.n % 3 == 0, 0.5)
+
+
+def count_up(seq):
+    return seq[-1] % (V - 1) + 1  # never EOS
+
+
+def count_up_by_two(seq):
+    return (seq[-1] + 1) % (V - 1) + 1
+
+
+def make(router, small_rule=count_up, large_rule=count_up_by_two, n_ctx=64):
+    small, large = Scripted(small_rule, n_ctx), Scripted(large_rule, n_ctx)
+    return Engine(small, large, router, n_shared=V), small, large
+
+
+def test_escalated_positions_get_the_large_models_choice_after_one_catch_up():
+    engine, small, large = make(EveryThird())
+    gen = engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
+    sources = [e.source for e in gen.events]
+    assert sources == ["small", "small", "large"] * 2
+    ids = [e.id for e in gen.events]
+    assert ids[:3] == [4, 5, 7]  # 3->4 small, 4->5 small, 5->7 large
+    assert [e.caught_up for e in gen.events] == [0, 0, 5, 0, 0, 3]  # prompt+2, then 3 new
+    assert large.calls == [5, 3] and gen.stats.large_calls == 2 and gen.stats.mean_catch_up == 4
+    assert small.n_past == len(engine.sequence) == 3 + 5  # the last token is never fed
+    assert large.n_past <= len(engine.sequence)
+
+
+def test_eos_stops_without_emitting_it():
+    engine, *_ = make(SmallOnly(), small_rule=lambda s: EOS if len(s) >= 5 else 3)
+    gen = engine.generate([1, 2], SamplingParams(), GenerationSettings(max_tokens=50)).run()
+    assert [e.id for e in gen.events] == [3, 3, 3] and gen.stop_reason == "eos"
+
+
+def test_stop_string_cuts_the_text():
+    engine, *_ = make(SmallOnly())
+    gen = engine.generate([1], SamplingParams(), GenerationSettings(max_tokens=50, stop=("def",))).run()
+    assert gen.stop_reason == "stop" and gen.text == "c"  # tokens 2, 3, 4, 5 = "cdef"
+
+
+def test_full_context_stops_with_a_message_not_a_crash():
+    engine, small, _ = make(LargeOnly(), n_ctx=10)
+    gen = engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=50)).run()
+    assert gen.stop_reason == "context_full" and "context of 10 tokens is full" in gen.message
+    assert len(gen.events) == 8 and small.n_past == 10  # the 8th token fills no cache slot
+
+
+def test_prompt_longer_than_context_is_refused():
+    engine, *_ = make(SmallOnly(), n_ctx=8)
+    with pytest.raises(PromptTooLongError, match="8 tokens but the context holds 8"):
+        engine.generate(list(range(1, 9))).run()
+
+
+def test_cancel_stops_at_once_and_keeps_what_was_written():
+    engine, *_ = make(SmallOnly())
+    cancel = threading.Event()
+    gen = engine.generate([1], SamplingParams(), GenerationSettings(max_tokens=50), cancel)
+    for event in gen:
+        if event.index == 2:
+            cancel.set()
+    assert gen.stop_reason == "cancelled" and len(gen.events) == 3 and gen.text == "cde"
+
+
+def test_a_new_prompt_reuses_the_common_prefix():
+    engine, small, large = make(LargeOnly())
+    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=4)).run()
+    small.calls.clear()
+    gen = engine.generate([1, 2, 3, 9, 9], SamplingParams(), GenerationSettings(max_tokens=1)).run()
+    assert gen.stats.cached_prompt_tokens == 3 and small.calls == [2]
