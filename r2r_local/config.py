@@ -6,8 +6,11 @@ need them.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from r2r_local.errors import ConfigError
@@ -79,3 +82,76 @@ class GenerationSettings:
 def as_dict(obj: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(obj).items()}
+
+
+# --- the user's config file ---------------------------------------------------------------------
+# ~/.config/r2r-local/config.toml (platformdirs), read by r2r-chat and written by `r2r models`:
+#
+#   [models]
+#   small = "/path/small.gguf"
+#   large = "/path/large.gguf"
+#   router = "/path/router.onnx"      # or slm | llm | random:P | entropy:T
+#   n_ctx = 4096
+#   small_gpu_layers = -1
+#   large_gpu_layers = 40
+#   threads = 8
+
+APP_NAME = "r2r-local"
+CONFIG_KEYS = {"small": str, "large": str, "router": str, "n_ctx": int, "small_gpu_layers": int,
+               "large_gpu_layers": int, "threads": int}
+
+
+def config_dir() -> Path:
+    """The user's config directory (R2R_CONFIG_DIR overrides; computed per call, never at import)."""
+    from platformdirs import user_config_dir
+
+    return Path(os.environ.get("R2R_CONFIG_DIR") or user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    """The user's data directory: downloaded models, conversation history (R2R_DATA_DIR overrides)."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("R2R_DATA_DIR") or user_data_dir(APP_NAME))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def load_user_config(path: Path | None = None) -> dict[str, Any]:
+    """The [models] table of the config file, type-checked; {} when there is no file."""
+    import tomllib
+
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+    models = doc.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f"config file {path}: [models] must be a table")
+    for key, value in models.items():
+        want = CONFIG_KEYS.get(key)
+        if want is None:
+            raise ConfigError(f"config file {path}: unknown key models.{key} (known: {', '.join(CONFIG_KEYS)})")
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"config file {path}: models.{key} must be a {want.__name__}")
+    return dict(models)
+
+
+def write_user_config(models: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the [models] table (replacing the file atomically); returns the path."""
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# written by r2r-local; edit freely", "[models]"]
+    for key, value in models.items():
+        if key not in CONFIG_KEYS:
+            raise ConfigError(f"unknown config key models.{key}")
+        lines.append(f"{key} = {json.dumps(value) if isinstance(value, str) else int(value)}")
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from r2r_local.chat import Message, chat_tokens  # noqa: E402
-from r2r_local.cli import _versions  # noqa: E402
+from r2r_local.commands import versions as _versions  # noqa: E402
 from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams  # noqa: E402
 from r2r_local.defaults import smollm2_path  # noqa: E402
 from r2r_local.pair import load_pair  # noqa: E402

@@ -1,0 +1,57 @@
+"""`r2r` subcommands: one module each, with `register(subparsers)`; shared flags live here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from r2r_local import __version__
+from r2r_local.config import DEFAULT_N_CTX, ModelSpec, SamplingParams
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("models")
+    g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the built-in pair)")
+    g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the built-in pair)")
+    g.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, metavar="N", help="context length (default %(default)s)")
+    g.add_argument("--small-gpu-layers", type=int, default=0, metavar="N", help="small model layers on the GPU (-1 = all)")
+    g.add_argument("--large-gpu-layers", type=int, default=0, metavar="N", help="large model layers on the GPU (-1 = all)")
+    g.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling (one implementation for both models)")
+    g.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
+    g.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K most likely tokens (0 = off)")
+    g.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus sampling mass (1 = off)")
+    g.add_argument("--seed", type=int, default=0, metavar="S", help="seed for sampling and random routers")
+
+
+def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    return SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
+
+
+def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
+    """The small and large ModelSpec from the model flags; the built-in pair fills what is unset."""
+    small, large = args.small, args.large
+    if small is None or large is None:
+        from r2r_local.defaults import smollm2_path
+
+        default = str(smollm2_path())
+        small, large = small or default, large or default
+    common = dict(n_ctx=args.n_ctx, threads=args.threads)
+    return (ModelSpec(small, n_gpu_layers=args.small_gpu_layers, role="small", **common),
+            ModelSpec(large, n_gpu_layers=args.large_gpu_layers, role="large", **common))
+
+
+def versions() -> dict[str, str]:
+    """Versions recorded next to every result."""
+    import importlib.metadata as md
+
+    out = {"r2r-local": __version__, "python": sys.version.split()[0]}
+    for dist in ("llama-cpp-python", "onnxruntime-gpu", "onnxruntime", "numpy", "gguf"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out

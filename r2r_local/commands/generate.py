@@ -1,0 +1,114 @@
+"""`r2r generate`: one routed generation, streamed or as one JSON document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from r2r_local.commands import add_model_flags, add_sampling_flags, model_specs, sampling_params, versions
+from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, as_dict
+from r2r_local.errors import ConfigError
+
+PROG = "r2r"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser("generate", help="generate text with routed decoding",
+                         description="Generate with the small model, escalating the router's picks to the large one.")
+    add_model_flags(gen)
+    gen.add_argument("--router", default="slm", metavar="ROUTER",
+                     help="slm | llm | random:P | entropy:T | path/to/router.onnx (default %(default)s)")
+    src = gen.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", metavar="TEXT", help="the prompt")
+    src.add_argument("--prompt-file", metavar="F", help="read the prompt from a file ('-' = stdin)")
+    gen.add_argument("--raw", action="store_true", help="use the prompt as is, without the chat template")
+    gen.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="default %(default)s")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+    add_sampling_flags(gen)
+    gen.add_argument("--json", action="store_true", help="print one JSON document instead of streaming")
+    gen.set_defaults(func=run)
+
+
+def read_prompt(args: argparse.Namespace) -> str:
+    if args.prompt is not None:
+        return args.prompt
+    if args.prompt_file == "-":
+        return sys.stdin.read()
+    path = Path(args.prompt_file)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"prompt file {path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"prompt file {path}: is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"prompt file {path}: cannot read it as UTF-8 text ({e})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    sampling = sampling_params(args)
+    settings = GenerationSettings(args.max_tokens, tuple(args.stop))
+    prompt_text = read_prompt(args)
+    small_spec, large_spec = model_specs(args)
+
+    from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens
+    from r2r_local.pair import load_pair
+
+    pair = load_pair(small_spec, large_spec)
+    try:
+        router = pair.router(args.router, seed=args.seed)
+        engine = pair.engine(router)
+        if args.raw:
+            prompt = raw_tokens(pair.small, prompt_text)
+        else:
+            prompt = chat_tokens(pair.small, [Message("user", prompt_text)])
+        gen = engine.generate(prompt, sampling, settings)
+        if args.json:
+            gen.run()
+        else:
+            shown = StopBuffer(settings.stop)
+            for event in gen:
+                sys.stdout.write(shown.feed(event.text))
+                sys.stdout.flush()
+            sys.stdout.write(shown.flush() + "\n")
+            sys.stdout.flush()
+        config = {
+            "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
+            "threshold": router.threshold, "raw": args.raw, "sampling": as_dict(sampling),
+            "generation": as_dict(settings), "prompt_tokens": len(prompt), "n_shared_vocab": pair.n_shared,
+            "params_small": pair.small.n_params, "params_large": pair.large.n_params,
+            "stop_reason": gen.stop_reason, "versions": versions(),
+        }
+        if args.json:
+            _print_json(gen, config)
+        else:
+            _print_summary(gen)
+        if gen.message:
+            print(f"{PROG}: {gen.message}", file=sys.stderr)
+    finally:
+        pair.close()
+    return 0
+
+
+def _print_json(gen: Any, config: dict[str, Any]) -> None:
+    doc = {
+        "text": gen.text,
+        "tokens": [{"id": e.id, "text": e.text, "source": e.source, "p": e.p} for e in gen.events],
+        "stats": gen.stats.as_dict(),
+        "config": config,
+    }
+    json.dump(doc, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _print_summary(gen: Any) -> None:
+    s = gen.stats
+    print(
+        f"[{s.n_tokens} tokens, {s.large_tokens} by the large model ({100 * s.large_share:.1f}%) "
+        f"in {s.large_calls} calls, {s.tokens_per_s:.1f} tok/s, {s.activated_params_b:.3f}B "
+        f"activated params, stop: {gen.stop_reason}]",
+        file=sys.stderr,
+    )
