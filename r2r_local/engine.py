@@ -83,11 +83,13 @@ class Engine:
                 f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx} "
                 "(raise --n-ctx or shorten the prompt)"
             )
-        keep = min(_common_prefix(self.sequence, prompt), len(prompt) - 1)
+        # The backends record what their caches hold, so a backend shared with another engine
+        # (large-only next to routed, say) is never trusted beyond its real common prefix.
+        keep = min(_common_prefix(self.small.tokens, prompt), len(prompt) - 1)
         self.small.truncate(keep)
-        self.large.truncate(min(self.large.n_past, keep))
-        self.sequence = prompt[:keep]
+        self.large.truncate(min(_common_prefix(self.large.tokens, prompt), keep))
         t = perf_counter()
+        self.sequence = list(prompt[:keep])
         out = self.small.decode(prompt[keep:], hidden=self.router.needs_hidden)
         self.sequence = list(prompt)
         meter.time_prompt, meter.prompt_tokens, meter.cached_tokens = perf_counter() - t, len(prompt), keep

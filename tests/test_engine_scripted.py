@@ -25,22 +25,25 @@ class Scripted:
     """Next token = rule(sequence); pieces are letters; records every decode call."""
 
     def __init__(self, rule, n_ctx=64):
-        self.rule, self.n_ctx, self.n_past = rule, n_ctx, 0
+        self.rule, self.n_ctx = rule, n_ctx
         self.n_vocab, self.n_embd, self.n_params = V, 4, 1000
-        self.seq: list[int] = []
+        self.tokens: list[int] = []
         self.calls: list[int] = []
 
+    @property
+    def n_past(self):
+        return len(self.tokens)
+
     def decode(self, tokens, *, hidden=False):
-        self.seq = self.seq[: self.n_past] + list(tokens)
-        self.n_past += len(tokens)
+        self.tokens.extend(tokens)
         self.calls.append(len(tokens))
         logits = np.zeros(V, dtype=np.float32)
-        logits[self.rule(self.seq)] = 10.0
+        logits[self.rule(self.tokens)] = 10.0
         return Output(logits, np.ones(4, dtype=np.float32) if hidden else None)
 
     def truncate(self, n_past):
         assert 0 <= n_past <= self.n_past
-        self.n_past = n_past
+        del self.tokens[n_past:]
 
     def is_eog(self, token):
         return token == EOS
@@ -130,3 +133,15 @@ def test_a_new_prompt_reuses_the_common_prefix():
     small.calls.clear()
     gen = engine.generate([1, 2, 3, 9, 9], SamplingParams(), GenerationSettings(max_tokens=1)).run()
     assert gen.stats.cached_prompt_tokens == 3 and small.calls == [2]
+
+
+def test_a_backend_shared_by_two_engines_is_never_trusted_past_its_real_contents():
+    engine, small, large = make(LargeOnly())
+    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=3)).run()
+    other = Engine(large, large, SmallOnly(), n_shared=V)  # "large alone" on the same backend
+    other.generate([1, 2, 9, 9], SamplingParams(), GenerationSettings(max_tokens=3)).run()
+    assert large.tokens[:4] == [1, 2, 9, 9]
+    large.calls.clear()
+    gen = engine.generate([1, 2, 3, 4, 5], SamplingParams(), GenerationSettings(max_tokens=1)).run()
+    assert large.calls == [5 - 2]  # re-read from the real common prefix [1, 2], not from 5
+    assert gen.events[0].id == count_up_by_two(large.tokens)

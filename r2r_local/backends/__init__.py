@@ -41,6 +41,7 @@ class Backend(Protocol):
     n_embd: int
     n_params: int
     n_ctx: int
+    tokens: list[int]  # the cache's contents; n_past == len(tokens)
     n_past: int
     chat_template: str | None
     bos_token: int | None

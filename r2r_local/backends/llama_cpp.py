@@ -107,7 +107,7 @@ class LlamaCppBackend:
         self._n_batch = int(C.llama_n_batch(self._ctx))
         self._batch = C.llama_batch_init(self._n_batch, 0, 1)
         self._embeddings_on = want_hidden
-        self.n_past = 0
+        self.tokens: list[int] = []  # what the cache holds, position by position
         self._pieces: dict[int, bytes] = {}
         self._table = EmbeddingTable(self.path)
         self.chat_template = self._read_chat_template()
@@ -190,6 +190,10 @@ class LlamaCppBackend:
 
     # --- evaluation -----------------------------------------------------------------------------
 
+    @property
+    def n_past(self) -> int:
+        return len(self.tokens)
+
     def decode(self, tokens: Sequence[int], *, hidden: bool = False) -> Output:
         if not tokens:
             raise ValueError("decode needs at least one token")
@@ -239,7 +243,7 @@ class LlamaCppBackend:
             self.truncate(self.n_past)
             reason = "the context is full" if rc == 1 else _last_error(f"llama_decode returned {rc}")
             raise DecodeError(f"{self.role} model {self.path}: decoding failed: {reason}")
-        self.n_past += n
+        self.tokens.extend(chunk)
 
     def _read_output(self, hidden: bool) -> Output:
         ptr = C.llama_get_logits_ith(self._ctx, -1)
@@ -258,7 +262,7 @@ class LlamaCppBackend:
         if n_past < 0 or n_past > self.n_past:
             raise ValueError(f"cannot truncate a cache of {self.n_past} tokens to {n_past}")
         C.llama_memory_seq_rm(self._mem, 0, n_past, -1)
-        self.n_past = n_past
+        del self.tokens[n_past:]
 
     def embedding_row(self, token: int) -> np.ndarray:
         return self._table.row(token)
