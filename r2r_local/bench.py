@@ -1,0 +1,255 @@
+"""Side-by-side measurement of small-only, large-only and routed decoding (DESIGN.md section 5).
+
+All modes run on the same prompts, greedy, with the same max tokens, interleaved prompt by
+prompt so machine noise falls on all of them alike. The routed mode also gets its ideal speed,
+1 / (t_small_step + t_router + share x t_large_call), with each term measured on its own in the
+same run (the large call at the run's mean catch-up length): the gap is our system overhead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Any, Callable, Sequence
+
+from r2r_local.chat import Message, chat_tokens, strip_think
+from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.engine import Engine
+from r2r_local.errors import ConfigError
+from r2r_local.pair import LoadedPair
+from r2r_local.router import Router, Step
+from r2r_local.router.baselines import SmallOnly
+
+MODES = ("small", "large", "r2r")
+DEFAULT_PROMPTS = [
+    "Explain why the sky is blue in a few sentences.",
+    "Write a short story about a robot who learns to paint.",
+    "List five uses of a paper clip and explain each one.",
+    "What are the main differences between a list and a tuple in Python?",
+    "Describe how a bicycle works.",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str
+    answer: str | None = None
+
+
+def load_prompts(path: str | Path) -> list[Problem]:
+    """One prompt per non-empty line."""
+    text = _read(path)
+    problems = [Problem(line.strip()) for line in text.splitlines() if line.strip()]
+    if not problems:
+        raise ConfigError(f"prompts file {path}: has no prompts (one per line)")
+    return problems
+
+
+def load_problems(path: str | Path) -> list[Problem]:
+    """JSON lines of {"prompt": str, "answer": str}."""
+    problems = []
+    for n, line in enumerate(_read(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"problems file {path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("prompt"), str) or "answer" not in doc:
+            raise ConfigError(f'problems file {path}:{n}: expected {{"prompt": str, "answer": str}}')
+        problems.append(Problem(doc["prompt"], str(doc["answer"])))
+    if not problems:
+        raise ConfigError(f"problems file {path}: has no problems")
+    return problems
+
+
+def _read(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read it as UTF-8 text ({e})") from None
+
+
+def last_number(text: str) -> str | None:
+    """The final answer of a checkable problem: the last integer after the think section."""
+    found = re.findall(r"-?\d+", strip_think(text).replace(",", ""))
+    return found[-1] if found else None
+
+
+@dataclass
+class ModeTotals:
+    """Sums over a mode's generations; `summary()` gives the reported fields."""
+
+    n: int = 0
+    correct: int = 0
+    checked: int = 0
+    n_tokens: int = 0
+    large_tokens: int = 0
+    large_calls: int = 0
+    caught_up: float = 0.0
+    t_small: float = 0.0
+    t_router: float = 0.0
+    t_large: float = 0.0
+    t_decode: float = 0.0
+    tps: list[float] = field(default_factory=list)
+    rss_mb: float | None = None
+    gpu_mb: float | None = None
+
+    def add(self, stats: Any, ok: bool | None, *, large_alone: bool = False) -> None:
+        """Add one generation. `large_alone`: the large model ran as the only model (its steps
+        are booked as large-model calls of one token)."""
+        self.n += 1
+        if ok is not None:
+            self.checked += 1
+            self.correct += ok
+        self.n_tokens += stats.n_tokens
+        self.t_router += stats.time_router_s
+        self.t_decode += stats.time_decode_s
+        if large_alone:
+            self.large_tokens += stats.n_tokens
+            self.large_calls += stats.n_tokens
+            self.caught_up += stats.n_tokens
+            self.t_large += stats.time_small_s
+            return
+        self.large_tokens += stats.large_tokens
+        self.large_calls += stats.large_calls
+        self.caught_up += stats.mean_catch_up * stats.large_calls
+        self.t_small += stats.time_small_s
+        self.t_large += stats.time_large_s
+        self.tps.append(stats.tokens_per_s)
+
+    def summary(self) -> dict[str, Any]:
+        n = max(1, self.n_tokens)
+        return {
+            "accuracy": self.correct / self.checked if self.checked else None,
+            "n_problems": self.n,
+            "n_tokens": self.n_tokens,
+            "tokens_per_s": self.n_tokens / self.t_decode if self.t_decode else 0.0,
+            "median_tokens_per_s": statistics.median(self.tps) if self.tps else 0.0,
+            "large_share": self.large_tokens / n,
+            "large_calls": self.large_calls,
+            "mean_catch_up": self.caught_up / self.large_calls if self.large_calls else 0.0,
+            "ms_small_per_token": 1000 * self.t_small / n,
+            "ms_router_per_token": 1000 * self.t_router / n,
+            "ms_large_per_token": 1000 * self.t_large / n,
+            "ms_other_per_token": 1000 * max(0.0, self.t_decode - self.t_small - self.t_router - self.t_large) / n,
+            "peak_rss_mb": self.rss_mb,
+            "gpu_mem_mb": self.gpu_mb,
+        }
+
+
+@dataclass
+class TokenRecord:
+    mode: str
+    problem: int
+    index: int
+    id: int
+    source: str
+    p: float | None
+    t_small: float
+    t_router: float
+    t_large: float
+    caught_up: int
+
+
+def _record(mode: str, problem: int, e: Any) -> TokenRecord:
+    if mode == "large":  # the large model alone: its steps are one-token large calls
+        return TokenRecord(mode, problem, e.index, e.id, "large", None, 0.0, 0.0, e.t_small, 1)
+    return TokenRecord(mode, problem, e.index, e.id, e.source, e.p, e.t_small, e.t_router, e.t_large, e.caught_up)
+
+
+class Bench:
+    """Runs the modes over problems with one loaded pair; backends are shared between modes."""
+
+    def __init__(self, pair: LoadedPair, router: Router, *, max_tokens: int,
+                 checker: Callable[[str, str], bool] | None = None) -> None:
+        self.pair, self.router = pair, router
+        self.settings = GenerationSettings(max_tokens=max_tokens)
+        self.checker = checker or (lambda text, answer: last_number(text) == answer)
+        self.engines = {
+            "small": Engine(pair.small, pair.large, SmallOnly(), n_shared=pair.n_shared),
+            "large": Engine(pair.large, pair.large, SmallOnly(), n_shared=pair.n_shared),
+            "r2r": Engine(pair.small, pair.large, router, n_shared=pair.n_shared),
+        }
+        self.records: list[TokenRecord] = []
+
+    def run(self, problems: Sequence[Problem], modes: Sequence[str] = MODES,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, ModeTotals]:
+        totals = {m: ModeTotals() for m in modes}
+        for i, problem in enumerate(problems):
+            prompt = chat_tokens(self.pair.small, [Message("user", problem.prompt)])
+            for mode in modes:
+                gen = self.engines[mode].generate(prompt, SamplingParams(), self.settings).run()
+                ok = self.checker(gen.text, problem.answer) if problem.answer is not None else None
+                totals[mode].add(gen.stats, ok, large_alone=mode == "large")
+                totals[mode].rss_mb, totals[mode].gpu_mb = peak_rss_mb(), gpu_memory_mb()
+                self.records += [_record(mode, i, e) for e in gen.events]
+            if progress:
+                progress(i + 1, len(problems))
+        return totals
+
+    def ideal_parts(self, problem: Problem, catch_up: float, repeats: int = 20) -> dict[str, float]:
+        """Median seconds of one small step, one router decision and one large call of
+        round(catch_up) tokens, each measured alone after `problem`'s prompt."""
+        small, large = self.pair.small, self.pair.large
+        prompt = chat_tokens(small, [Message("user", problem.prompt)])
+        k = max(1, round(catch_up))
+        need_hidden = self.router.needs_hidden
+        small.truncate(0)
+        out = small.decode(prompt, hidden=need_hidden)
+        token = int(out.logits[: self.pair.n_shared].argmax())
+        t_small = _median_time(lambda: (small.decode([token], hidden=need_hidden), small.truncate(len(prompt))), repeats)
+        step = Step(out.logits[: self.pair.n_shared], out.hidden, token, small.embedding_row)
+        t_router = _median_time(lambda: self.router.decide(step), repeats * 5)
+        large.truncate(0)
+        large.decode(prompt[:-1])
+        extra = (prompt[-1:] + [token] * k)[:k]
+        t_large = _median_time(lambda: (large.decode(extra), large.truncate(len(prompt) - 1)), repeats)
+        return {"t_small_step_s": t_small, "t_router_s": t_router, "t_large_call_s": t_large, "catch_up_k": k}
+
+
+def ideal_tokens_per_s(parts: dict[str, float], share: float) -> float:
+    return 1.0 / (parts["t_small_step_s"] + parts["t_router_s"] + share * parts["t_large_call_s"])
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = perf_counter()
+        fn()
+        times.append(perf_counter() - t)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory (VmHWM) in MB, where /proc exists."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def gpu_memory_mb() -> float | None:
+    """Used GPU memory summed over GPUs (nvidia-smi), or None without an NVIDIA GPU."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return float(sum(float(x) for x in out.split()))
+    except (subprocess.SubprocessError, ValueError, OSError):
+        return None

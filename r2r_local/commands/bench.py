@@ -1,0 +1,192 @@
+"""`r2r bench`: small-only, large-only and routed decoding side by side, with the ideal speed."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from r2r_local.commands import add_model_flags, model_specs, versions
+from r2r_local.config import as_dict
+from r2r_local.errors import ConfigError
+
+HELP_FIELDS = """\
+output fields (per mode in --json "modes"; the table shows the main ones):
+  accuracy             share of problems whose final answer (the last integer of the answer,
+                       think section excluded) equals the expected one; null without answers
+  n_problems           prompts run in this mode
+  n_tokens             generated tokens, all prompts together
+  tokens_per_s         n_tokens / decode time (decode = after the small model read the prompt;
+                       the large model's catch-ups, prompt included, are inside it)
+  median_tokens_per_s  median over prompts of each generation's tokens/s
+  large_share          share of tokens chosen by the large model (0 for small, 1 for large)
+  large_calls          large-model calls; mean_catch_up: tokens evaluated per call
+  ms_small_per_token   small-model decode time per generated token (ms); likewise
+  ms_router_per_token  the router with its features, ms_large_per_token the large model's
+  ms_other_per_token   catch-ups, and ms_other_per_token sampling, text and the loop itself
+  peak_rss_mb          the process's peak resident memory after this mode (VmHWM, MB)
+  gpu_mem_mb           GPU memory in use after this mode (nvidia-smi), null without a GPU
+r2r only:
+  ideal_tokens_per_s   1 / (t_small_step + t_router + large_share x t_large_call), each term
+                       measured alone in the same run; t_large_call at the mean catch-up length
+  efficiency           tokens_per_s / ideal_tokens_per_s
+  speedup_vs_large     r2r tokens_per_s / large tokens_per_s
+  ideal_parts          the measured terms (seconds) and the catch-up length k
+--out DIR writes bench.json (the same document), tokens.csv (one row per generated token:
+mode, problem, index, id, source, p, t_small, t_router, t_large, caught_up) and, when
+matplotlib is installed, share_along_answer.png (large-model share by token position)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure small-only, large-only and routed decoding side by side",
+                       description="Run small-only, large-only and R2R on the same prompts (greedy, same max "
+                                   "tokens, interleaved) and report speed, large-model share and accuracy.",
+                       epilog=HELP_FIELDS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_flags(p)
+    p.add_argument("--router", default="random:0.12", metavar="ROUTER",
+                   help="router of the r2r mode: slm | llm | random:P | entropy:T | path.onnx (default %(default)s)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--prompts", metavar="FILE", help="prompts, one per line")
+    src.add_argument("--problems", metavar="FILE.jsonl", help='checkable problems: {"prompt": str, "answer": str} per line')
+    p.add_argument("--n", type=int, default=None, metavar="N", help="use the first N prompts/problems")
+    p.add_argument("--max-tokens", type=int, default=128, metavar="N", help="per generation (default %(default)s)")
+    p.add_argument("--modes", default="small,large,r2r", help="comma-separated subset of small,large,r2r")
+    p.add_argument("--seed", type=int, default=0, help="seed of random routers")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    p.add_argument("--out", metavar="DIR", help="also write bench.json, tokens.csv and plots here")
+    p.set_defaults(func=run)
+
+
+def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
+    from r2r_local.bench import DEFAULT_PROMPTS, Problem, load_problems, load_prompts
+
+    if args.problems:
+        problems, source = load_problems(args.problems), args.problems
+    elif args.prompts:
+        problems, source = load_prompts(args.prompts), args.prompts
+    else:
+        problems, source = [Problem(p) for p in DEFAULT_PROMPTS], "built-in prompts"
+    if args.n is not None:
+        if args.n < 1:
+            raise ConfigError(f"--n must be >= 1, got {args.n}")
+        problems = problems[: args.n]
+    return problems, source
+
+
+def run(args: argparse.Namespace) -> int:
+    from r2r_local.bench import MODES, Bench, ideal_tokens_per_s
+    from r2r_local.pair import load_pair
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got '{args.modes}'")
+    if args.max_tokens < 1:
+        raise ConfigError(f"--max-tokens must be >= 1, got {args.max_tokens}")
+    problems, source = _problems(args)
+    small_spec, large_spec = model_specs(args)
+    pair = load_pair(small_spec, large_spec)
+    try:
+        router = pair.router(args.router, seed=args.seed)
+        bench = Bench(pair, router, max_tokens=args.max_tokens)
+        bench.run(problems[:1], modes)  # warm-up: pages the weights in; not counted
+        bench.records.clear()
+        totals = bench.run(problems, modes, progress=_progress)
+        report = {m: totals[m].summary() for m in modes}
+        if "r2r" in report:
+            r = report["r2r"]
+            parts = bench.ideal_parts(problems[0], r["mean_catch_up"])
+            r["ideal_tokens_per_s"] = ideal_tokens_per_s(parts, r["large_share"])
+            r["efficiency"] = r["tokens_per_s"] / r["ideal_tokens_per_s"]
+            r["ideal_parts"] = parts
+            if "large" in report and report["large"]["tokens_per_s"]:
+                r["speedup_vs_large"] = r["tokens_per_s"] / report["large"]["tokens_per_s"]
+        doc = {"modes": report, "config": {
+            "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
+            "threshold": router.threshold, "problems": source, "n_problems": len(problems),
+            "max_tokens": args.max_tokens, "sampling": "greedy", "params_small": pair.small.n_params,
+            "params_large": pair.large.n_params, "versions": versions()}}
+    finally:
+        pair.close()
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(_table(doc))
+    if args.out:
+        _write_out(Path(args.out), doc, bench.records)
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rbench: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _table(doc: dict[str, Any]) -> str:
+    cols = [("accuracy", "accuracy", ".3f"), ("tok/s", "tokens_per_s", ".2f"), ("share", "large_share", ".3f"),
+            ("calls", "large_calls", "d"), ("catch-up", "mean_catch_up", ".2f"), ("small ms", "ms_small_per_token", ".2f"),
+            ("router ms", "ms_router_per_token", ".3f"), ("large ms", "ms_large_per_token", ".2f"),
+            ("other ms", "ms_other_per_token", ".3f"), ("peak RSS MB", "peak_rss_mb", ".0f")]
+    lines = [f"{'mode':<7}" + "".join(f"{c[0]:>12}" for c in cols)]
+    for mode, row in doc["modes"].items():
+        lines.append(f"{mode:<7}" + "".join(f"{_fmt(row.get(key), spec):>12}" for _, key, spec in cols))
+    r = doc["modes"].get("r2r")
+    if r and "ideal_tokens_per_s" in r:
+        p = r["ideal_parts"]
+        lines.append(f"r2r ideal {r['ideal_tokens_per_s']:.2f} tok/s (small step {1000 * p['t_small_step_s']:.2f} ms, "
+                     f"router {1000 * p['t_router_s']:.3f} ms, large call of {p['catch_up_k']} tokens "
+                     f"{1000 * p['t_large_call_s']:.2f} ms): efficiency {r['efficiency']:.2f}")
+        if "speedup_vs_large" in r:
+            lines.append(f"r2r speedup over large-only: {r['speedup_vs_large']:.2f}x")
+    c = doc["config"]
+    lines.append(f"router {c['router']}, {c['n_problems']} prompts from {c['problems']}, max {c['max_tokens']} tokens, greedy")
+    return "\n".join(lines)
+
+
+def _write_out(out: Path, doc: dict[str, Any], records: list[Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(doc, indent=2))
+    with (out / "tokens.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(records[0]).keys()) if records else ["mode"])
+        writer.writeheader()
+        for r in records:
+            writer.writerow(asdict(r))
+    written = ["bench.json", "tokens.csv"]
+    if _plot_share(out / "share_along_answer.png", records):
+        written.append("share_along_answer.png")
+    print(f"bench: wrote {', '.join(str(out / w) for w in written)}", file=sys.stderr)
+
+
+def _plot_share(path: Path, records: list[Any]) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: matplotlib is not installed, no plot written (pip install 'r2r-local[plots]')", file=sys.stderr)
+        return False
+    routed = [r for r in records if r.mode == "r2r"]
+    if not routed:
+        return False
+    n = max(r.index for r in routed) + 1
+    hits, seen = [0] * n, [0] * n
+    for r in routed:
+        seen[r.index] += 1
+        hits[r.index] += r.source == "large"
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(range(n), [h / s if s else 0 for h, s in zip(hits, seen)], lw=1)
+    ax.set_xlabel("token position in the answer")
+    ax.set_ylabel("large-model share")
+    ax.set_title("Large-model share along the answer (r2r mode, all prompts)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
