@@ -49,6 +49,8 @@ def run_llama_cpp_python(llm, tokens: list[int], n: int) -> tuple[float, float, 
 
 def run_engine(pair, router: str, tokens: list[int], n: int) -> tuple[float, float, int, dict]:
     engine = pair.engine(pair.router(router, seed=0))
+    pair.small.truncate(0)  # like llm.reset(): no prompt reuse from the previous round
+    pair.large.truncate(0)
     start = time.perf_counter()
     first = None
     gen = engine.generate(tokens, SamplingParams(), GenerationSettings(max_tokens=n))
