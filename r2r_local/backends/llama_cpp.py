@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -74,6 +75,16 @@ def _last_error(default: str) -> str:
     if reason.startswith("failed to read"):
         reason += " (the file is truncated or corrupt)"
     return reason
+
+
+@dataclass(frozen=True)
+class PositionOutputs:
+    """Outputs at every evaluated position: argmax int64 [n], topk float32 [n,k] (descending),
+    hidden float32 [n,d]."""
+
+    argmax: np.ndarray
+    topk: np.ndarray
+    hidden: np.ndarray
 
 
 class LlamaCppBackend:
@@ -217,6 +228,32 @@ class LlamaCppBackend:
             self._set_embeddings(True)
             self._run(last, output_last=True)
         return self._read_output(hidden)
+
+    def decode_positions(self, tokens: Sequence[int], topk: int = 100) -> "PositionOutputs":
+        """Evaluate `tokens` (appended at n_past) with an output at *every* position, as the
+        labelling pipeline needs: per position the argmax, the top-k raw logits (descending) and
+        the final hidden state. Runs in chunks of n_batch so only one chunk's logits are ever held.
+        """
+        if not self._want_hidden:
+            raise ValueError("this backend was loaded without hidden-state output")
+        if self.n_past + len(tokens) > self.n_ctx:
+            raise PromptTooLongError(f"{self.role} model: {self.n_past + len(tokens)} tokens do not fit the context of {self.n_ctx}")
+        from r2r_local.router.features import topk_logits
+
+        n = len(tokens)
+        argmax = np.empty(n, dtype=np.int64)
+        top = np.empty((n, topk), dtype=np.float32)
+        hidden = np.empty((n, self.n_embd), dtype=np.float32)
+        self._set_embeddings(True)  # embeddings on: llama.cpp outputs every token of the batch
+        for start in range(0, n, self._n_batch):
+            chunk = list(tokens[start : start + self._n_batch])
+            self._run(chunk, output_last=True)
+            for j in range(len(chunk)):
+                logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, j), shape=(self.n_vocab,))
+                argmax[start + j] = int(np.argmax(logits))
+                top[start + j] = topk_logits(logits, topk)
+                hidden[start + j] = np.ctypeslib.as_array(C.llama_get_embeddings_ith(self._ctx, j), shape=(self.n_embd,))
+        return PositionOutputs(argmax, top, hidden)
 
     def _set_embeddings(self, on: bool) -> None:
         if self._want_hidden and self._embeddings_on != on:
