@@ -52,3 +52,17 @@ def copy_with_vocab(
     writer.write_tensors_to_file()
     writer.close()
     return dst
+
+
+def requantize(src: Path, dst: Path, ftype: str = "Q2_K") -> Path:
+    """A degraded copy of a GGUF through llama.cpp's own quantizer: a 'small' model that shares
+    the vocabulary yet disagrees with the original at some tokens."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
+    params.allow_requantize = True
+    params.nthread = 1
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) != 0:
+        raise RuntimeError(f"quantizing {src} failed")
+    return dst

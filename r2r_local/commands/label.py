@@ -1,0 +1,104 @@
+"""`r2r label`: divergence labels for training a router (resumable, sharded)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from r2r_local.commands import add_model_flags, model_specs, versions
+from r2r_local.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("label", help="label where the small model's tokens change the large model's path",
+                       description="Let the large model answer the prompts, teacher-force the small model over "
+                                   "the answers, continue the large model after every mismatch and let a verifier "
+                                   "decide whether the path diverges. Writes one shard per prompt into --out; "
+                                   "a rerun with the same settings continues where it stopped.")
+    add_model_flags(p)
+    p.add_argument("--prompts", required=True, metavar="FILE",
+                   help='prompts, one per line, or JSON lines {"prompt": ..., "answer": ...} (.jsonl)')
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (shards, manifest, summary)")
+    p.add_argument("--verifier", default="judge", metavar="V",
+                   help="exact (compare final answers) | judge (the large model as LLM judge) | judge:PATH.gguf")
+    p.add_argument("--max-tokens", type=int, default=512, metavar="N", help="longest answer (default %(default)s)")
+    p.add_argument("--continuation-tokens", type=int, default=32, metavar="N",
+                   help="judge mode: continue until a sentence ends or N tokens (default %(default)s)")
+    p.add_argument("--n", type=int, default=None, metavar="N", help="label only the first N prompts")
+    p.set_defaults(func=run)
+
+
+def _prompts(path: str, n: int | None) -> list[str]:
+    from r2r_local.bench import load_problems, load_prompts
+
+    problems = load_problems(path) if path.endswith(".jsonl") else load_prompts(path)
+    return [p.prompt for p in problems[:n] if n is None or n > 0]
+
+
+def make_verifier(spec: str, pair, extract=None):  # type: ignore[no-untyped-def]
+    from r2r_local.labeling import ExactAnswerVerifier, LlmJudgeVerifier
+
+    if spec == "exact":
+        from r2r_local.bench import last_number
+
+        return ExactAnswerVerifier(extract or last_number)
+    if spec == "judge":
+        return LlmJudgeVerifier(pair.large)
+    if spec.startswith("judge:"):
+        from r2r_local.backends.llama_cpp import LlamaCppBackend
+        from r2r_local.config import ModelSpec
+
+        return LlmJudgeVerifier(LlamaCppBackend(ModelSpec(spec[6:], n_ctx=pair.large.n_ctx, role="judge")))
+    raise ConfigError(f"unknown verifier '{spec}': expected exact, judge or judge:PATH.gguf")
+
+
+def run(args: argparse.Namespace) -> int:
+    from r2r_local.labeling import Labeller, LabelSummary, ShardStore
+    from r2r_local.pair import load_pair
+
+    if args.max_tokens < 1 or args.continuation_tokens < 1:
+        raise ConfigError("--max-tokens and --continuation-tokens must be >= 1")
+    prompts = _prompts(args.prompts, args.n)
+    small_spec, large_spec = model_specs(args)
+    pair = load_pair(small_spec, large_spec)
+    try:
+        verifier = make_verifier(args.verifier, pair, getattr(args, "extract", None))
+        store = ShardStore(args.out)
+        config = {"small": str(Path(small_spec.path).resolve()), "large": str(Path(large_spec.path).resolve()),
+                  "small_vocab_hash": pair.small_vocab_hash, "n_embd": pair.small.n_embd, "topk": 100,
+                  "prompts": str(Path(args.prompts).resolve()), "verifier": args.verifier,
+                  "max_tokens": args.max_tokens, "continuation_tokens": args.continuation_tokens}
+        done = store.open(config)
+        labeller = Labeller(pair, verifier, max_answer_tokens=args.max_tokens,
+                            continuation_tokens=args.continuation_tokens)
+        total, start = LabelSummary(), time.perf_counter()
+        todo = [i for i in range(len(prompts)) if i not in done]
+        if done:
+            print(f"label: {len(done)} of {len(prompts)} prompts already labelled in {args.out}, continuing",
+                  file=sys.stderr)
+        for k, i in enumerate(todo, 1):
+            result = labeller.label(prompts[i])
+            store.write(i, result.arrays, result.records)
+            total.add(result.summary)
+            print(f"\rlabel: {len(done) + k}/{len(prompts)} prompts, {total.tokens} tokens, "
+                  f"{total.mismatches} mismatches, {total.divergent} divergent", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        summary = _summarise(store) | {"seconds_this_run": time.perf_counter() - start, "versions": versions()}
+        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    finally:
+        pair.close()
+    return 0
+
+
+def _summarise(store) -> dict:  # type: ignore[no-untyped-def]
+    from r2r_local.labeling import LabelSummary
+
+    s = LabelSummary()
+    for _, shard in store.shards():
+        s.add(LabelSummary(1, len(shard["label"]), int(shard["mismatch"].sum()), int(shard["label"].sum())))
+    return s.as_dict()

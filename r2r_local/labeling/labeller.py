@@ -1,0 +1,110 @@
+"""The labelling loop over one loaded pair (see the package docstring for the steps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from r2r_local.chat import Message, Utf8Stream, chat_tokens
+from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.engine import Engine
+from r2r_local.labeling.verifiers import Continuations, Verifier
+from r2r_local.pair import LoadedPair
+from r2r_local.router.baselines import SmallOnly
+
+SENTENCE_ENDS = ("\n", ". ", "? ", "! ")
+
+
+@dataclass
+class LabelSummary:
+    prompts: int = 0
+    tokens: int = 0
+    mismatches: int = 0
+    divergent: int = 0
+
+    def add(self, other: "LabelSummary") -> None:
+        self.prompts += other.prompts
+        self.tokens += other.tokens
+        self.mismatches += other.mismatches
+        self.divergent += other.divergent
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prompts": self.prompts, "tokens": self.tokens, "mismatches": self.mismatches,
+                "divergent": self.divergent,
+                "mismatch_share": self.mismatches / self.tokens if self.tokens else 0.0,
+                "divergent_share": self.divergent / self.tokens if self.tokens else 0.0}
+
+
+@dataclass
+class Labelled:
+    arrays: dict[str, np.ndarray]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    summary: LabelSummary = field(default_factory=LabelSummary)
+
+
+class Labeller:
+    """Labels prompts with one pair. The large model runs alone through an Engine whose router
+    never escalates, so the KV prefix of the answer is reused by every continuation."""
+
+    def __init__(self, pair: LoadedPair, verifier: Verifier, *, max_answer_tokens: int = 512,
+                 continuation_tokens: int = 32) -> None:
+        self.pair, self.verifier = pair, verifier
+        self.max_answer_tokens = max_answer_tokens
+        self.continuation_tokens = continuation_tokens
+        self.large_alone = Engine(pair.large, pair.large, SmallOnly(), n_shared=pair.n_shared)
+
+    def _text(self, tokens: Any) -> str:
+        stream = Utf8Stream()
+        return "".join(stream.feed(self.pair.large.token_bytes(int(t))) for t in tokens) + stream.flush()
+
+    def label(self, prompt: str) -> Labelled:
+        small, greedy = self.pair.small, SamplingParams()
+        prompt_tokens = chat_tokens(small, [Message("user", prompt)])
+        answer_gen = self.large_alone.generate(prompt_tokens, greedy, GenerationSettings(self.max_answer_tokens)).run()
+        answer = np.array([e.id for e in answer_gen.events], dtype=np.int64)
+        summary = LabelSummary(prompts=1, tokens=len(answer))
+        d = small.n_embd
+        if len(answer) == 0:
+            empty = {"small_token": answer, "large_token": answer, "mismatch": answer.astype(bool),
+                     "label": answer.astype(np.int8), "hidden": np.zeros((0, d), np.float16),
+                     "topk": np.zeros((0, 100), np.float32)}
+            return Labelled(empty, [], summary)
+        small.truncate(0)
+        if len(prompt_tokens) > 1:
+            small.decode(prompt_tokens[:-1])
+        outs = small.decode_positions([prompt_tokens[-1], *answer[:-1].tolist()])
+        mismatch = outs.argmax != answer
+        labels = np.zeros(len(answer), dtype=np.int8)
+        records = []
+        for i in np.flatnonzero(mismatch):
+            verdict, record = self._judge(prompt_tokens, answer, int(i), int(outs.argmax[i]))
+            labels[i] = verdict
+            records.append(record)
+        summary.mismatches, summary.divergent = int(mismatch.sum()), int(labels.sum())
+        arrays = {"small_token": outs.argmax, "large_token": answer, "mismatch": mismatch, "label": labels,
+                  "hidden": outs.hidden.astype(np.float16), "topk": outs.topk}
+        return Labelled(arrays, records, summary)
+
+    def _judge(self, prompt_tokens: list[int], answer: np.ndarray, i: int, alt: int) -> tuple[int, dict[str, Any]]:
+        full = self.verifier.needs_full_answer
+        budget = self.max_answer_tokens - i + 16 if full else self.continuation_tokens
+        stops = () if full else SENTENCE_ENDS
+        prefix = [*prompt_tokens, *answer[:i].tolist()]
+        cont = self.large_alone.generate([*prefix, alt], SamplingParams(), GenerationSettings(max(1, budget), stops)).run()
+        alternative = self._text([alt]) + cont.text
+        own = self._text(answer[i:] if full else answer[i : i + 1 + self.continuation_tokens])
+        if not full:
+            own = _first_sentence(own)
+        c = Continuations(self._text(answer[:i]), own, alternative)
+        verdict = int(self.verifier.diverges(c))
+        return verdict, {"position": i, "large_token": int(answer[i]), "small_token": alt,
+                         "prefix_tail": c.prefix[-80:], "own": c.own[:200], "alternative": c.alternative[:200],
+                         "label": verdict}
+
+
+def _first_sentence(text: str) -> str:
+    cuts = [text.find(s, 1) for s in SENTENCE_ENDS]
+    cuts = [c for c in cuts if c > 0]
+    return text[: min(cuts)] if cuts else text
