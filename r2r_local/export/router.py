@@ -1,0 +1,93 @@
+"""Router checkpoint (reference format, ours or the published one) -> ONNX + JSON sidecar.
+
+The ONNX file follows the runtime contract (r2r_local/router/onnx.py): inputs `hidden` [B,d],
+`token_embedding` [B,d], `topk_logits` [B,100] float32, output `logit` [B,1], batch dynamic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from r2r_local.errors import RouterError
+from r2r_local.router.onnx import INPUTS, OUTPUT, SIDECAR_FORMAT, sidecar_path
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    onnx_path: Path
+    sidecar_path: Path
+    max_abs_diff: float
+    n_params: int
+    bytes: int
+
+
+def export_router(checkpoint: str | Path, out: str | Path, *, fp16: bool = False,
+                  small_model: dict[str, Any] | None = None, check_batch: int = 16, seed: int = 0) -> ExportResult:
+    """Export, then check onnxruntime against PyTorch on random inputs (max abs diff of the logit)."""
+    import torch
+
+    from r2r_local.train.router_net import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    net, d = ckpt.net, ckpt.net.shape.hidden_states_size
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise RouterError(f"router output {out}: the file name must end in .onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = net.half() if fp16 else net.float()
+    dtype = torch.float16 if fp16 else torch.float32
+    example = tuple(torch.zeros(2, n, dtype=dtype) for n in (d, d, net.shape.logits_size))
+    wrapped = _Float32Io(model, dtype)
+    torch.onnx.export(wrapped, tuple(x.float() for x in example), str(out), input_names=list(INPUTS),
+                      output_names=[OUTPUT], dynamic_axes={n: {0: "batch"} for n in (*INPUTS, OUTPUT)},
+                      opset_version=17, dynamo=False)
+    diff = _check(out, net.float(), d, net.shape.logits_size, check_batch, seed)
+    meta = {
+        "format": SIDECAR_FORMAT, "version": 1, "threshold": ckpt.threshold, "recall_target": ckpt.recall_target,
+        "d": d, "topk": net.shape.logits_size, "small_model": small_model or ckpt.small_model,
+        "precision": "fp16" if fp16 else "fp32",
+        "provenance": {"checkpoint": str(Path(checkpoint).resolve()), **ckpt.provenance,
+                       "onnx_vs_torch_max_abs_diff": diff},
+    }
+    side = sidecar_path(out)
+    side.write_text(json.dumps(meta, indent=2))
+    n_params = sum(p.numel() for p in net.parameters())
+    return ExportResult(out, side, diff, n_params, out.stat().st_size)
+
+
+class _Float32Io:
+    """Keeps the ONNX interface float32 even when the weights are fp16."""
+
+    def __new__(cls, model: Any, dtype: Any) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, hidden, token_embedding, topk_logits):  # type: ignore[no-untyped-def]
+                logit = self.model(hidden.to(dtype), token_embedding.to(dtype), topk_logits.to(dtype))
+                return logit.float()
+
+        return Wrapper().eval()
+
+
+def _check(path: Path, net: Any, d: int, k: int, batch: int, seed: int) -> float:
+    import onnxruntime as ort
+    import torch
+
+    rng = np.random.default_rng(seed)
+    feeds = {"hidden": rng.normal(size=(batch, d)), "token_embedding": rng.normal(size=(batch, d)) * 0.05,
+             "topk_logits": -np.sort(-rng.normal(size=(batch, k)) * 3, axis=1)}
+    feeds = {n: v.astype(np.float32) for n, v in feeds.items()}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run([OUTPUT], feeds)
+    with torch.no_grad():
+        want = net(*(torch.from_numpy(feeds[n]) for n in INPUTS)).numpy()
+    return float(np.abs(got - want).max())

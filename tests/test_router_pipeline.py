@@ -1,0 +1,134 @@
+"""Router network, checkpoints (reference format), training and ONNX export (needs torch)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from r2r_local.errors import RouterError  # noqa: E402
+from r2r_local.export.router import export_router  # noqa: E402
+from r2r_local.labeling.shards import ShardStore  # noqa: E402
+from r2r_local.router import parse_router  # noqa: E402
+from r2r_local.train.router_net import RouterNet, RouterShape, load_checkpoint, save_checkpoint  # noqa: E402
+
+
+def test_reference_size_is_56_3m_parameters():
+    net = RouterNet(RouterShape())
+    n = sum(p.numel() for p in net.parameters())
+    assert round(n / 1e6, 1) == 56.3
+    keys = set(net.state_dict())
+    assert {"logits_projection.weight", "combined_projection.bias", "backbone.input_projection.weight",
+            "backbone.blocks.5.layer_norm.weight", "backbone.blocks.0.mlp.0.weight", "backbone.blocks.0.mlp.3.bias",
+            "backbone.output_layer.0.weight", "backbone.output_layer.1.bias"} <= keys
+    assert not any("dim_change" in k for k in keys)  # all blocks keep 1024
+    assert "backbone.blocks.1.dim_change.weight" in RouterNet(RouterShape(hidden_dims=(64, 32))).state_dict()
+
+
+def _reference_style_checkpoint(path, d=32, with_embeddings=True):
+    """A checkpoint written the way the reference code writes it: its own dict, normalize_input,
+    the embedding table still inside."""
+    shape = RouterShape(hidden_states_size=d, hidden_dims=(48, 32), normalize_input=True)
+    torch.manual_seed(3)
+    net = RouterNet(shape)
+    state = dict(net.state_dict())
+    if with_embeddings:
+        state["token_embeddings.weight"] = torch.randn(1000, d)
+    torch.save({"model_type": "HiddenStatesTokenLMHeadLogitsClassifier",
+                "init_args": {"hidden_states_size": d, "logits_size": 100, "hidden_dims": [48, 32],
+                              "expansion_factor": 4, "dropout_rate": 0.1, "normalize_input": True,
+                              "freeze_lm_head": True, "use_position_embedding": False,
+                              "pretrained_model_name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"},
+                "common_args": {"threshold": 0.3, "input_type": ["hidden_states", "token", "logits"]},
+                "model_specific_args": {}, "state_dict": state}, path)
+    return net
+
+
+@pytest.mark.parametrize("with_embeddings", [True, False])
+def test_reference_checkpoint_exports_and_agrees(tmp_path, with_embeddings):
+    net = _reference_style_checkpoint(tmp_path / "ref.pt", with_embeddings=with_embeddings)
+    res = export_router(tmp_path / "ref.pt", tmp_path / "ref.onnx")
+    assert res.max_abs_diff <= 1e-4
+    router = parse_router(str(tmp_path / "ref.onnx"), n_embd=32)
+    assert router.threshold == 0.3
+    rng = np.random.default_rng(0)
+    h, e, k = (rng.normal(size=(5, n)).astype(np.float32) for n in (32, 32, 100))
+    with torch.no_grad():
+        want = torch.sigmoid(net.eval()(*map(torch.from_numpy, (h, e, k)))).numpy().reshape(-1)
+    np.testing.assert_allclose(router.probabilities(h, e, k), want, atol=1e-5)
+
+
+def test_our_checkpoint_round_trips_and_exports_fp16(tmp_path):
+    net = RouterNet(RouterShape(hidden_states_size=16, hidden_dims=(32,)))
+    save_checkpoint(tmp_path / "r.pt", net, threshold=0.7, recall_target=0.95,
+                    small_model={"n_embd": 16, "vocab_hash": "abc"}, training={"note": "test"})
+    ckpt = load_checkpoint(tmp_path / "r.pt")
+    assert ckpt.threshold == 0.7 and ckpt.recall_target == 0.95 and ckpt.small_model["vocab_hash"] == "abc"
+    for name, t in net.state_dict().items():
+        assert torch.equal(t, ckpt.net.state_dict()[name])
+    assert export_router(tmp_path / "r.pt", tmp_path / "r32.onnx").max_abs_diff <= 1e-4
+    half = export_router(tmp_path / "r.pt", tmp_path / "r16.onnx", fp16=True)
+    assert half.max_abs_diff <= 5e-2 and half.bytes < (tmp_path / "r32.onnx").stat().st_size
+    meta = json.loads((tmp_path / "r16.json").read_text())
+    assert meta["precision"] == "fp16" and meta["small_model"]["vocab_hash"] == "abc" and meta["d"] == 16
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this would have run code",))
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    torch.save({"init_args": {}, "state_dict": _Evil()}, tmp_path / "evil.pt")  # as torch.save writes it
+    with pytest.raises(RouterError, match="refused, it contains objects that would run code"):
+        load_checkpoint(tmp_path / "evil.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RouterError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def _synthetic_labels(root, smollm2, n_prompts=12, n=200, seed=0):
+    """Shards whose label is a learnable function of the hidden state (d = SmolLM2's 576)."""
+    store = ShardStore(root)
+    store.open({"small": str(smollm2), "n_embd": 576, "small_vocab_hash": "x", "topk": 100})
+    rng = np.random.default_rng(seed)
+    for i in range(n_prompts):
+        hidden = rng.normal(size=(n, 576))
+        signal = rng.normal(size=n)
+        hidden[:, :32] += 3 * signal[:, None]  # a direction of the hidden state that predicts the label
+        hidden = hidden.astype(np.float16)
+        label = (signal > 1.5).astype(np.int8)
+        tokens = rng.integers(0, 49152, size=n)
+        store.write(i, {"small_token": tokens, "large_token": np.where(label == 1, tokens + 1, tokens),
+                        "mismatch": label.astype(bool), "label": label, "hidden": hidden,
+                        "topk": -np.sort(-rng.normal(size=(n, 100)), axis=1).astype(np.float32)}, [])
+
+
+@pytest.mark.parametrize("goal", [["--recall", "0.9"], ["--target-share", "0.2"]])
+def test_train_router_cli_learns_and_sets_the_threshold(tmp_path, smollm2, goal):
+    _synthetic_labels(tmp_path / "data", smollm2)
+    proc = subprocess.run([sys.executable, "-m", "r2r_local.cli", "train-router", "--data", str(tmp_path / "data"),
+                           "--out", str(tmp_path / "r.pt"), "--onnx", str(tmp_path / "r.onnx"), "--epochs", "12",
+                           "--hidden-dims", "64,64", *goal], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    v = report["validation"]
+    if goal[0] == "--recall":
+        assert v["recall"] >= 0.9
+    else:
+        assert abs(v["large_share"] - 0.2) < 0.02
+    base_rate = v["positives"] / v["positions"]
+    assert v["precision"] > 2 * base_rate  # far better than escalating at random
+    assert report["onnx"]["max_abs_diff"] <= 1e-4
+    assert parse_router(str(tmp_path / "r.onnx"), n_embd=576).threshold == pytest.approx(v["threshold"])
+
+
+def test_train_router_bad_data_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "r2r_local.cli", "train-router", "--data", str(tmp_path),
+                           "--out", str(tmp_path / "r.pt")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "no manifest.json" in proc.stderr and proc.stderr.count("\n") == 1
