@@ -14,11 +14,11 @@ import sys
 from typing import Sequence
 
 from r2r_local import __version__
-from r2r_local.commands import bench, generate, label, train_router
+from r2r_local.commands import bench, generate, label, threshold, train_router
 from r2r_local.errors import R2RError
 
 PROG = "r2r"
-COMMANDS = [generate, bench, label, train_router]
+COMMANDS = [generate, bench, label, train_router, threshold]
 
 
 class _Parser(argparse.ArgumentParser):

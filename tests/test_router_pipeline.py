@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 
 from r2r_local.errors import RouterError  # noqa: E402
 from r2r_local.export.router import export_router  # noqa: E402
-from r2r_local.labeling.shards import ShardStore  # noqa: E402
 from r2r_local.router import parse_router  # noqa: E402
 from r2r_local.train.router_net import RouterNet, RouterShape, load_checkpoint, save_checkpoint  # noqa: E402
+from label_files import synthetic_labels  # noqa: E402
 
 
 def test_reference_size_is_56_3m_parameters():
@@ -92,26 +92,9 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
 
 
-def _synthetic_labels(root, smollm2, n_prompts=12, n=200, seed=0):
-    """Shards whose label is a learnable function of the hidden state (d = SmolLM2's 576)."""
-    store = ShardStore(root)
-    store.open({"small": str(smollm2), "n_embd": 576, "small_vocab_hash": "x", "topk": 100})
-    rng = np.random.default_rng(seed)
-    for i in range(n_prompts):
-        hidden = rng.normal(size=(n, 576))
-        signal = rng.normal(size=n)
-        hidden[:, :32] += 3 * signal[:, None]  # a direction of the hidden state that predicts the label
-        hidden = hidden.astype(np.float16)
-        label = (signal > 1.5).astype(np.int8)
-        tokens = rng.integers(0, 49152, size=n)
-        store.write(i, {"small_token": tokens, "large_token": np.where(label == 1, tokens + 1, tokens),
-                        "mismatch": label.astype(bool), "label": label, "hidden": hidden,
-                        "topk": -np.sort(-rng.normal(size=(n, 100)), axis=1).astype(np.float32)}, [])
-
-
 @pytest.mark.parametrize("goal", [["--recall", "0.9"], ["--target-share", "0.2"]])
 def test_train_router_cli_learns_and_sets_the_threshold(tmp_path, smollm2, goal):
-    _synthetic_labels(tmp_path / "data", smollm2)
+    synthetic_labels(tmp_path / "data", smollm2)
     proc = subprocess.run([sys.executable, "-m", "r2r_local.cli", "train-router", "--data", str(tmp_path / "data"),
                            "--out", str(tmp_path / "r.pt"), "--onnx", str(tmp_path / "r.onnx"), "--epochs", "12",
                            "--hidden-dims", "64,64", *goal], capture_output=True, text=True, timeout=600)
