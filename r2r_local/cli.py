@@ -14,11 +14,11 @@ import sys
 from typing import Sequence
 
 from r2r_local import __version__
-from r2r_local.commands import generate
+from r2r_local.commands import doctor, generate, models
 from r2r_local.errors import R2RError
 
 PROG = "r2r"
-COMMANDS = [generate]
+COMMANDS = [generate, doctor, models]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -281,6 +281,28 @@ def load_pair_fitted(small: ModelSpec, large: ModelSpec, *, step: int = 4):
     return retry_fewer_layers(lambda n: load_pair(small, replace(large, n_gpu_layers=n)), start, step=step)
 
 
+def plan_for_machine(small_path: str, large_path: str, *, n_ctx: int, router: str | None = None,
+                     assume_free_bytes: int | None = None, small_gpu_layers: int | None = None,
+                     large_gpu_layers: int | None = None) -> FitPlan:
+    """plan_fit for this machine: the first GPU's free memory (or `assume_free_bytes`), and no GPU
+    at all when llama-cpp-python cannot offload (unless a figure is assumed)."""
+    from r2r_local.gpu import query_gpus
+
+    free = assume_free_bytes
+    if free is None:
+        from r2r_local.backends.llama_cpp import supports_gpu_offload
+
+        free = query_gpus().best_free_bytes if supports_gpu_offload() else None
+    return plan_fit(layout_from_gguf(small_path), layout_from_gguf(large_path), n_ctx=n_ctx, free_bytes=free,
+                    router_bytes=router_file_bytes(router), small_gpu_layers=small_gpu_layers,
+                    large_gpu_layers=large_gpu_layers)
+
+
+def config_layers(p: ModelPlan) -> int:
+    """A plan's layers as written in ModelSpec / the config file (-1 = every layer and the head)."""
+    return -1 if p.gpu_layers > p.n_layer else p.gpu_layers
+
+
 def router_file_bytes(router: str | None) -> int:
     """Bytes of a router given as an .onnx path (0 for built-in routers such as 'random:0.1')."""
     if router and router.endswith(".onnx") and Path(router).is_file():
