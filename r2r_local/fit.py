@@ -159,7 +159,7 @@ class FitPlan:
 
     def lines(self) -> list[str]:
         if self.free_bytes is None:
-            head = "no GPU found: both models on the CPU"
+            head = "no GPU found: both models on the CPU" if self.source == "no-gpu" else "no GPU found"
         else:
             head = (f"GPU: {self.free_bytes / GB:.1f} GB free, plan uses {self.gpu_bytes / GB:.1f} GB "
                     f"of {self.budget_bytes / GB:.1f} GB usable ({self.source})")
@@ -210,16 +210,20 @@ def plan_fit(small: ModelLayout, large: ModelLayout, *, n_ctx: int, free_bytes: 
     `*_gpu_layers` override the automatic choice (the plan then only reports). Raises FitError
     when a GPU is there but the small model and the router do not fit on it.
     """
-    if free_bytes is None:
+    flags = small_gpu_layers is not None or large_gpu_layers is not None
+    if free_bytes is None and not flags:
         return FitPlan(place(small, "small", 0, n_ctx), place(large, "large", 0, n_ctx), False,
                        router_bytes, None, 0, "no-gpu")
-    usable = budget(free_bytes)
+    usable = budget(free_bytes) if free_bytes is not None else 0
     router_gpu = router_bytes + ROUTER_RUNTIME_BYTES if router_bytes else 0
-    if small_gpu_layers is not None or large_gpu_layers is not None:
+    if flags:
         s = place(small, "small", -1 if small_gpu_layers is None else small_gpu_layers, n_ctx)
         l_ = place(large, "large", 0 if large_gpu_layers is None else large_gpu_layers, n_ctx)
-        plan = FitPlan(s, l_, bool(router_bytes), router_bytes, free_bytes, usable, "flags")
-        if plan.gpu_bytes > usable:
+        plan = FitPlan(s, l_, bool(router_bytes) and free_bytes is not None, router_bytes, free_bytes, usable,
+                       "flags")
+        if free_bytes is None:
+            plan = replace(plan, note="no GPU found: the layers asked for take effect only with a GPU")
+        elif plan.gpu_bytes > usable:
             plan = replace(plan, note=f"warning: the layers asked for need {plan.gpu_bytes / GB:.1f} GB, "
                                       f"more than the {usable / GB:.1f} GB usable; loading may fall back")
         return plan
