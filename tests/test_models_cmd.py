@@ -53,12 +53,17 @@ class FakeHub:
         return str(dest)
 
 
+def fake_hub_module(monkeypatch, download) -> None:
+    """huggingface_hub replaced by a module holding only `download` (the real one need not be installed)."""
+    module = types.ModuleType("huggingface_hub")
+    module.hf_hub_download = download
+    monkeypatch.setitem(sys.modules, "huggingface_hub", module)
+
+
 @pytest.fixture
 def hub(monkeypatch, smollm2):
-    import huggingface_hub
-
     fake = FakeHub({"small.gguf": smollm2, "large.gguf": smollm2, "default_router.pt": b"router checkpoint bytes"})
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    fake_hub_module(monkeypatch, fake)
     return fake
 
 
@@ -173,12 +178,10 @@ def test_pull_without_huggingface_hub_names_the_extra(capsys, dirs, smollm2, mon
 
 
 def test_pull_reports_a_failed_transfer_in_one_line(capsys, dirs, smollm2, monkeypatch):
-    import huggingface_hub
-
     def offline(*a, **k):
         raise ConnectionError("network unreachable")
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    fake_hub_module(monkeypatch, offline)
     monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
     rc, _, err = r2r(capsys, "models", "pull", "tiny")
     assert rc == 1 and "download of test/small/small.gguf failed: ConnectionError" in err
