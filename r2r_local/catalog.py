@@ -10,6 +10,7 @@ download; a published hash must match, an unpublished one is recorded on first d
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -218,21 +219,34 @@ def fetch(f: KnownFile, progress: Progress | None = None) -> tuple[Path, str]:
     return path, verify(f, path, progress)
 
 
-def convert_router(checkpoint: Path, progress: Progress | None = None) -> Path | None:
-    """The published router checkpoint -> ONNX next to it, with r2r_local.export.router (issue 4).
-    Returns None, after saying why in one line, when that converter is not available."""
+def convert_router(checkpoint: Path, small: Path | None = None, progress: Progress | None = None) -> Path | None:
+    """The published router checkpoint -> ONNX next to it, with r2r_local.export.router (issue 4),
+    bound to `small`'s identity (n_embd, vocabulary hash) when given. Returns None, after saying
+    why in one line, when the converter or its `pipeline` extra (torch) is not installed."""
     out = checkpoint.with_suffix(".onnx")
     if out.is_file() and out.with_suffix(".json").is_file():
         return out
     try:
         from r2r_local.export.router import export_router
+
+        kwargs = {}
+        if small is not None and "small_model" in inspect.signature(export_router).parameters:
+            kwargs["small_model"] = small_identity(small)
+        export_router(checkpoint, out, **kwargs)
     except ImportError as e:
         if progress:
             progress(f"router: cannot convert {checkpoint.name} to ONNX here ({e}); it needs "
                      f"r2r_local.export.router and the 'pipeline' extra (pip install 'r2r-local[pipeline]')")
         return None
-    export_router(checkpoint, out)
     return out
+
+
+def small_identity(small: Path) -> dict[str, object]:
+    """What a router sidecar records about the small model it reads (DESIGN.md section 3)."""
+    from r2r_local.gguf_header import read_header
+    from r2r_local.vocab import vocab_hash
+
+    return {"n_embd": read_header(small).arch_int("embedding_length"), "vocab_hash": vocab_hash(vocab_entries(small))}
 
 
 def stderr_progress(msg: str) -> None:

@@ -117,14 +117,20 @@ def test_pull_dry_run_downloads_nothing(capsys, hub, dirs):
     assert not (dirs / "cfg" / "config.toml").exists()
 
 
-def test_pull_downloads_checks_and_writes_the_config(capsys, hub, dirs, smollm2, monkeypatch):
+@pytest.fixture
+def no_exporter(monkeypatch):
+    """As in a tree without issue 4's converter (or without its torch extra)."""
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", None)
+
+
+def test_pull_downloads_checks_and_writes_the_config(capsys, hub, dirs, smollm2, monkeypatch, no_exporter):
     monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
     rc, out, err = r2r(capsys, "models", "pull", "tiny", "--n-ctx", "1024")
     assert rc == 0, err
     assert hub.calls == [("test/small", "small.gguf", "0123456789abcdef"),
                          ("test/large", "large.gguf", "fedcba9876543210"), ("test/router", "default_router.pt", "main")]
     assert "small: " in err and "(verified)" in err and "(recorded)" in err
-    assert "cannot convert default_router.pt" in err  # issue 4's converter is not in this tree
+    assert "cannot convert default_router.pt" in err and "r2r-local[pipeline]" in err
     cfg = load_user_config()
     small_path = dirs / "data" / "models" / "test--small" / "small.gguf"
     assert cfg["small"] == str(small_path) and cfg["n_ctx"] == 1024 and "router" not in cfg
@@ -147,7 +153,7 @@ def test_pull_refuses_a_file_whose_hash_does_not_match(capsys, hub, dirs, smollm
     assert not (dirs / "cfg" / "config.toml").exists()
 
 
-def test_a_recorded_hash_guards_later_downloads(capsys, hub, dirs, smollm2, monkeypatch):
+def test_a_recorded_hash_guards_later_downloads(capsys, hub, dirs, smollm2, monkeypatch, no_exporter):
     monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
     assert r2r(capsys, "models", "pull", "tiny")[0] == 0
     (dirs / "data" / "models" / "test--router" / "default_router.pt").unlink()
@@ -157,7 +163,10 @@ def test_a_recorded_hash_guards_later_downloads(capsys, hub, dirs, smollm2, monk
 
 
 def test_pull_converts_the_router_when_the_exporter_exists(capsys, hub, dirs, smollm2, monkeypatch):
-    def export_router(checkpoint: Path, out: Path) -> None:  # stands in for issue 4's converter
+    seen = {}
+
+    def export_router(checkpoint: Path, out: Path, *, small_model: dict | None = None) -> None:
+        seen["small_model"] = small_model  # stands in for issue 4's converter
         linear_router(Path(out), 576)
 
     fake = types.ModuleType("r2r_local.export.router")
@@ -168,6 +177,21 @@ def test_pull_converts_the_router_when_the_exporter_exists(capsys, hub, dirs, sm
     rc, _, err = r2r(capsys, "models", "pull", "tiny")
     assert rc == 0, err
     assert load_user_config()["router"] == str(dirs / "data" / "models" / "test--router" / "default_router.onnx")
+    assert seen["small_model"]["n_embd"] == 576 and len(seen["small_model"]["vocab_hash"]) == 64
+
+
+def test_a_checkpoint_the_converter_rejects_is_one_line(capsys, hub, dirs, smollm2, monkeypatch):
+    from r2r_local.errors import RouterError
+
+    def export_router(checkpoint: Path, out: Path) -> None:
+        raise RouterError(f"router checkpoint {checkpoint}: not a readable PyTorch checkpoint")
+
+    fake = types.ModuleType("r2r_local.export.router")
+    fake.export_router = export_router
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", fake)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 1 and err.count("r2r: error") == 1 and "not a readable PyTorch checkpoint" in err
 
 
 def test_pull_without_huggingface_hub_names_the_extra(capsys, dirs, smollm2, monkeypatch):

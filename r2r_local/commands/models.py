@@ -143,7 +143,7 @@ def run_pull(args: argparse.Namespace) -> int:
     n_shared = check_pairing(got["small"], got["large"])
     router = None
     if "router" in got:
-        onnx = convert_router(got["router"], stderr_progress)
+        onnx = convert_router(got["router"], got["small"], stderr_progress)
         router = str(onnx) if onnx else None
         if router is None:
             stderr_progress("router: the config gets no router; add one later with r2r models add --router PATH")
