@@ -134,8 +134,6 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
     small, large = models.get("small"), models.get("large")
     if not small or not large or "error" in small or "error" in large:
         return None, []
-    if not offload and not assumed:
-        free_bytes = None  # a CPU-only build puts nothing on the GPU, whatever the card
     try:
         plan = plan_fit(layout_from_gguf(small["path"]), layout_from_gguf(large["path"]), n_ctx=n_ctx,
                         free_bytes=free_bytes, router_bytes=router_file_bytes(router))
@@ -144,7 +142,10 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
         fix = ("r2r models add --n-ctx 2048 ...  (a shorter context), or run on the CPU: "
                "--small-gpu-layers 0 --large-gpu-layers 0") if isinstance(e, FitError) else FIX_MODELS
         return {"n_ctx": n_ctx, "error": str(e), "assumed_free": assumed}, [Finding(sev, str(e), fix)]
-    return plan.as_dict() | {"n_ctx": n_ctx, "assumed_free": assumed}, []
+    out = plan.as_dict() | {"n_ctx": n_ctx, "assumed_free": assumed}
+    if not offload and free_bytes is not None:
+        out["lines"].append("this llama-cpp-python is a CPU-only build: the plan takes effect after its CUDA rebuild")
+    return out, []
 
 
 def diagnose(*, small: str | None = None, large: str | None = None, router: str | None = None,

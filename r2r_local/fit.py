@@ -18,10 +18,13 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from r2r_local.config import ModelSpec
 from r2r_local.errors import ModelLoadError, R2RError
+
+if TYPE_CHECKING:
+    from r2r_local.gguf_header import GGUFHeader
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class ModelLayout:
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
 
-def layout_from_header(header) -> ModelLayout:  # header: r2r_local.gguf_header.GGUFHeader
+def layout_from_header(header: GGUFHeader) -> ModelLayout:
     """Per-layer bytes and KV cost; raises ModelLoadError when the architecture keys are missing."""
     n_layer = header.arch_int("block_count")
     n_embd = header.arch_int("embedding_length")
