@@ -128,7 +128,8 @@ def check_models(small: str | None, large: str | None, router: str | None,
 
 
 def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes: int | None,
-              assumed: bool, offload: bool) -> tuple[dict[str, Any] | None, list[Finding]]:
+              assumed: bool, offload: bool, layers: tuple[int | None, int | None] = (None, None),
+              ) -> tuple[dict[str, Any] | None, list[Finding]]:
     from r2r_local.fit import FitError, layout_from_gguf, plan_fit, router_file_bytes
 
     small, large = models.get("small"), models.get("large")
@@ -136,7 +137,8 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
         return None, []
     try:
         plan = plan_fit(layout_from_gguf(small["path"]), layout_from_gguf(large["path"]), n_ctx=n_ctx,
-                        free_bytes=free_bytes, router_bytes=router_file_bytes(router))
+                        free_bytes=free_bytes, router_bytes=router_file_bytes(router),
+                        small_gpu_layers=layers[0], large_gpu_layers=layers[1])
     except R2RError as e:
         sev = "problem"
         fix = ("r2r models add --n-ctx 2048 ...  (a shorter context), or run on the CPU: "
@@ -149,8 +151,10 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
 
 
 def diagnose(*, small: str | None = None, large: str | None = None, router: str | None = None,
-             n_ctx: int | None = None, assume_free_bytes: int | None = None) -> Report:
-    """Everything `r2r doctor` shows. Paths given here replace the configured ones."""
+             n_ctx: int | None = None, assume_free_bytes: int | None = None,
+             small_gpu_layers: int | None = None, large_gpu_layers: int | None = None) -> Report:
+    """Everything `r2r doctor` shows. Paths given here replace the configured ones; layer counts
+    given here are checked instead of the automatic plan."""
     from r2r_local.commands import versions
     from r2r_local.config import DEFAULT_N_CTX, config_path, load_user_config
     from r2r_local.gpu import query_gpus
@@ -179,6 +183,7 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     models, f = check_models(small, large, router, source)
     findings += f
     free = assume_free_bytes if assume_free_bytes is not None else gq.best_free_bytes
-    fit, f = check_fit(models, router, n_ctx, free, assume_free_bytes is not None, llama["gpu_offload"])
+    fit, f = check_fit(models, router, n_ctx, free, assume_free_bytes is not None, llama["gpu_offload"],
+                       (small_gpu_layers, large_gpu_layers))
     findings += f
     return Report(versions(), llama, gpus, ort, models, fit, findings)

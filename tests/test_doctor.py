@@ -72,6 +72,14 @@ def test_fit_plan_for_the_r1_pair_on_an_assumed_card(tmp_path, r1_files):
     assert f"--large-gpu-layers {doc['fit']['large']['gpu_layers']}" in text
 
 
+def test_layer_flags_are_checked_against_the_card(tmp_path, r1_files):
+    small, large = r1_files
+    doc = json.loads(doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "12",
+                            "--large-gpu-layers", "-1", "--json").stdout)
+    assert doc["fit"]["source"] == "flags" and doc["fit"]["large"]["gpu_layers"] == 65
+    assert any(line.startswith("warning: the layers asked for need") for line in doc["fit"]["lines"])
+
+
 def test_a_card_too_small_is_a_problem_with_a_fix_not_a_crash(tmp_path, r1_files):
     small, large = r1_files
     proc = doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "1.5")

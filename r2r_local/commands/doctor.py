@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--router", metavar="ROUTER", help="router .onnx or built-in spec (default: configured)")
     p.add_argument("--n-ctx", type=int, default=None, metavar="N", help="context length for the plan "
                    "(default: configured, else 4096)")
+    p.add_argument("--small-gpu-layers", type=int, default=None, metavar="N",
+                   help="check these small-model GPU layers instead of the automatic plan (-1 = all)")
+    p.add_argument("--large-gpu-layers", type=int, default=None, metavar="N",
+                   help="check these large-model GPU layers instead of the automatic plan (-1 = all)")
     p.add_argument("--assume-free-gb", type=float, default=None, metavar="GB",
                    help="plan for a GPU with this much free memory (GB = 1e9 bytes) instead of the one found")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -39,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--assume-free-gb must be >= 0, got {args.assume_free_gb}")
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
     report = diagnose(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
-                      assume_free_bytes=free)
+                      assume_free_bytes=free, small_gpu_layers=args.small_gpu_layers,
+                      large_gpu_layers=args.large_gpu_layers)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
