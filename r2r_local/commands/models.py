@@ -121,6 +121,10 @@ def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
         print(f"  {key} = {value}")
 
 
+_CHECK_WORDS = {"cached": ": verified earlier, unchanged since", "verified": ": sha256 matches the published hash",
+                "recorded": ": no published sha256, this download's hash is recorded and later ones must match"}
+
+
 # --- pull --------------------------------------------------------------------------------------
 
 def run_pull(args: argparse.Namespace) -> int:
@@ -139,7 +143,7 @@ def run_pull(args: argparse.Namespace) -> int:
     checks: dict[str, str] = {}
     for role, f in files:
         got[role], checks[role] = fetch(f, stderr_progress)
-        stderr_progress(f"{role}: {got[role]} ({checks[role]})")
+        stderr_progress(f"{role}: {got[role]} ({checks[role]}{_CHECK_WORDS[checks[role]]})")
     n_shared = check_pairing(got["small"], got["large"])
     router = None
     if "router" in got:
