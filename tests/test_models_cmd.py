@@ -129,7 +129,7 @@ def test_pull_downloads_checks_and_writes_the_config(capsys, hub, dirs, smollm2,
     assert rc == 0, err
     assert hub.calls == [("test/small", "small.gguf", "0123456789abcdef"),
                          ("test/large", "large.gguf", "fedcba9876543210"), ("test/router", "default_router.pt", "main")]
-    assert "small: " in err and "(verified)" in err and "(recorded)" in err
+    assert "small: " in err and "(verified: sha256 matches" in err and "(recorded: no published sha256" in err
     assert "cannot convert default_router.pt" in err and "r2r-local[pipeline]" in err
     cfg = load_user_config()
     small_path = dirs / "data" / "models" / "test--small" / "small.gguf"
@@ -141,7 +141,7 @@ def test_pull_downloads_checks_and_writes_the_config(capsys, hub, dirs, smollm2,
     # a second pull finds verified copies and downloads nothing
     hub.calls.clear()
     rc, _, err = r2r(capsys, "models", "pull", "tiny")
-    assert rc == 0 and hub.calls == [] and "(cached)" in err
+    assert rc == 0 and hub.calls == [] and "(cached: verified earlier" in err
 
 
 def test_pull_refuses_a_file_whose_hash_does_not_match(capsys, hub, dirs, smollm2, monkeypatch):
