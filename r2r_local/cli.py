@@ -14,11 +14,11 @@ import sys
 from typing import Sequence
 
 from r2r_local import __version__
-from r2r_local.commands import bench, generate, label, threshold, train_router
+from r2r_local.commands import bench, doctor, generate, label, models, threshold, train_router
 from r2r_local.errors import R2RError
 
 PROG = "r2r"
-COMMANDS = [generate, bench, label, train_router, threshold]
+COMMANDS = [generate, bench, label, train_router, threshold, doctor, models]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,186 @@
+"""`r2r models list|pull|add`: set up the model pair that `r2r-chat` uses.
+
+`pull` downloads a known pair (models/known_models.toml) with sha256 checks, converts the
+published router to ONNX when the converter is available, plans the GPU fit and writes the
+[models] table of the config file. `add` does the same for files already on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from r2r_local.config import DEFAULT_N_CTX, ModelSpec, load_user_config, write_user_config
+from r2r_local.errors import ConfigError
+
+GB = 1e9
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list, download or register the model pair used by r2r-chat",
+                       description="Set up the small/large pair (and router) that r2r-chat reads from the "
+                                   "[models] table of the config file (r2r doctor shows where it is).")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", parser_class=type(p))
+    ls = msub.add_parser("list", help="known pairs, their files and whether they are downloaded")
+    ls.add_argument("--json", action="store_true", help="print one JSON document")
+    ls.set_defaults(func=run_list)
+
+    pull = msub.add_parser("pull", help="download a known pair (huggingface_hub, sha256-checked) and configure it")
+    pull.add_argument("name", help="a pair from `r2r models list`, e.g. r1-q4")
+    pull.add_argument("--dry-run", action="store_true", help="say what would be downloaded, download nothing")
+    pull.add_argument("--no-router", action="store_true", help="skip the published router")
+    _add_setup_flags(pull)
+    pull.set_defaults(func=run_pull)
+
+    add = msub.add_parser("add", help="register GGUF files already on disk and configure them")
+    add.add_argument("--small", required=True, metavar="PATH", help="small model GGUF")
+    add.add_argument("--large", required=True, metavar="PATH", help="large model GGUF")
+    add.add_argument("--router", metavar="ROUTER", help="router .onnx (with its .json sidecar) or slm | llm | "
+                     "random:P | entropy:T")
+    _add_setup_flags(add)
+    add.set_defaults(func=run_add)
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def _add_setup_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-ctx", type=int, default=None, metavar="N", help=f"context length (default: configured, else {DEFAULT_N_CTX})")
+    p.add_argument("--small-gpu-layers", type=int, default=None, metavar="N", help="override the fit plan (-1 = all)")
+    p.add_argument("--large-gpu-layers", type=int, default=None, metavar="N", help="override the fit plan (-1 = all)")
+    p.add_argument("--assume-free-gb", type=float, default=None, metavar="GB",
+                   help="plan for a GPU with this much free memory instead of the one found")
+    p.add_argument("--no-config", action="store_true", help="do not write the config file")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+# --- list --------------------------------------------------------------------------------------
+
+def run_list(args: argparse.Namespace) -> int:
+    from r2r_local.catalog import load_catalog, local_path
+
+    rows = []
+    for pair in load_catalog().values():
+        files = [f for f in (pair.small, pair.large, pair.router) if f is not None]
+        rows.append({
+            "name": pair.name, "description": pair.description,
+            "files": [{"role": role, "repo": f.repo, "file": f.file, "revision": f.revision,
+                       "size": f.size, "approx_gb": f.approx_gb, "sha256": f.sha256 or None,
+                       "downloaded": local_path(f).is_file(), "path": str(local_path(f))}
+                      for role, f in zip(("small", "large", "router"), files)],
+            "total_gb": round(sum(f.size / GB if f.size else f.approx_gb for f in files), 2),
+        })
+    if args.json:
+        json.dump({"pairs": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in rows:
+        print(f"{r['name']}: {r['description']} (~{r['total_gb']} GB)")
+        for f in r["files"]:
+            size = f"{f['size'] / GB:.2f} GB" if f["size"] else (f"~{f['approx_gb']} GB" if f["approx_gb"] else "size unknown")
+            sha = "sha256 published" if f["sha256"] else "sha256 unknown (recorded on first download)"
+            got = "downloaded" if f["downloaded"] else "not downloaded"
+            print(f"  {f['role']:6} {f['repo']}/{f['file']}  {size}, {sha}, {got}")
+    return 0
+
+
+# --- set-up shared by pull and add -------------------------------------------------------------
+
+def _configure(args: argparse.Namespace, small: Path, large: Path, router: str | None) -> dict[str, Any]:
+    """Plan the fit and (unless --no-config) write the [models] table; returns what was done."""
+    from r2r_local.fit import config_layers, plan_for_machine
+
+    cfg = load_user_config()
+    n_ctx = args.n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
+    ModelSpec(str(small), n_ctx=n_ctx)  # validates n_ctx with the usual one-line error
+    free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
+    plan = plan_for_machine(str(small), str(large), n_ctx=n_ctx, router=router, assume_free_bytes=free,
+                            small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers)
+    models = {k: v for k, v in cfg.items() if k not in ("small", "large", "router")}
+    models |= {"small": str(small.resolve()), "large": str(large.resolve()), "n_ctx": n_ctx,
+               "small_gpu_layers": config_layers(plan.small), "large_gpu_layers": config_layers(plan.large)}
+    if router:
+        models["router"] = str(Path(router).resolve()) if router.endswith(".onnx") else router
+    written = None if args.no_config else str(write_user_config(models))
+    return {"models": models, "fit": plan.as_dict(), "config": written}
+
+
+def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
+    if args.json:
+        json.dump(done, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    for line in done["fit"]["lines"]:
+        print(f"fit: {line}")
+    if done["config"]:
+        print(f"config written: {done['config']}")
+    else:
+        print("config not written (--no-config)")
+    for key, value in done["models"].items():
+        print(f"  {key} = {value}")
+
+
+_CHECK_WORDS = {"cached": ": verified earlier, unchanged since", "verified": ": sha256 matches the published hash",
+                "recorded": ": no published sha256, this download's hash is recorded and later ones must match"}
+
+
+# --- pull --------------------------------------------------------------------------------------
+
+def run_pull(args: argparse.Namespace) -> int:
+    from r2r_local.catalog import check_pairing, convert_router, fetch, find_pair, local_path, stderr_progress
+
+    pair = find_pair(args.name)
+    files = [("small", pair.small), ("large", pair.large)]
+    if pair.router is not None and not args.no_router:
+        files.append(("router", pair.router))
+    if args.dry_run:
+        for role, f in files:
+            state = "present" if local_path(f).is_file() else "to download"
+            print(f"{role}: {f.repo}/{f.file}@{f.revision[:12]} -> {local_path(f)} ({state})")
+        return 0
+    got: dict[str, Path] = {}
+    checks: dict[str, str] = {}
+    for role, f in files:
+        got[role], checks[role] = fetch(f, stderr_progress)
+        stderr_progress(f"{role}: {got[role]} ({checks[role]}{_CHECK_WORDS[checks[role]]})")
+    n_shared = check_pairing(got["small"], got["large"])
+    router = None
+    if "router" in got:
+        onnx = convert_router(got["router"], got["small"], stderr_progress)
+        router = str(onnx) if onnx else None
+        if router is None:
+            stderr_progress("router: the config gets no router; add one later with r2r models add --router PATH")
+    done = _configure(args, got["small"], got["large"], router)
+    done |= {"pair": pair.name, "checksums": checks, "n_shared_vocab": n_shared}
+    _report(args, done)
+    return 0
+
+
+# --- add ---------------------------------------------------------------------------------------
+
+def run_add(args: argparse.Namespace) -> int:
+    from r2r_local.backends.gguf_file import check_gguf_path
+    from r2r_local.catalog import check_pairing, vocab_entries
+
+    small = check_gguf_path(args.small, "small")
+    large = check_gguf_path(args.large, "large")
+    n_shared = check_pairing(small, large)
+    if args.router:
+        _check_router(args.router, small, vocab_entries)
+    done = _configure(args, small, large, args.router)
+    done |= {"n_shared_vocab": n_shared, "vocab_check": "tokenizer token lists compared in the GGUF headers"}
+    _report(args, done)
+    return 0
+
+
+def _check_router(spec: str, small: Path, vocab_entries) -> None:
+    """Fail now, not at chat time, when the router cannot be built for this small model."""
+    from r2r_local.gguf_header import read_header
+    from r2r_local.router import parse_router
+    from r2r_local.vocab import vocab_hash
+
+    if spec.endswith(".onnx") and not Path(spec).is_file():
+        raise ConfigError(f"router {spec}: file not found")
+    n_embd = read_header(small).arch_int("embedding_length")
+    parse_router(spec, n_embd=n_embd, vocab_hash=vocab_hash(vocab_entries(small)))

@@ -1,0 +1,189 @@
+"""`r2r doctor`'s findings: the llama.cpp build, the GPUs, onnxruntime's CUDA provider, the
+configured models and the fit plan; every problem comes with the command that fixes it.
+
+`diagnose()` gathers everything into a `Report`; rendering lives in commands/doctor.py.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from r2r_local.errors import R2RError
+
+LLAMA_VERSION = "0.3.36"
+FIX_LLAMA_CUDA = (f'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
+                  f'llama-cpp-python=={LLAMA_VERSION}')
+FIX_ORT_GPU = 'pip install "onnxruntime-gpu[cuda,cudnn]"'
+FIX_ORT_REPLACE_CPU = f'pip uninstall -y onnxruntime && {FIX_ORT_GPU}'
+FIX_DRIVER = "install the NVIDIA driver (then `nvidia-smi` lists the GPU)"
+FIX_MODELS = "r2r models pull r1-q4   (or: r2r models add --small PATH --large PATH)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "problem" | "warning"
+    what: str
+    fix: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "what": self.what, "fix": self.fix}
+
+
+@dataclass
+class Report:
+    versions: dict[str, str]
+    llama: dict[str, Any]
+    gpus: dict[str, Any]
+    onnxruntime: dict[str, Any]
+    models: dict[str, Any]
+    fit: dict[str, Any] | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "problem"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"versions": self.versions, "llama_cpp": self.llama, "gpus": self.gpus,
+                "onnxruntime": self.onnxruntime, "models": self.models, "fit": self.fit,
+                "findings": [f.as_dict() for f in self.findings], "ok": not self.problems}
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def check_llama(have_gpu: bool) -> tuple[dict[str, Any], list[Finding]]:
+    # backends/llama_cpp.py stays the one module that imports llama_cpp: reach it through there.
+    from r2r_local.backends import llama_cpp as backend
+
+    offload = backend.supports_gpu_offload()
+    system = backend.C.llama_print_system_info()
+    system = system.decode(errors="replace").strip() if isinstance(system, bytes) else str(system).strip()
+    info = {"version": _dist_version("llama-cpp-python"), "gpu_offload": offload, "system_info": system,
+            "build": "GPU offload" if offload else "CPU-only build"}
+    found = []
+    if not offload:
+        sev = "problem" if have_gpu else "warning"
+        where = " although this machine has one" if have_gpu else ""
+        found.append(Finding(sev, f"llama-cpp-python is a CPU-only build: no model layer can go to a GPU{where}",
+                             FIX_LLAMA_CUDA))
+    return info, found
+
+
+def check_onnxruntime(have_gpu: bool) -> tuple[dict[str, Any], list[Finding]]:
+    from r2r_local.router.onnx_probe import CUDA, probe_cuda
+
+    probe = probe_cuda(try_cuda=True)
+    info = probe.as_dict() | {"package": "onnxruntime-gpu" if _dist_version("onnxruntime-gpu") else
+                              ("onnxruntime" if _dist_version("onnxruntime") else None)}
+    if probe.cuda_ok:
+        return info, []
+    sev = "problem" if have_gpu else "warning"
+    if probe.version is None:
+        fix = FIX_ORT_GPU
+    elif CUDA not in probe.available:
+        fix = FIX_ORT_REPLACE_CPU
+    else:
+        fix = FIX_ORT_GPU
+    return info, [Finding(sev, f"onnxruntime cannot run the router on a GPU: {probe.detail}", fix)]
+
+
+def check_models(small: str | None, large: str | None, router: str | None,
+                 source: str) -> tuple[dict[str, Any], list[Finding]]:
+    from r2r_local.gguf_header import read_header
+
+    info: dict[str, Any] = {"source": source}
+    found = []
+    for role, path in (("small", small), ("large", large)):
+        if not path:
+            info[role] = None
+            continue
+        entry: dict[str, Any] = {"path": path}
+        try:
+            h = read_header(path)
+            entry |= {"size_bytes": Path(path).stat().st_size, "arch": h.arch,
+                      "n_layer": h.arch_int("block_count"), "weights_bytes": sum(t.nbytes for t in h.tensors)}
+        except R2RError as e:
+            entry["error"] = str(e)
+            found.append(Finding("problem", f"{role} model: {e}",
+                                 f"r2r models add --{role} PATH   (or: r2r models pull NAME)"))
+        info[role] = entry
+    if not small or not large:
+        found.append(Finding("problem", f"no {'small' if not small else 'large'} model configured ({source})",
+                             FIX_MODELS))
+    info["router"] = {"spec": router}
+    if router and router.endswith(".onnx"):
+        p = Path(router)
+        info["router"] |= {"size_bytes": p.stat().st_size if p.is_file() else None}
+        if not p.is_file():
+            found.append(Finding("problem", f"router {router}: file not found", "r2r models pull r1-q4"))
+    return info, found
+
+
+def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes: int | None,
+              assumed: bool, offload: bool, layers: tuple[int | None, int | None] = (None, None),
+              ) -> tuple[dict[str, Any] | None, list[Finding]]:
+    from r2r_local.fit import FitError, layout_from_gguf, plan_fit, router_file_bytes
+
+    small, large = models.get("small"), models.get("large")
+    if not small or not large or "error" in small or "error" in large:
+        return None, []
+    try:
+        plan = plan_fit(layout_from_gguf(small["path"]), layout_from_gguf(large["path"]), n_ctx=n_ctx,
+                        free_bytes=free_bytes, router_bytes=router_file_bytes(router),
+                        small_gpu_layers=layers[0], large_gpu_layers=layers[1])
+    except R2RError as e:
+        sev = "problem"
+        fix = ("r2r models add --n-ctx 2048 ...  (a shorter context), or run on the CPU: "
+               "--small-gpu-layers 0 --large-gpu-layers 0") if isinstance(e, FitError) else FIX_MODELS
+        return {"n_ctx": n_ctx, "error": str(e), "assumed_free": assumed}, [Finding(sev, str(e), fix)]
+    out = plan.as_dict() | {"n_ctx": n_ctx, "assumed_free": assumed}
+    if not offload and free_bytes is not None:
+        out["lines"].append("this llama-cpp-python is a CPU-only build: the plan takes effect after its CUDA rebuild")
+    return out, []
+
+
+def diagnose(*, small: str | None = None, large: str | None = None, router: str | None = None,
+             n_ctx: int | None = None, assume_free_bytes: int | None = None,
+             small_gpu_layers: int | None = None, large_gpu_layers: int | None = None) -> Report:
+    """Everything `r2r doctor` shows. Paths given here replace the configured ones; layer counts
+    given here are checked instead of the automatic plan."""
+    from r2r_local.commands import versions
+    from r2r_local.config import DEFAULT_N_CTX, config_path, load_user_config
+    from r2r_local.gpu import query_gpus
+
+    gq = query_gpus()
+    have_gpu = bool(gq.gpus)
+    gpus = {"detail": gq.detail, "driver": gq.driver, "devices": [g.as_dict() for g in gq.gpus]}
+    findings = []
+    if not have_gpu:
+        findings.append(Finding("warning", gq.detail + " (everything runs on the CPU)", FIX_DRIVER))
+    llama, f = check_llama(have_gpu)
+    findings += f
+    ort, f = check_onnxruntime(have_gpu)
+    findings += f
+    try:
+        cfg = load_user_config()
+        source = f"config {config_path()}" if cfg else f"no config file at {config_path()}"
+    except R2RError as e:
+        cfg, source = {}, str(e)
+        findings.append(Finding("problem", str(e), f"fix or delete {config_path()}"))
+    if small or large:
+        source = "command line" + (" and " + source if cfg else "")
+    small, large = small or cfg.get("small"), large or cfg.get("large")
+    router = router or cfg.get("router")
+    n_ctx = n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
+    models, f = check_models(small, large, router, source)
+    findings += f
+    free = assume_free_bytes if assume_free_bytes is not None else gq.best_free_bytes
+    fit, f = check_fit(models, router, n_ctx, free, assume_free_bytes is not None, llama["gpu_offload"],
+                       (small_gpu_layers, large_gpu_layers))
+    findings += f
+    return Report(versions(), llama, gpus, ort, models, fit, findings)

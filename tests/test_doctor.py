@@ -1,0 +1,112 @@
+"""`r2r doctor` as a user runs it on this CPU-only machine (a fresh interpreter, an empty config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from r2r_local.doctor import FIX_LLAMA_CUDA, FIX_ORT_GPU
+from r2r_local.gpu import query_gpus
+from r2r_local.router.onnx_probe import tiny_model_bytes
+from shape_headers import R1_1_5B, R1_32B, write_header_only
+
+pytestmark = pytest.mark.skipif(bool(query_gpus().gpus), reason="these expectations are for a machine without a GPU")
+
+
+def doctor(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, R2R_CONFIG_DIR=str(tmp_path / "cfg"), R2R_DATA_DIR=str(tmp_path / "data"))
+    return subprocess.run([sys.executable, "-m", "r2r_local.cli", "doctor", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def r1_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("r1")
+    return (str(write_header_only(d / "small.gguf", R1_1_5B)), str(write_header_only(d / "large.gguf", R1_32B)))
+
+
+def test_report_on_a_cpu_only_machine(tmp_path):
+    proc = doctor(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "no GPU found" in out
+    assert "CPU-only build" in out
+    assert FIX_LLAMA_CUDA in out and 'CMAKE_ARGS="-DGGML_CUDA=on"' in out
+    assert FIX_ORT_GPU in out
+    assert "CUDA session: no" in out
+    assert "no small model configured" in out and "r2r models pull" in out
+    assert "Traceback" not in proc.stderr and "onnxruntime" not in proc.stderr  # the probe stays quiet
+
+
+def test_strict_exits_nonzero_when_a_problem_was_found(tmp_path):
+    assert doctor(tmp_path, "--strict").returncode == 1
+
+
+def test_json_report(tmp_path):
+    proc = doctor(tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["llama_cpp"]["gpu_offload"] is False and doc["llama_cpp"]["version"] == "0.3.36"
+    assert "CPU" in doc["llama_cpp"]["system_info"]
+    assert doc["gpus"]["devices"] == [] and doc["gpus"]["detail"].startswith("no GPU found")
+    assert doc["onnxruntime"]["cuda_ok"] is False
+    assert doc["fit"] is None and doc["ok"] is False
+    fixes = {f["fix"] for f in doc["findings"]}
+    assert FIX_LLAMA_CUDA in fixes and FIX_ORT_GPU in fixes
+
+
+def test_fit_plan_for_the_r1_pair_on_an_assumed_card(tmp_path, r1_files):
+    small, large = r1_files
+    proc = doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "12", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["fit"]["assumed_free"] and doc["fit"]["small"]["gpu_layers"] == 29
+    assert 0 < doc["fit"]["large"]["gpu_layers"] < 64
+    assert doc["models"]["large"]["n_layer"] == 64
+    text = doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "12").stdout
+    assert f"large: {doc['fit']['large']['gpu_layers']}/64 layers on GPU" in text
+    assert f"--large-gpu-layers {doc['fit']['large']['gpu_layers']}" in text
+
+
+def test_layer_flags_are_checked_against_the_card(tmp_path, r1_files):
+    small, large = r1_files
+    doc = json.loads(doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "12",
+                            "--large-gpu-layers", "-1", "--json").stdout)
+    assert doc["fit"]["source"] == "flags" and doc["fit"]["large"]["gpu_layers"] == 65
+    assert any(line.startswith("warning: the layers asked for need") for line in doc["fit"]["lines"])
+
+
+def test_a_card_too_small_is_a_problem_with_a_fix_not_a_crash(tmp_path, r1_files):
+    small, large = r1_files
+    proc = doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "1.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "small model does not fit" in proc.stdout and "--small-gpu-layers 0" in proc.stdout
+
+
+def test_no_gpu_plan_without_an_assumed_card(tmp_path, r1_files):
+    small, large = r1_files
+    doc = json.loads(doctor(tmp_path, "--small", small, "--large", large, "--json").stdout)
+    assert doc["fit"]["source"] == "no-gpu" and doc["fit"]["large"]["gpu_layers"] == 0
+
+
+def test_a_bad_model_path_is_reported(tmp_path):
+    bad = tmp_path / "x.gguf"
+    bad.write_bytes(b"not a gguf")
+    proc = doctor(tmp_path, "--small", str(bad), "--large", str(bad))
+    assert proc.returncode == 0 and "not a GGUF file" in proc.stdout
+
+
+def test_the_probe_model_is_valid_onnx_and_runs():
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load_from_string(tiny_model_bytes())
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Add"]
+    sess = ort.InferenceSession(tiny_model_bytes(), providers=["CPUExecutionProvider"])
+    x = np.array([[1, 2, 3, 4]], dtype=np.float32)
+    assert np.array_equal(sess.run(None, {"x": x})[0], 2 * x)

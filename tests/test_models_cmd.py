@@ -1,0 +1,255 @@
+"""`r2r models list|pull|add`: everything but the network transfer, which is replaced by a fake
+`huggingface_hub.hf_hub_download` that copies local files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from r2r_local.cli import main
+from r2r_local.config import load_user_config
+from router_files import linear_router
+from shape_headers import R1_1_5B, R1_32B, write_header_only
+
+
+@pytest.fixture(autouse=True)
+def dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("R2R_KNOWN_MODELS", raising=False)
+    return tmp_path
+
+
+def r2r(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class FakeHub:
+    """Stands in for the transfer only: writes `sources[filename]`'s bytes where the hub would."""
+
+    def __init__(self, sources: dict[str, Path | bytes]) -> None:
+        self.sources, self.calls = sources, []
+
+    def __call__(self, repo_id: str, filename: str, *, revision: str, local_dir: Path) -> str:
+        self.calls.append((repo_id, filename, revision))
+        dest = Path(local_dir) / filename
+        src = self.sources[filename]
+        if isinstance(src, bytes):
+            dest.write_bytes(src)
+        else:
+            shutil.copyfile(src, dest)
+        return str(dest)
+
+
+def fake_hub_module(monkeypatch, download) -> None:
+    """huggingface_hub replaced by a module holding only `download` (the real one need not be installed)."""
+    module = types.ModuleType("huggingface_hub")
+    module.hf_hub_download = download
+    monkeypatch.setitem(sys.modules, "huggingface_hub", module)
+
+
+@pytest.fixture
+def hub(monkeypatch, smollm2):
+    fake = FakeHub({"small.gguf": smollm2, "large.gguf": smollm2, "default_router.pt": b"router checkpoint bytes"})
+    fake_hub_module(monkeypatch, fake)
+    return fake
+
+
+def write_catalog(path: Path, smollm2: Path, *, small_sha: str | None = None, router_sha: str = "") -> Path:
+    good = sha(smollm2)
+    path.write_text(f"""
+[pairs."tiny"]
+description = "SmolLM2 on both sides"
+small = "s"
+large = "l"
+router = "r"
+[files."s"]
+kind = "gguf"
+repo = "test/small"
+file = "small.gguf"
+revision = "0123456789abcdef"
+size = {smollm2.stat().st_size}
+sha256 = "{small_sha or good}"
+[files."l"]
+kind = "gguf"
+repo = "test/large"
+file = "large.gguf"
+revision = "fedcba9876543210"
+sha256 = "{good}"
+[files."r"]
+kind = "router-checkpoint"
+repo = "test/router"
+file = "default_router.pt"
+revision = "main"
+sha256 = "{router_sha}"
+""")
+    return path
+
+
+def test_list_shows_the_known_r1_pairs(capsys):
+    rc, out, _ = r2r(capsys, "models", "list")
+    assert rc == 0
+    assert "r1-q4" in out and "unsloth/DeepSeek-R1-Distill-Qwen-32B-GGUF" in out and "nics-efc/R2R_router" in out
+    rc, out, _ = r2r(capsys, "models", "list", "--json")
+    pairs = {p["name"]: p for p in json.loads(out)["pairs"]}
+    files = {f["role"]: f for f in pairs["r1-q4"]["files"]}
+    assert files["small"]["sha256"] == "c2c43b6018cf7700ce0ddee8807deb1a9a26758ef878232f3a142d16df81f0fe"
+    assert files["small"]["size"] == 1117320576 and files["router"]["sha256"] is None
+    assert all(len(f["revision"]) == 40 for f in (files["small"], files["large"]))
+    assert not files["large"]["downloaded"]
+
+
+def test_pull_dry_run_downloads_nothing(capsys, hub, dirs):
+    rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run")
+    assert rc == 0 and hub.calls == [] and "to download" in out
+    assert not (dirs / "cfg" / "config.toml").exists()
+
+
+@pytest.fixture
+def no_exporter(monkeypatch):
+    """As in a tree without issue 4's converter (or without its torch extra)."""
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", None)
+
+
+def test_pull_downloads_checks_and_writes_the_config(capsys, hub, dirs, smollm2, monkeypatch, no_exporter):
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, out, err = r2r(capsys, "models", "pull", "tiny", "--n-ctx", "1024")
+    assert rc == 0, err
+    assert hub.calls == [("test/small", "small.gguf", "0123456789abcdef"),
+                         ("test/large", "large.gguf", "fedcba9876543210"), ("test/router", "default_router.pt", "main")]
+    assert "small: " in err and "(verified: sha256 matches" in err and "(recorded: no published sha256" in err
+    assert "cannot convert default_router.pt" in err and "r2r-local[pipeline]" in err
+    cfg = load_user_config()
+    small_path = dirs / "data" / "models" / "test--small" / "small.gguf"
+    assert cfg["small"] == str(small_path) and cfg["n_ctx"] == 1024 and "router" not in cfg
+    assert cfg["small_gpu_layers"] == 0 and cfg["large_gpu_layers"] == 0  # CPU-only build: nothing on a GPU
+    recorded = json.loads((dirs / "data" / "models" / "checksums.json").read_text())
+    assert recorded == {"test/router/default_router.pt@main": sha(Path(hub.calls and dirs / "data" / "models"
+                                                                        / "test--router" / "default_router.pt"))}
+    # a second pull finds verified copies and downloads nothing
+    hub.calls.clear()
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 0 and hub.calls == [] and "(cached: verified earlier" in err
+
+
+def test_pull_refuses_a_file_whose_hash_does_not_match(capsys, hub, dirs, smollm2, monkeypatch):
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2, small_sha="0" * 64)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 1 and "does not match" in err.strip().splitlines()[-1] and err.count("r2r: error") == 1
+    assert (dirs / "data" / "models" / "test--small" / "small.gguf.bad").exists()
+    assert not (dirs / "data" / "models" / "test--small" / "small.gguf").exists()
+    assert not (dirs / "cfg" / "config.toml").exists()
+
+
+def test_a_recorded_hash_guards_later_downloads(capsys, hub, dirs, smollm2, monkeypatch, no_exporter):
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    assert r2r(capsys, "models", "pull", "tiny")[0] == 0
+    (dirs / "data" / "models" / "test--router" / "default_router.pt").unlink()
+    hub.sources["default_router.pt"] = b"something else"
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 1 and "default_router.pt: sha256" in err and "does not match" in err
+
+
+def test_pull_converts_the_router_when_the_exporter_exists(capsys, hub, dirs, smollm2, monkeypatch):
+    seen = {}
+
+    def export_router(checkpoint: Path, out: Path, *, small_model: dict | None = None) -> None:
+        seen["small_model"] = small_model  # stands in for issue 4's converter
+        linear_router(Path(out), 576)
+
+    fake = types.ModuleType("r2r_local.export.router")
+    fake.export_router = export_router
+    monkeypatch.setitem(sys.modules, "r2r_local.export", types.ModuleType("r2r_local.export"))
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", fake)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 0, err
+    assert load_user_config()["router"] == str(dirs / "data" / "models" / "test--router" / "default_router.onnx")
+    assert seen["small_model"]["n_embd"] == 576 and len(seen["small_model"]["vocab_hash"]) == 64
+
+
+def test_a_checkpoint_the_converter_rejects_is_one_line(capsys, hub, dirs, smollm2, monkeypatch):
+    from r2r_local.errors import RouterError
+
+    def export_router(checkpoint: Path, out: Path) -> None:
+        raise RouterError(f"router checkpoint {checkpoint}: not a readable PyTorch checkpoint")
+
+    fake = types.ModuleType("r2r_local.export.router")
+    fake.export_router = export_router
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", fake)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 1 and err.count("r2r: error") == 1 and "not a readable PyTorch checkpoint" in err
+
+
+def test_pull_without_huggingface_hub_names_the_extra(capsys, dirs, smollm2, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 1 and "r2r-local[download]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pull_reports_a_failed_transfer_in_one_line(capsys, dirs, smollm2, monkeypatch):
+    def offline(*a, **k):
+        raise ConnectionError("network unreachable")
+
+    fake_hub_module(monkeypatch, offline)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny")
+    assert rc == 1 and "download of test/small/small.gguf failed: ConnectionError" in err
+
+
+def test_add_registers_local_files(capsys, smollm2, dirs):
+    router = dirs / "router.onnx"
+    linear_router(router, 576)
+    rc, out, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2),
+                       "--router", str(router), "--large-gpu-layers", "12")
+    assert rc == 0, err
+    cfg = load_user_config()
+    assert cfg["small"] == cfg["large"] == str(smollm2.resolve()) and cfg["router"] == str(router)
+    assert cfg["large_gpu_layers"] == 12  # the flag beats the plan
+    assert "config written" in out
+
+
+def test_add_writes_the_planned_layers_for_the_r1_shapes(capsys, dirs):
+    words = [f"t{i}" for i in range(50)]
+    small = write_header_only(dirs / "s.gguf", R1_1_5B, tokens=words)
+    large = write_header_only(dirs / "l.gguf", R1_32B, tokens=words, n_padding=3)  # padding rows differ
+    rc, out, err = r2r(capsys, "models", "add", "--small", str(small), "--large", str(large),
+                       "--assume-free-gb", "12", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["n_shared_vocab"] == 50
+    cfg = load_user_config()
+    assert cfg["small_gpu_layers"] == -1 and cfg["large_gpu_layers"] == doc["fit"]["large"]["gpu_layers"] > 0
+
+
+def test_add_refuses_files_that_do_not_pair(capsys, dirs):
+    small = write_header_only(dirs / "s.gguf", R1_1_5B, tokens=["a", "b", "c"])
+    large = write_header_only(dirs / "l.gguf", R1_32B, tokens=["a", "x", "c"])
+    rc, _, err = r2r(capsys, "models", "add", "--small", str(small), "--large", str(large))
+    assert rc == 1 and "different vocabularies" in err and "s.gguf" in err and "l.gguf" in err
+    assert not (dirs / "cfg" / "config.toml").exists()
+
+
+def test_add_refuses_a_non_gguf_and_a_router_of_the_wrong_size(capsys, smollm2, dirs):
+    bad = dirs / "notes.txt"
+    bad.write_text("hello")
+    rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(bad))
+    assert rc == 1 and "not a GGUF file" in err
+    router = dirs / "r.onnx"
+    linear_router(router, 64)
+    rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2), "--router", str(router))
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
