@@ -243,7 +243,7 @@ def convert_router(checkpoint: Path, small: Path | None = None, progress: Progre
 
 def small_identity(small: Path) -> dict[str, object]:
     """What a router sidecar records about the small model it reads (DESIGN.md section 3)."""
-    from r2r_local.gguf_header import read_header
+    from r2r_local.backends.gguf_file import read_header
     from r2r_local.vocab import vocab_hash
 
     return {"n_embd": read_header(small).arch_int("embedding_length"), "vocab_hash": vocab_hash(vocab_entries(small))}
@@ -258,7 +258,7 @@ def stderr_progress(msg: str) -> None:
 def vocab_entries(path: str | Path):
     """The vocabulary as VocabEntry rows from the GGUF header (padding = token type UNUSED)."""
     from r2r_local.backends import VocabEntry
-    from r2r_local.gguf_header import read_header
+    from r2r_local.backends.gguf_file import read_header
 
     h = read_header(path, arrays=("tokenizer.ggml.tokens", "tokenizer.ggml.token_type"))
     tokens = h.arrays.get("tokenizer.ggml.tokens")

@@ -97,7 +97,7 @@ def check_onnxruntime(have_gpu: bool) -> tuple[dict[str, Any], list[Finding]]:
 
 def check_models(small: str | None, large: str | None, router: str | None,
                  source: str) -> tuple[dict[str, Any], list[Finding]]:
-    from r2r_local.gguf_header import read_header
+    from r2r_local.backends.gguf_file import read_header
 
     info: dict[str, Any] = {"source": source}
     found = []

@@ -24,7 +24,7 @@ from r2r_local.config import ModelSpec
 from r2r_local.errors import ModelLoadError, R2RError
 
 if TYPE_CHECKING:
-    from r2r_local.gguf_header import GGUFHeader
+    from r2r_local.backends.gguf_file import GGUFHeader
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def layout_from_header(header: GGUFHeader) -> ModelLayout:
 
 
 def layout_from_gguf(path: str | os.PathLike[str]) -> ModelLayout:
-    from r2r_local.gguf_header import read_header
+    from r2r_local.backends.gguf_file import read_header
 
     return layout_from_header(read_header(path))
 

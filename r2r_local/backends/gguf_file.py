@@ -1,13 +1,19 @@
-"""Checks and reads on GGUF files that do not need llama.cpp (the `gguf` package, numpy only)."""
+"""Checks and reads on GGUF files that do not need llama.cpp (the `gguf` package, numpy only).
+
+`read_header` parses only the header (metadata and tensor table), never tensor data, so it works
+on a 20 GB file in milliseconds and on header-only files; `gguf.GGUFReader` parses every metadata
+value into numpy objects, which takes seconds for a 150k-token vocabulary.
+"""
 
 from __future__ import annotations
 
 import os
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from math import prod
+from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 
@@ -43,15 +49,6 @@ _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "
 _STRING, _ARRAY = 8, 9
 
 
-@dataclass(frozen=True)
-class TensorLocation:
-    """Where one tensor's bytes lie in a GGUF: type id, shape (ggml order) and absolute offset."""
-
-    ggml_type: int
-    shape: tuple[int, ...]
-    offset: int
-
-
 class _Cursor:
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
@@ -85,32 +82,123 @@ class _Cursor:
         return self.unpack(_SCALAR[vtype])
 
 
-def find_tensor(path: str | os.PathLike[str], name: str) -> TensorLocation:
-    """Locate a tensor by reading only the GGUF header (the `gguf` reader parses every metadata
-    value into numpy objects, which takes seconds for a 150k-token vocabulary)."""
-    with open(path, "rb") as f:
-        cur = _Cursor(f)
-        if f.read(4) != GGUF_MAGIC:
-            raise ValueError("not a GGUF file")
-        version, n_tensors, n_kv = cur.unpack("I"), cur.unpack("Q"), cur.unpack("Q")
-        if version < 2:
-            raise ValueError(f"GGUF version {version} is not supported")
-        alignment, found = 32, None
-        for _ in range(n_kv):
-            key, vtype = cur.string(), cur.unpack("I")
-            value = cur.skip_value(vtype)
-            if key == b"general.alignment":
-                alignment = int(value)
-        for _ in range(n_tensors):
-            tname = cur.string()
-            dims = tuple(cur.unpack("Q") for _ in range(cur.unpack("I")))
-            ggml_type, offset = cur.unpack("I"), cur.unpack("Q")
-            if tname == name.encode():
-                found = (ggml_type, dims, offset)
-        data_start = -(-f.tell() // alignment) * alignment
-    if found is None:
-        raise KeyError(name)
-    return TensorLocation(found[0], found[1], data_start + found[2])
+# ggml type id -> (elements per block, bytes per block); the ids are part of the GGUF format.
+_QUANT_SIZES: dict[int, tuple[int, int]] | None = None
+
+
+def quant_sizes() -> dict[int, tuple[int, int]]:
+    global _QUANT_SIZES
+    if _QUANT_SIZES is None:
+        from gguf.constants import GGML_QUANT_SIZES
+
+        _QUANT_SIZES = {int(t): v for t, v in GGML_QUANT_SIZES.items()}
+    return _QUANT_SIZES
+
+
+def tensor_nbytes(ggml_type: int, shape: Iterable[int]) -> int:
+    """Bytes of a tensor of `ggml_type` with `shape` (ggml order, rows first)."""
+    sizes = quant_sizes()
+    if ggml_type not in sizes:
+        raise ValueError(f"unknown ggml type {ggml_type}")
+    block, type_size = sizes[ggml_type]
+    return prod(shape) // block * type_size
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a GGUF: type id, shape (ggml order, rows first), size and absolute offset."""
+
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]
+    nbytes: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    """metadata: scalar and string values (strings decoded); arrays: only the keys asked for."""
+
+    path: str
+    metadata: dict[str, Any]
+    tensors: tuple[TensorInfo, ...]
+    arrays: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> str:
+        return str(self.metadata.get("general.architecture", ""))
+
+    def arch_int(self, key: str, default: int | None = None) -> int | None:
+        """`{arch}.{key}` as an int (e.g. 'block_count'), or `default`."""
+        value = self.metadata.get(f"{self.arch}.{key}", default)
+        return None if value is None else int(value)
+
+
+def _read_array(cur: _Cursor) -> list[Any]:
+    itype, n = cur.unpack("I"), cur.unpack("Q")
+    if itype == _STRING:
+        return [cur.string() for _ in range(n)]
+    if itype in _SCALAR:
+        fmt = _SCALAR[itype]
+        size = struct.calcsize("<" + fmt)
+        data = cur.f.read(size * n)
+        if len(data) != size * n:
+            raise ValueError("unexpected end of file")
+        return list(struct.unpack(f"<{n}{fmt}", data))
+    return [cur.skip_value(itype) for _ in range(n)]
+
+
+def read_header(path: str | os.PathLike[str], arrays: Iterable[str] = ()) -> GGUFHeader:
+    """Parse a GGUF header; `arrays` names the array-valued keys to keep (others are skipped).
+
+    Raises ModelLoadError with one line naming the file when it is not a readable GGUF.
+    """
+    wanted = set(arrays)
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            cur = _Cursor(f)
+            if f.read(4) != GGUF_MAGIC:
+                raise ValueError("not a GGUF file (it does not start with 'GGUF')")
+            version, n_tensors, n_kv = cur.unpack("I"), cur.unpack("Q"), cur.unpack("Q")
+            if version < 2:
+                raise ValueError(f"GGUF version {version} is not supported")
+            meta: dict[str, Any] = {}
+            kept: dict[str, list[Any]] = {}
+            alignment = 32
+            for _ in range(n_kv):
+                key = cur.string().decode("utf-8", errors="replace")
+                vtype = cur.unpack("I")
+                if vtype == _ARRAY:
+                    if key in wanted:
+                        kept[key] = _read_array(cur)
+                    else:
+                        cur.skip_value(vtype)
+                    continue
+                value = cur.skip_value(vtype)
+                meta[key] = value.decode("utf-8", errors="replace") if vtype == _STRING else value
+                if key == "general.alignment":
+                    alignment = int(value)
+            raw = []
+            for _ in range(n_tensors):
+                name = cur.string().decode("utf-8", errors="replace")
+                dims = tuple(cur.unpack("Q") for _ in range(cur.unpack("I")))
+                raw.append((name, cur.unpack("I"), dims, cur.unpack("Q")))
+            data_start = -(-f.tell() // alignment) * alignment
+            tensors = [TensorInfo(n, t, d, tensor_nbytes(t, d), data_start + o) for n, t, d, o in raw]
+    except FileNotFoundError:
+        raise ModelLoadError(f"model {p}: file not found") from None
+    except (OSError, ValueError, struct.error) as e:
+        raise ModelLoadError(f"model {p}: cannot read its GGUF header ({e})") from None
+    return GGUFHeader(str(p), meta, tuple(tensors), kept)
+
+
+def find_tensor(path: str | os.PathLike[str], name: str) -> TensorInfo:
+    """Locate one tensor by reading only the header (KeyError when the file has none of that name)."""
+    for t in read_header(path).tensors:
+        if t.name == name:
+            return t
+    raise KeyError(name)
 
 
 class EmbeddingTable:
@@ -124,20 +212,17 @@ class EmbeddingTable:
         self._path = Path(path)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_rows = cache_rows
-        self._loc: TensorLocation | None = None
+        self._loc: TensorInfo | None = None
         self._row_bytes = 0
 
-    def _locate(self) -> TensorLocation:
-        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    def _locate(self) -> TensorInfo:
+        from gguf.constants import GGMLQuantizationType
 
         try:
             loc = find_tensor(self._path, _EMBEDDING_TENSOR)
         except KeyError:
             raise ModelLoadError(f"model {self._path}: has no '{_EMBEDDING_TENSOR}' tensor") from None
-        except (ValueError, OSError) as e:
-            raise ModelLoadError(f"model {self._path}: cannot read its tensors ({e})") from None
-        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(loc.ggml_type)]
-        self._row_bytes = loc.shape[0] // block * type_size
+        self._row_bytes = tensor_nbytes(loc.ggml_type, loc.shape[:1])
         self._qtype = GGMLQuantizationType(loc.ggml_type)
         return loc
 

@@ -176,7 +176,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def _check_router(spec: str, small: Path, vocab_entries) -> None:
     """Fail now, not at chat time, when the router cannot be built for this small model."""
-    from r2r_local.gguf_header import read_header
+    from r2r_local.backends.gguf_file import read_header
     from r2r_local.router import parse_router
     from r2r_local.vocab import vocab_hash
 
