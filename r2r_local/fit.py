@@ -281,11 +281,14 @@ def retry_fewer_layers(load: Callable[[int], T], gpu_layers: int, *, step: int =
 
 def load_pair_fitted(small: ModelSpec, large: ModelSpec, *, step: int = 4):
     """`pair.load_pair`, retrying with fewer large-model GPU layers when loading runs out of memory.
-    Returns (LoadedPair, large layers used)."""
+    Returns (LoadedPair, large layers used, large layers first tried)."""
     from r2r_local.pair import load_pair
 
-    start = large.n_gpu_layers if large.n_gpu_layers >= 0 else 1_000_000
-    return retry_fewer_layers(lambda n: load_pair(small, replace(large, n_gpu_layers=n)), start, step=step)
+    start = large.n_gpu_layers
+    if start < 0:  # "all": count down from every layer plus the head, not from a sentinel
+        start = layout_from_gguf(large.path).n_layer + 1
+    pair, used = retry_fewer_layers(lambda n: load_pair(small, replace(large, n_gpu_layers=n)), start, step=step)
+    return pair, used, start
 
 
 def plan_for_machine(small_path: str, large_path: str, *, n_ctx: int, router: str | None = None,

@@ -150,11 +150,15 @@ def test_load_pair_fitted_loads_a_real_pair(smollm2):
     from settings import THREADS
 
     spec = ModelSpec(str(smollm2), n_ctx=256, threads=THREADS)
-    pair, used = load_pair_fitted(replace(spec, role="small"), replace(spec, role="large", n_gpu_layers=0))
+    pair, used, _ = load_pair_fitted(replace(spec, role="small"), replace(spec, role="large", n_gpu_layers=0))
     try:
         assert used == 0 and pair.large.n_layer == 30
     finally:
         pair.close()
+    # "all layers" (-1) starts counting down from every layer plus the head, not from a sentinel
+    pair, used, tried = load_pair_fitted(replace(spec, role="small"), replace(spec, role="large", n_gpu_layers=-1))
+    pair.close()
+    assert used == tried == 31
 
 
 def test_nvidia_smi_rows_parse():

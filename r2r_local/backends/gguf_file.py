@@ -189,7 +189,8 @@ def read_header(path: str | os.PathLike[str], arrays: Iterable[str] = ()) -> GGU
     except FileNotFoundError:
         raise ModelLoadError(f"model {p}: file not found") from None
     except (OSError, ValueError, struct.error) as e:
-        raise ModelLoadError(f"model {p}: cannot read its GGUF header ({e})") from None
+        hint = ": the file is truncated or corrupt" if "end of file" in str(e) else ""
+        raise ModelLoadError(f"model {p}: cannot read its GGUF header ({e}{hint})") from None
     return GGUFHeader(str(p), meta, tuple(tensors), kept)
 
 

@@ -14,8 +14,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the built-in pair)")
     g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the built-in pair)")
     g.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, metavar="N", help="context length (default %(default)s)")
-    g.add_argument("--small-gpu-layers", type=int, default=0, metavar="N", help="small model layers on the GPU (-1 = all)")
-    g.add_argument("--large-gpu-layers", type=int, default=0, metavar="N", help="large model layers on the GPU (-1 = all)")
+    g.add_argument("--small-gpu-layers", type=int, default=None, metavar="N",
+                   help="small model layers on the GPU (-1 = all; default: the fit plan)")
+    g.add_argument("--large-gpu-layers", type=int, default=None, metavar="N",
+                   help="large model layers on the GPU (-1 = all; default: as many as fit)")
     g.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
 
 
@@ -32,16 +34,50 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
 
 
 def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
-    """The small and large ModelSpec from the model flags; the built-in pair fills what is unset."""
+    """The small and large ModelSpec from the model flags; the built-in pair fills what is unset.
+
+    GPU layers not given by flags come from the fit plan (r2r_local.fit): small model and router
+    first, then as many large-model layers as fit. Where a GPU is used the plan is said on stderr
+    before loading; on a machine without one both models simply run on the CPU.
+    """
     small, large = args.small, args.large
     if small is None or large is None:
         from r2r_local.defaults import smollm2_path
 
         default = str(smollm2_path())
         small, large = small or default, large or default
+    n_small, n_large = args.small_gpu_layers, args.large_gpu_layers
+    from r2r_local.backends.llama_cpp import supports_gpu_offload
+
+    if (n_small is None or n_large is None) and not supports_gpu_offload():
+        n_small, n_large = n_small or 0, n_large or 0  # a CPU-only build: nothing to plan
+    if n_small is None or n_large is None:
+        from r2r_local.backends.gguf_file import check_gguf_path
+        from r2r_local.fit import config_layers, plan_for_machine
+
+        check_gguf_path(small, "small")
+        check_gguf_path(large, "large")
+        plan = plan_for_machine(small, large, n_ctx=args.n_ctx, router=getattr(args, "router", None),
+                                small_gpu_layers=n_small, large_gpu_layers=n_large)
+        if plan.free_bytes is not None:
+            for line in plan.lines():
+                print(f"plan: {line}", file=sys.stderr)
+        n_small, n_large = config_layers(plan.small), config_layers(plan.large)
     common = dict(n_ctx=args.n_ctx, threads=args.threads)
-    return (ModelSpec(small, n_gpu_layers=args.small_gpu_layers, role="small", **common),
-            ModelSpec(large, n_gpu_layers=args.large_gpu_layers, role="large", **common))
+    return (ModelSpec(small, n_gpu_layers=n_small, role="small", **common),
+            ModelSpec(large, n_gpu_layers=n_large, role="large", **common))
+
+
+def load_pair_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Specs from the flags (with the fit plan) and the loaded pair; loading that runs out of GPU
+    memory is retried with fewer large-model layers."""
+    from r2r_local.fit import load_pair_fitted
+
+    small_spec, large_spec = model_specs(args)
+    pair, used, tried = load_pair_fitted(small_spec, large_spec)
+    if used != tried:
+        print(f"plan: out of GPU memory, loaded the large model with {used} GPU layers", file=sys.stderr)
+    return small_spec, large_spec, pair
 
 
 def versions() -> dict[str, str]:

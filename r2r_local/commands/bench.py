@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import add_model_flags, model_specs, versions
+from r2r_local.commands import add_model_flags, load_pair_for, versions
 from r2r_local.config import as_dict
 from r2r_local.errors import ConfigError
 
@@ -79,7 +79,6 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
 
 def run(args: argparse.Namespace) -> int:
     from r2r_local.bench import MODES, Bench, ideal_tokens_per_s
-    from r2r_local.pair import load_pair
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
@@ -87,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise ConfigError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     problems, source = _problems(args)
-    small_spec, large_spec = model_specs(args)
-    pair = load_pair(small_spec, large_spec)
+    small_spec, large_spec, pair = load_pair_for(args)
     try:
         router = pair.router(args.router, seed=args.seed)
         bench = Bench(pair, router, max_tokens=args.max_tokens)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import add_model_flags, add_sampling_flags, model_specs, sampling_params, versions
+from r2r_local.commands import add_model_flags, add_sampling_flags, load_pair_for, sampling_params, versions
 from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, as_dict
 from r2r_local.errors import ConfigError
 
@@ -52,12 +52,10 @@ def run(args: argparse.Namespace) -> int:
     sampling = sampling_params(args)
     settings = GenerationSettings(args.max_tokens, tuple(args.stop))
     prompt_text = read_prompt(args)
-    small_spec, large_spec = model_specs(args)
 
     from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens
-    from r2r_local.pair import load_pair
 
-    pair = load_pair(small_spec, large_spec)
+    small_spec, large_spec, pair = load_pair_for(args)
     try:
         router = pair.router(args.router, seed=args.seed)
         engine = pair.engine(router)
