@@ -1,0 +1,73 @@
+"""Fixtures for the r2r-chat tests: private config/data dirs and an app on the real SmolLM2 pair."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from settings import THREADS
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads the developer's own config or writes into their history."""
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def options(**kw):
+    from r2r_tui.loader import ChatOptions
+
+    kw.setdefault("threads", THREADS)
+    kw.setdefault("n_ctx", 1024)
+    return ChatOptions(**kw)
+
+
+def make_app(max_tokens: int = 48, **kw):
+    """The app as r2r-chat builds it, on the built-in default pair (SmolLM2 on both sides)."""
+    from r2r_local.config import GenerationSettings
+    from r2r_tui.app import ChatApp
+    from r2r_tui.loader import core_loader
+
+    system = kw.pop("system", "")
+    history = kw.pop("history", None)
+    return ChatApp(core_loader(options(**kw)), history=history, system=system,
+                   settings=GenerationSettings(max_tokens=max_tokens))
+
+
+async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 120.0, step: float = 0.02) -> None:
+    """Let the app run until condition() holds (the models are real, so no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
+        await pilot.pause(step)
+
+
+async def loaded(pilot) -> None:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.loaded is not None or app.query_one("LoadPanel").error is not None)
+    assert app.loaded is not None, app.query_one("LoadPanel").error
+
+
+async def send(pilot, text: str) -> None:
+    """Type `text` into the prompt like a user and press Enter."""
+    for ch in text:
+        await pilot.press("space" if ch == " " else ch)
+    await pilot.press("enter")
+
+
+async def answered(pilot, timeout: float = 180.0) -> None:
+    app = pilot.app
+    await pilot.pause(0.05)
+    await wait_until(pilot, lambda: not app.generating, timeout)
+    await pilot.pause(0.05)
