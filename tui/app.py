@@ -271,6 +271,15 @@ class ChatApp(App[None]):
 
     # --- actions --------------------------------------------------------------------------------
 
+    CHAT_ACTIONS = {"stop", "regenerate", "new_chat", "history", "system_prompt", "toggle_marking",
+                    "mode", "threshold"}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a dialog (history, system prompt) is open its keys win over the chat's."""
+        if action in self.CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
+
     def action_stop(self) -> None:
         if self.generating and self._cancel is not None:
             self._cancel.set()

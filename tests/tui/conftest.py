@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Callable
@@ -45,12 +46,15 @@ def make_app(max_tokens: int = 48, **kw):
 
 
 async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 120.0, step: float = 0.02) -> None:
-    """Let the app run until condition() holds (the models are real, so no fixed sleeps)."""
+    """Let the app run until condition() holds (the models are real, so no fixed sleeps).
+
+    asyncio.sleep, not pilot.pause: pause waits for the app to be idle, which it never is while
+    an answer streams."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
-        await pilot.pause(step)
+        await asyncio.sleep(step)
 
 
 async def loaded(pilot) -> None:
@@ -60,14 +64,20 @@ async def loaded(pilot) -> None:
 
 
 async def send(pilot, text: str) -> None:
-    """Type `text` into the prompt like a user and press Enter."""
+    """Type `text` into the prompt like a user and press Enter.
+
+    Enter is pressed in a task: pilot.press returns only when the app is idle, i.e. after the
+    whole answer, and the tests want to watch it stream. `answered` awaits that task."""
     for ch in text:
-        await pilot.press("space" if ch == " " else ch)
-    await pilot.press("enter")
+        await pilot.press(ch)
+    pilot.enter_task = asyncio.create_task(pilot.press("enter"))
+    await asyncio.sleep(0.05)
 
 
 async def answered(pilot, timeout: float = 180.0) -> None:
     app = pilot.app
-    await pilot.pause(0.05)
+    task = getattr(pilot, "enter_task", None)
+    if task is not None:
+        await asyncio.wait_for(task, timeout)
     await wait_until(pilot, lambda: not app.generating, timeout)
     await pilot.pause(0.05)
