@@ -45,16 +45,16 @@ class ChatApp(App[None]):
     """
     BINDINGS = [
         Binding("escape", "stop", "stop", priority=True),
-        Binding("ctrl+r", "regenerate", "regenerate", priority=True),
-        Binding("ctrl+n", "new_chat", "new chat", priority=True),
+        Binding("ctrl+r", "regenerate", "regen", priority=True),
+        Binding("ctrl+n", "new_chat", "new", priority=True),
         Binding("ctrl+o", "history", "history", priority=True),
-        Binding("ctrl+s", "system_prompt", "system prompt", priority=True),
+        Binding("ctrl+s", "system_prompt", "system", priority=True),
         Binding("ctrl+t", "toggle_marking", "marks", priority=True),
         Binding("f2", "mode('router')", "routed", priority=True),
-        Binding("f3", "mode('slm')", "small only", priority=True),
-        Binding("f4", "mode('llm')", "large only", priority=True),
-        Binding("f5", "threshold(-1)", "thr-", priority=True),
-        Binding("f6", "threshold(1)", "thr+", priority=True),
+        Binding("f3", "mode('slm')", "small", priority=True),
+        Binding("f4", "mode('llm')", "large", priority=True),
+        Binding("f8", "threshold(-1)", "thr-", priority=True),
+        Binding("f9", "threshold(1)", "thr+", priority=True),
     ]
 
     def __init__(self, loader: Loader, *, history: History | Path | str | None = None, system: str = "",
@@ -91,7 +91,7 @@ class ChatApp(App[None]):
             yield LoadPanel(id="load")
         yield PromptInput(id="prompt")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     @property
     def chat(self) -> VerticalScroll:
@@ -256,7 +256,7 @@ class ChatApp(App[None]):
         if self.mode != "router":
             name, threshold = MODES[self.mode], None
         elif router is not None:
-            name, threshold = f"router {router.name}", router.threshold
+            name, threshold = Path(router.name).name, router.threshold  # an .onnx router: its file name
         else:
             name, threshold = "-", None
         marks = "" if self.marking else " │ marks off"

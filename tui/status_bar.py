@@ -27,15 +27,14 @@ def _pct(x: float | None) -> str:
 def format_status(f: StatusFigures) -> str:
     rate = "-" if f.tokens_per_s is None else f"{f.tokens_per_s:.1f}"
     active = "-" if f.activated_params_b is None else f"{f.activated_params_b:.3g}B"
-    threshold = "" if f.threshold is None else f" threshold {f.threshold:.2f}"
-    return (f"large {_pct(f.answer_share)} answer, {_pct(f.session_share)} session │ {rate} tok/s │ "
+    threshold = "" if f.threshold is None else f" thr {f.threshold:.2f}"
+    return (f"large {_pct(f.answer_share)} answer · {_pct(f.session_share)} session │ {rate} tok/s │ "
             f"{active} active │ {f.router}{threshold} │ {f.state}")
 
 
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
-        dock: bottom;
         height: 1;
         background: $panel;
         color: $text;

@@ -24,5 +24,6 @@ class ThinkBlock(Collapsible):
         self.plain = text.plain
         if self.plain.strip():
             self.add_class("-has-text")
-        self.title = f"Thought ({n_tokens} tokens)" if done else f"Thinking… ({n_tokens} tokens)"
+        count = f"{n_tokens} token" + ("" if n_tokens == 1 else "s")
+        self.title = f"Thought ({count})" if done else f"Thinking… ({count})"
         self.text_view.update(text)

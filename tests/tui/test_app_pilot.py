@@ -87,7 +87,7 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
     assert figures.tokens_per_s == stats["tokens_per_s"] > 0
     assert figures.activated_params_b == pytest.approx((params[0] + stats["large_share"] * params[1]) / 1e9)
     assert f"{100 * stats['large_share']:.1f}%" in status_text and "tok/s" in status_text
-    assert "threshold 0.50" in status_text
+    assert "random:0.5 thr 0.50" in status_text
 
 
 async def test_escape_stops_at_once_and_keeps_the_text():
@@ -199,19 +199,19 @@ async def test_regenerate_small_only_after_large_only():
     assert large_only.stats["large_share"] == 1.0 and small_only.stats["large_tokens"] == 0
     assert small_only.answer == large_only.answer  # greedy, same model on both sides
     assert [(m.role, m.router) for m in stored] == [("user", None), ("assistant", "slm")]
-    assert "small only" in status_text and "large 0.0% answer" in status_text
+    assert "small only" in status_text and "large 0.0% answer" in status_text and "thr" not in status_text
 
 
 async def test_threshold_keys_change_the_router():
     app = make_app(router="random:0.3")
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        await pilot.press("f6")
+        await pilot.press("f9")
         raised = app.router.threshold
-        await pilot.press("f5", "f5")
+        await pilot.press("f8", "f8")
         lowered, text = app.router.threshold, str(app.status.render())
     assert (raised, lowered) == (0.35, 0.25)
-    assert "random:0.25 threshold 0.25" in text
+    assert "random:0.25 thr 0.25" in text
 
 
 async def test_system_prompt_multiline_input_and_new_chat():
