@@ -36,6 +36,12 @@ class HistoryScreen(ModalScreen[int | None]):
             yield Label("History — Enter opens, Esc closes" if self.conversations else "History is empty — Esc closes")
             yield OptionList(*[Option(_line(c), id=str(c.id)) for c in self.conversations])
 
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        if self.conversations:
+            options.highlighted = 0  # the newest: Enter alone reopens it
+        options.focus()
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(int(event.option.id or 0))
 

@@ -127,7 +127,7 @@ async def test_restart_and_continue_a_conversation_from_history():
         await loaded(pilot)
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        await pilot.press("down", "enter")
+        await pilot.press("enter")
         await wait_until(pilot, lambda: len(_views(app)) == 1)
         users = [u.text for u in app.query(UserMessage)]
         reopened = _views(app)[0].answer
@@ -156,7 +156,7 @@ async def test_think_section_is_folded_and_not_fed_back():
         await loaded(pilot)
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        await pilot.press("down", "enter")
+        await pilot.press("enter")
         await wait_until(pilot, lambda: len(_views(app)) == 1)
         block = _views(app)[0].think_block
         assert block.collapsed and block.title.startswith("Thought") and block.plain == THINK
@@ -165,6 +165,38 @@ async def test_think_section_is_folded_and_not_fed_back():
         sequence = _sequence_text(app)
     assert ANSWER.strip() in sequence
     assert "SECRET-REASONING" not in sequence
+
+
+async def test_an_r1_style_prompt_streams_into_the_think_block():
+    """R1's template ends the generation prompt with "<think>\n"; the same on the real SmolLM2
+    (its own template plus that suffix): everything it writes is think text, streamed into the
+    block, stored apart and left out of the next turn."""
+    app = make_app(max_tokens=24)
+    titles: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        small = app.loaded.pair.small
+        small.chat_template = small.chat_template.replace(
+            "<|im_start|>assistant\n", "<|im_start|>assistant\n<think>\n")
+        await send(pilot, "What is 3+4?")
+        await wait_until(pilot, lambda: bool(_views(app)))
+        block = _views(app)[-1].think_block
+        while app.generating:
+            titles.append(str(block.title))
+            await asyncio.sleep(0.005)
+        await answered(pilot)
+        view = _views(app)[-1]
+        think = view.think_block.plain
+        collapsed = view.think_block.collapsed
+        stored = History().messages(app.conversation)[-1]
+        small.chat_template = small.chat_template.replace("<think>\n", "")
+        await send(pilot, "Thanks.")
+        await answered(pilot)
+        sequence = _sequence_text(app)
+    assert any(t.startswith("Thinking…") for t in titles) and view.think_block.title.startswith("Thought (")
+    assert think and view.answer == "" and collapsed
+    assert stored.think == think.strip() and stored.content == ""
+    assert think.strip() not in sequence and "What is 3+4?" in sequence
 
 
 async def test_a_load_error_is_shown_in_the_app(tmp_path):

@@ -19,7 +19,7 @@ def test_main_screen(snap_compare):
         await loaded(pilot)
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
-        await pilot.press("down", "enter")
+        await pilot.press("enter")
         await wait_until(pilot, lambda: bool(list(app.query(AssistantMessage))))
         await pilot.pause(0.3)
 
