@@ -214,8 +214,10 @@ class ChatApp(App[None]):
     def on_answer_progress(self, event: AnswerProgress) -> None:
         view = self._view(event.message_id)
         if view is not None:
+            following = self.chat.scroll_y >= self.chat.max_scroll_y - 1  # not if the user scrolled up
             view.add_pieces(event.progress.pieces)
-            self.chat.scroll_end(animate=False)
+            if following:
+                self.chat.scroll_end(animate=False)
         p = event.progress
         tokens, large = self._session[0] + p.n_tokens, self._session[1] + p.large_tokens
         self._show_status("writing", answer_share=p.large_tokens / p.n_tokens if p.n_tokens else 0.0,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from conftest import answered, loaded, make_app, options, send, wait_until
+from pilot_helpers import answered, loaded, make_app, options, send, wait_until
 from seed import ANSWER, THINK, seed_conversation
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings
@@ -242,7 +242,12 @@ async def test_threshold_keys_change_the_router():
         raised = app.router.threshold
         await pilot.press("f8", "f8")
         lowered, text = app.router.threshold, str(app.status.render())
-    assert (raised, lowered) == (0.35, 0.25)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("f9", "escape")  # the dialog takes Esc; the chat's keys are off meanwhile
+        await wait_until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        after_dialog = app.router.threshold
+    assert (raised, lowered, after_dialog) == (0.35, 0.25, 0.25)
     assert "random:0.25 thr 0.25" in text
 
 

@@ -36,3 +36,20 @@ def test_demo_is_refused_until_the_demo_pair_exists():
         pytest.skip("the demo pair provides chat_choice")
     with pytest.raises(ConfigError, match="--demo"):
         resolve_choice(ChatOptions(demo=True))
+
+
+def test_core_loader_reports_each_stage_and_returns_a_ready_engine():
+    from pilot_helpers import options
+    from r2r_tui.loader import core_loader
+
+    steps: list[str] = []
+    loaded = core_loader(options(router="random:0.2"))(steps.append)
+    try:
+        assert loaded.engine.router.name == "random:0.2" and loaded.engine.router.threshold == 0.2
+        assert loaded.choice.source == "default"  # the models; only the router came from a flag
+    finally:
+        loaded.close()
+    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert steps == ["reading the configuration", f"loading the small model {name}",
+                     f"loading the large model {name}", "checking that the two models share a tokenizer",
+                     "setting up the router random:0.2", "ready"]

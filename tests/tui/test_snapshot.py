@@ -4,7 +4,7 @@ coloured, the stored figures in the status bar) on the real SmolLM2 pair. Update
 
 from __future__ import annotations
 
-from conftest import loaded, make_app, wait_until
+from pilot_helpers import loaded, make_app, wait_until
 from seed import seed_conversation
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
