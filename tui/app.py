@@ -6,7 +6,6 @@ in a thread worker that stores every piece in the history before posting it to t
 
 from __future__ import annotations
 
-import argparse
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from r2r_local.errors import R2RError
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
 from r2r_tui.load_panel import LoadPanel
-from r2r_tui.loader import ChatOptions, Loaded, Loader, core_loader
+from r2r_tui.loader import Loaded, Loader, core_loader
 from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
 from r2r_tui.prompt_input import PromptInput
 from r2r_tui.status_bar import StatusBar, StatusFigures
@@ -149,12 +148,16 @@ class ChatApp(App[None]):
     def _send(self, event: PromptInput.Submitted) -> None:
         if not self._can_generate():
             return
-        self.query_one(PromptInput).clear()
         history = self._require_history()
-        if self.conversation is None:
-            title = " ".join(event.text.split())[:80]
-            self.conversation = history.new_conversation(title, self.system, self.loaded.choice.description)
-        mid = history.add_user(self.conversation, event.text)
+        try:
+            if self.conversation is None:
+                title = " ".join(event.text.split())[:80]
+                self.conversation = history.new_conversation(title, self.system, self.loaded.choice.description)
+            mid = history.add_user(self.conversation, event.text)
+        except HistoryError as e:  # nothing is sent that could not be stored; the prompt is kept
+            self.notify(str(e), title=e.title, severity="error", timeout=20)
+            return
+        self.query_one(PromptInput).clear()
         self.turns.append(Message("user", event.text))
         self.turn_ids.append(mid)
         self.chat.mount(UserMessage(event.text))
@@ -181,7 +184,11 @@ class ChatApp(App[None]):
         engine = self.loaded.engine
         engine.router = self.router if self.mode == "router" else self.loaded.pair.router(self.mode)
         messages = ([Message("system", self.system)] if self.system else []) + list(self.turns)
-        mid = self._require_history().start_answer(self.conversation, engine.router.name)
+        try:
+            mid = self._require_history().start_answer(self.conversation, engine.router.name)
+        except HistoryError as e:
+            self.notify(str(e), title=e.title, severity="error", timeout=20)
+            return
         view = AssistantMessage(mid, marking=self.marking)
         self.chat.mount(view)
         self.chat.scroll_end(animate=False)
@@ -414,48 +421,24 @@ def _note(stop_reason: str | None, message: str | None, stats: dict) -> str:
     return ""
 
 
-# --- command line -------------------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="r2r-chat", description="Chat in the terminal with R2R routed decoding.")
-    p.add_argument("--small", metavar="PATH", help="small model GGUF (default: config file, else the built-in pair)")
-    p.add_argument("--large", metavar="PATH", help="large model GGUF (default: config file, else the built-in pair)")
-    p.add_argument("--router", metavar="ROUTER", help="slm | llm | random:P | entropy:T | path/to/router.onnx")
-    p.add_argument("--demo", action="store_true", help="use the built-in demo pair")
-    p.add_argument("--config", type=Path, metavar="FILE", help="config file (default: the user config dir)")
-    p.add_argument("--n-ctx", type=int, metavar="N", help="context length")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads per model")
-    p.add_argument("--small-gpu-layers", type=int, metavar="N", help="small model layers on the GPU (-1 = all)")
-    p.add_argument("--large-gpu-layers", type=int, metavar="N", help="large model layers on the GPU (-1 = all)")
-    p.add_argument("--system", default="", metavar="TEXT", help="system prompt for new conversations")
-    p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="per answer (default %(default)s)")
-    p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed (regenerate adds 1)")
-    p.add_argument("--history", type=Path, metavar="FILE", help="history database (default: the user data dir)")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """The r2r-chat console script."""
     import logging
     import sys
 
     from textual.logging import TextualHandler
 
-    args = build_parser().parse_args(argv)
-    # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
-    logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
-    logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
+    from r2r_tui.cli import parse_args
+
     try:
-        sampling = SamplingParams(temperature=args.temperature, seed=args.seed)
-        settings = GenerationSettings(max_tokens=args.max_tokens)
+        options, kwargs = parse_args(argv)
     except R2RError as e:
         print(f"r2r-chat: error: {e}", file=sys.stderr)
         return 2
-    options = ChatOptions(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
-                          threads=args.threads, small_gpu_layers=args.small_gpu_layers,
-                          large_gpu_layers=args.large_gpu_layers, demo=args.demo, config_file=args.config)
-    ChatApp(core_loader(options), history=args.history, system=args.system, sampling=sampling,
-            settings=settings).run()
+    # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
+    logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
+    logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
+    ChatApp(core_loader(options), **kwargs).run()
     return 0
 
 

@@ -64,6 +64,9 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
         await pilot.pause(0.2)
         svg_plain = app.export_screenshot()
         markdown_on = view.has_class("-markdown")
+        markdown_source = view.markdown.source
+        markdown_blocks = len(view.markdown.query("MarkdownBlock"))
+        load_steps = list(app.query_one("LoadPanel").steps)
         figures = app.status.figures
         status_text = str(app.status.render())
         stored = History().messages(app.conversation)
@@ -81,7 +84,10 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
     assert 0 < stats["large_tokens"] < stats["n_tokens"]
     assert [s.strip() for s in view.large_answer_text if s.strip()] == large_pieces
     assert LARGE_COLOUR in svg_marked.lower() and LARGE_COLOUR not in svg_plain.lower()
-    assert markdown_on
+    assert markdown_on and markdown_source == shown and markdown_blocks >= 1
+    # loading showed its steps
+    assert load_steps[0] == "reading the configuration" and load_steps[-1] == "ready"
+    assert any(step.startswith("loading the large model") for step in load_steps)
     # the status bar shows this answer's figures
     assert figures.answer_share == figures.session_share == stats["large_share"]
     assert figures.tokens_per_s == stats["tokens_per_s"] > 0
