@@ -25,24 +25,34 @@ class LoadPanel(Static):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.steps: list[str] = []
         self.error: tuple[str, str] | None = None
-        self._started = monotonic()
+        self._step_started = monotonic()
         self.border_title = "Loading models"
+
+    def on_mount(self) -> None:
+        # A large model takes minutes to load: the current step counts its seconds.
+        self._ticker = self.set_interval(1.0, self._show)
 
     def add_step(self, text: str) -> None:
         self.steps.append(text)
+        self._step_started = monotonic()
         self._show()
 
     def _show(self) -> None:
         out = Text()
         for i, step in enumerate(self.steps):
             last = i == len(self.steps) - 1
-            out.append(("… " if last else "✓ ") + step + ("\n" if not last else ""))
+            if last:
+                out.append(f"… {step} ({monotonic() - self._step_started:.0f} s)")
+            else:
+                out.append(f"✓ {step}\n")
         self.update(out)
 
     def done(self) -> None:
+        self._ticker.stop()
         self.add_class("-done")
 
     def fail(self, title: str, message: str) -> None:
+        self._ticker.stop()
         self.error = (title, message)
         self.border_title = title
         self.add_class("-error")
