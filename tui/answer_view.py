@@ -1,25 +1,27 @@
-"""An assistant turn: its think block, then the answer.
+"""An assistant turn: its think block, then the answer rendered as Markdown.
 
-With source marking on, the answer is shown as text with the large model's tokens coloured;
-with marking off it is rendered as Markdown. (Textual's Markdown widget has no way to colour
-arbitrary character ranges, so the two views are separate and a key switches between them.)
+With source marking on, the large model's words are coloured inside the Markdown (see
+marked_markdown.py); the think text is shown as plain text, coloured the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
+from r2r_tui.marked_markdown import MarkedMarkdown, marked_source
 from r2r_tui.store import Piece
 from r2r_tui.think import ANSWER, THINK
 from r2r_tui.think_block import ThinkBlock
 
-LARGE_STYLE = "bold #ff9f1a"
 THINK_LARGE_STYLE = "#ff9f1a"
+# Re-parsing the Markdown on every token is wasteful: while streaming it is redrawn this often.
+REFRESH_S = 0.08
 
 
 def marked_text(pieces: Iterable[Piece], part: str, large_style: str | None) -> Text:
@@ -29,10 +31,8 @@ def marked_text(pieces: Iterable[Piece], part: str, large_style: str | None) -> 
     for p in pieces:
         if p.part != part:
             continue
-        chunk = p.text
-        if not started:
-            chunk = chunk.lstrip()
-            started = bool(chunk)
+        chunk = p.text if started else p.text.lstrip()
+        started = started or bool(chunk)
         if chunk:
             text.append(chunk, style=large_style if (p.source == "large" and large_style) else None)
     text.rstrip()
@@ -42,10 +42,7 @@ def marked_text(pieces: Iterable[Piece], part: str, large_style: str | None) -> 
 class AssistantMessage(Vertical):
     DEFAULT_CSS = """
     AssistantMessage { height: auto; margin: 1 0 0 0; padding: 0 1; }
-    AssistantMessage > .answer-text { height: auto; }
-    AssistantMessage > Markdown { height: auto; margin: 0; padding: 0; display: none; }
-    AssistantMessage.-markdown > .answer-text { display: none; }
-    AssistantMessage.-markdown > Markdown { display: block; }
+    AssistantMessage > MarkedMarkdown { height: auto; margin: 0; padding: 0; }
     AssistantMessage > .answer-note { color: $text-muted; height: auto; }
     """
 
@@ -55,18 +52,16 @@ class AssistantMessage(Vertical):
         self.pieces: list[Piece] = []
         self.marking = marking
         self.think_block = ThinkBlock()
-        self.text_view = Static(classes="answer-text")
-        self.markdown = Markdown()
+        self.markdown = MarkedMarkdown()
         self.note = Static(classes="answer-note")
         self.n_think_tokens = 0
         self.done = False
-        self.shown_answer = Text()
-        self._markdown_pending = False
-        self.set_class(not marking, "-markdown")
+        self.shown_source = ""  # the Markdown source last rendered (marks included)
+        self._dirty = False
+        self._pumping = False
 
     def compose(self) -> ComposeResult:
         yield self.think_block
-        yield self.text_view
         yield self.markdown
         yield self.note
 
@@ -75,23 +70,25 @@ class AssistantMessage(Vertical):
 
     @property
     def answer(self) -> str:
-        return marked_text(self.pieces, ANSWER, None).plain
+        return marked_source(self.pieces, ANSWER, False)
+
+    @property
+    def rendered(self) -> bool:
+        """Whether the Markdown on screen shows every piece received so far."""
+        return self.markdown.ready and not self._dirty and not self._pumping
 
     @property
     def large_answer_text(self) -> list[str]:
-        """The answer's spans shown in the large model's colour, in order (what marking shows)."""
-        text = self.shown_answer
-        return [text.plain[s.start:s.end] for s in text.spans if str(s.style) == LARGE_STYLE]
+        """The answer's texts shown in the large model's colour, in order (what marking shows)."""
+        return self.markdown.large_spans()
 
     def add_pieces(self, pieces: Iterable[Piece]) -> None:
         new = list(pieces)
         if not new:
             return
         self.pieces.extend(new)
-        tokens = {p.token for p in new if p.part == THINK}
-        self.n_think_tokens += len(tokens)
-        if any(p.part == THINK for p in new) or any(p.part == ANSWER for p in new):
-            self._render_all()
+        self.n_think_tokens += len({p.token for p in new if p.part == THINK})
+        self._render_all()
 
     def finish(self, note: str = "") -> None:
         self.done = True
@@ -100,7 +97,6 @@ class AssistantMessage(Vertical):
 
     def set_marking(self, marking: bool) -> None:
         self.marking = marking
-        self.set_class(not marking, "-markdown")
         self._render_all()
 
     def _render_all(self) -> None:
@@ -111,17 +107,27 @@ class AssistantMessage(Vertical):
             self.think_block.show_text(think, self.n_think_tokens, answer_started or self.done)
             if (answer_started or self.done) and not was_done:
                 self.think_block.collapsed = True
-        if self.marking:
-            self.shown_answer = marked_text(self.pieces, ANSWER, LARGE_STYLE)
-            self.text_view.update(self.shown_answer)
-        elif self.done:
-            self.markdown.update(self.answer)
-        elif not self._markdown_pending:
-            # Re-parsing Markdown on every token is wasteful: refresh it ten times a second.
-            self._markdown_pending = True
-            self.set_timer(0.1, self._refresh_markdown)
+        self._dirty = True
+        if self.markdown.ready and not self._pumping:
+            self._pumping = True
+            self.run_worker(self._pump(), group="markdown")
 
-    def _refresh_markdown(self) -> None:
-        self._markdown_pending = False
-        if not self.marking:
-            self.markdown.update(self.answer)
+    def on_marked_markdown_ready(self, event: MarkedMarkdown.Ready) -> None:
+        event.stop()
+        self._render_all()
+
+    async def _pump(self) -> None:
+        """Redraw the Markdown until it shows everything, at most every REFRESH_S while streaming.
+
+        One update at a time: Textual's Markdown.update must not overlap with itself."""
+        try:
+            while self._dirty:
+                self._dirty = False
+                source = marked_source(self.pieces, ANSWER, self.marking)
+                if source != self.shown_source:
+                    self.shown_source = source
+                    await self.markdown.update(source)
+                if not self.done:
+                    await asyncio.sleep(REFRESH_S)
+        finally:
+            self._pumping = False

@@ -21,6 +21,7 @@ def test_main_screen(snap_compare):
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(list(app.query(AssistantMessage))))
+        await wait_until(pilot, lambda: all(v.rendered for v in app.query(AssistantMessage)))
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=reopen)
