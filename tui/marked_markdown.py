@@ -27,32 +27,32 @@ LARGE_STYLE = "bold #ff9f1a"
 def marked_source(pieces: Iterable[Piece], part: str, marking: bool) -> str:
     """The text of one part; with `marking`, the large model's letter/digit runs wrapped in marks.
 
-    Leading whitespace is dropped, trailing whitespace kept out."""
+    Leading and trailing whitespace is dropped. A number that opens a line and is followed by
+    "." or ")" may be an ordered-list marker, so it stays bare."""
+    chunks = [(p.text, p.source == "large") for p in pieces if p.part == part]
+    text = "".join(t for t, _ in chunks)
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    if not marking:
+        return text
+    large = [flag for t, flag in chunks for _ in t][lead:lead + len(text)]
     out: list[str] = []
-    line_blank = True  # only whitespace so far on the current line
-    started = False
-    for p in pieces:
-        if p.part != part:
-            continue
-        text = p.text if started else p.text.lstrip()
-        started = started or bool(text)
-        wrap = marking and p.source == "large"
-        i = 0
-        while i < len(text):
-            ch = text[i]
-            if wrap and ch.isalnum():
-                j = i
-                while j < len(text) and text[j].isalnum():
-                    j += 1
-                run = text[i:j]
-                # a number opening a line may be an ordered-list marker: leave it bare
-                out.append(run if (line_blank and run.isdigit()) else START + run + END)
-                line_blank, i = False, j
-                continue
-            out.append(ch)
-            line_blank = ch == "\n" or (line_blank and ch in " \t")
+    line_blank = True  # only spaces or tabs so far on the current line
+    i = 0
+    while i < len(text):
+        if not (large[i] and text[i].isalnum()):
+            out.append(text[i])
+            line_blank = text[i] == "\n" or (line_blank and text[i] in " \t")
             i += 1
-    return "".join(out).rstrip()
+            continue
+        j = i
+        while j < len(text) and large[j] and text[j].isalnum():
+            j += 1
+        run = text[i:j]
+        list_marker = line_blank and run.isdigit() and text[j:j + 1] in (".", ")")
+        out.append(run if list_marker else START + run + END)
+        line_blank, i = False, j
+    return "".join(out)
 
 
 def strip_marks(text: str) -> str:

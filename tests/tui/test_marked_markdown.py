@@ -20,11 +20,17 @@ def _pieces():
     return [Piece(i, source, "answer", text) for i, (source, text) in enumerate(PIECES)]
 
 
-def test_only_letter_and_digit_runs_are_wrapped_and_line_numbers_stay_bare():
+def test_only_letter_and_digit_runs_are_wrapped_and_list_numbers_stay_bare():
     src = marked_source(_pieces(), "answer", True)
-    assert src.startswith(f"## {START}Sum{END}mary\n\n1. Add")  # '1' opens a line: an ordered-list marker
+    assert src.startswith(f"## {START}Sum{END}mary\n\n1. Add")  # '1.' opens a line: an ordered-list marker
     assert f"{START}units{END} first" in src and f"carry {START}one{END}`" in src
     assert marked_source(_pieces(), "answer", False) == "".join(t for _, t in PIECES).strip()
+
+
+def test_a_number_opening_a_line_is_coloured_unless_it_is_a_list_marker():
+    pieces = [Piece(0, "large", "answer", "\n936"), Piece(1, "small", "answer", " is it.\n"),
+              Piece(2, "large", "answer", "42"), Piece(3, "small", "answer", ") no")]
+    assert marked_source(pieces, "answer", True) == f"{START}936{END} is it.\n42) no"
 
 
 def test_apply_marks_moves_the_other_spans():
