@@ -85,7 +85,13 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
     # source marking: exactly the large model's pieces are coloured
     stats = answer.stats
     # (in the rendered Markdown the large model's runs of letters and digits carry the colour)
-    large_words = [w for p in stored[-1].pieces if p.source == "large" for w in re.findall(r"[^\W_]+", p.text)]
+    large_runs = [[]]  # the text of each run of consecutive large-model pieces
+    for p in stored[-1].pieces:
+        if p.source == "large":
+            large_runs[-1].append(p.text)
+        else:
+            large_runs.append([])
+    large_words = [w for run in large_runs for w in re.findall(r"[^\W_]+", "".join(run))]
     assert 0 < stats["large_tokens"] < stats["n_tokens"]
     assert marked_spans == large_words != []
     assert LARGE_COLOUR in svg_marked.lower() and LARGE_COLOUR not in svg_plain.lower()
