@@ -191,7 +191,7 @@ class ChatApp(App[None]):
             return
         view = AssistantMessage(mid, marking=self.marking)
         self.chat.mount(view)
-        self.chat.scroll_end(animate=False)
+        self.chat.anchor()  # follow the answer as it grows, until the user scrolls away
         self.generating = True
         self._cancel = threading.Event()
         self._worker_done.clear()
@@ -221,10 +221,7 @@ class ChatApp(App[None]):
     def on_answer_progress(self, event: AnswerProgress) -> None:
         view = self._view(event.message_id)
         if view is not None:
-            following = self.chat.scroll_y >= self.chat.max_scroll_y - 1  # not if the user scrolled up
             view.add_pieces(event.progress.pieces)
-            if following:
-                self.chat.scroll_end(animate=False)
         p = event.progress
         tokens, large = self._session[0] + p.n_tokens, self._session[1] + p.large_tokens
         self._show_status("writing", answer_share=p.large_tokens / p.n_tokens if p.n_tokens else 0.0,
@@ -342,7 +339,7 @@ class ChatApp(App[None]):
                 last_stats = m.stats
         if last_stats:
             self._show_stats(last_stats, "reopened")
-        self.chat.scroll_end(animate=False)
+        self.chat.anchor()  # the end of the conversation, once its Markdown has been laid out
 
     def _show_stored(self, m: StoredMessage) -> None:
         self.turns.append(Message(m.role, m.content))
