@@ -18,7 +18,8 @@ from r2r_tui.store import History, Piece
 from r2r_tui.think import ANSWER, THINK, ThinkSplitter
 
 if TYPE_CHECKING:
-    from r2r_local.engine import Engine
+    from r2r_local.engine import Engine, Generation
+    from r2r_local.metering import TokenEvent
 
 
 @dataclass(frozen=True)
@@ -59,40 +60,62 @@ def stream_answer(
     sampling: SamplingParams = SamplingParams(),
     settings: GenerationSettings = GenerationSettings(),
 ) -> Answer:
-    """Generate the next assistant turn after `messages`, storing it under `message_id`."""
-    prompt = chat_tokens(engine.small, messages)
-    splitter = ThinkSplitter(prompt_opens_think(engine, prompt))
-    gen = engine.generate(prompt, sampling, settings, cancel)
-    p_small, p_large = engine.small.n_params, engine.large.n_params
-    parts: dict[str, list[str]] = {THINK: [], ANSWER: []}
-    next_idx, n, large, first_at, rate, active = 0, 0, 0, 0.0, 0.0, p_small / 1e9
-    source = "small"
+    """Generate the next assistant turn after `messages`, storing it under `message_id`.
+
+    Whatever happens (a stop, an error), the message is finished with the text already shown."""
+    writer = _AnswerWriter(history, message_id, engine.small.n_params, engine.large.n_params)
+    gen: Generation | None = None
     try:
+        prompt = chat_tokens(engine.small, messages)
+        writer.splitter = ThinkSplitter(prompt_opens_think(engine, prompt))
+        gen = engine.generate(prompt, sampling, settings, cancel)
         for event in gen:
-            n += 1
-            large += event.source == "large"
-            source = event.source
-            now = perf_counter()
-            first_at = first_at or now
-            pieces = tuple(Piece(event.index, event.source, part, text) for part, text in splitter.feed(event.text))
-            next_idx = _store(history, message_id, next_idx, pieces, parts)
-            rate = (n - 1) / (now - first_at) if n > 1 and now > first_at else 0.0
-            active = (p_small + large / n * p_large) / 1e9
-            emit(Progress(pieces, n, large, rate, active))
+            emit(writer.add(event))
     finally:
-        # Also on an error: the text already shown stays stored as a finished (partial) answer.
-        tail = tuple(Piece(n, source, part, text) for part, text in splitter.flush())
-        _store(history, message_id, next_idx, tail, parts)
-        if tail:
-            emit(Progress(tail, n, large, rate, active))
-        think, answer = "".join(parts[THINK]).strip(), "".join(parts[ANSWER]).strip()
-        stats = gen.stats.as_dict() if gen.stats is not None else None
-        history.finish_answer(message_id, answer, think, gen.stop_reason or "error", stats)
-    return Answer(think, answer, gen.stop_reason, gen.message, stats)
+        tail = writer.flush()
+        if tail is not None:
+            emit(tail)
+        answer = writer.finish(gen)
+    return answer
 
 
-def _store(history: History, message_id: int, idx: int, pieces: tuple[Piece, ...],
-           parts: dict[str, list[str]]) -> int:
-    for p in pieces:
-        parts[p.part].append(p.text)
-    return history.add_pieces(message_id, idx, pieces)
+class _AnswerWriter:
+    """Turns TokenEvents into stored pieces and live figures, and finishes the stored message."""
+
+    def __init__(self, history: History, message_id: int, p_small: int, p_large: int) -> None:
+        self.history, self.message_id = history, message_id
+        self.p_small, self.p_large = p_small, p_large
+        self.splitter = ThinkSplitter()
+        self.parts: dict[str, list[str]] = {THINK: [], ANSWER: []}
+        self.next_idx, self.n, self.large, self.source = 0, 0, 0, "small"
+        self.first_at, self.rate, self.active = 0.0, 0.0, p_small / 1e9
+
+    def add(self, event: TokenEvent) -> Progress:
+        self.n += 1
+        self.large += event.source == "large"
+        self.source = event.source
+        now = perf_counter()
+        self.first_at = self.first_at or now
+        pieces = tuple(Piece(event.index, event.source, part, text) for part, text in self.splitter.feed(event.text))
+        self._store(pieces)
+        self.rate = (self.n - 1) / (now - self.first_at) if self.n > 1 and now > self.first_at else 0.0
+        self.active = (self.p_small + self.large / self.n * self.p_large) / 1e9
+        return Progress(pieces, self.n, self.large, self.rate, self.active)
+
+    def flush(self) -> Progress | None:
+        """Text the think splitter still held back (a possible tag start), as a last Progress."""
+        tail = tuple(Piece(self.n, self.source, part, text) for part, text in self.splitter.flush())
+        self._store(tail)
+        return Progress(tail, self.n, self.large, self.rate, self.active) if tail else None
+
+    def finish(self, gen: "Generation | None") -> Answer:
+        think, answer = "".join(self.parts[THINK]).strip(), "".join(self.parts[ANSWER]).strip()
+        stats = gen.stats.as_dict() if gen is not None and gen.stats is not None else None
+        stop_reason = gen.stop_reason if gen is not None else None
+        self.history.finish_answer(self.message_id, answer, think, stop_reason or "error", stats)
+        return Answer(think, answer, stop_reason, gen.message if gen is not None else None, stats)
+
+    def _store(self, pieces: tuple[Piece, ...]) -> None:
+        for p in pieces:
+            self.parts[p.part].append(p.text)
+        self.next_idx = self.history.add_pieces(self.message_id, self.next_idx, pieces)

@@ -15,6 +15,7 @@ from r2r_local.pair import load_pair
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
 from r2r_tui.loader import resolve_choice
+from r2r_tui.prompt_input import PromptInput
 from r2r_tui.store import History
 from r2r_tui.user_message import UserMessage
 
@@ -298,3 +299,20 @@ async def test_system_prompt_multiline_input_and_new_chat():
     assert history.conversation(first).system == "You are a pirate."
     assert history.conversation(second).system == ""
     assert history.messages(first)[0].content == "Line one\nLine two"
+
+
+async def test_a_generation_error_is_shown_and_the_conversation_kept():
+    app = make_app(n_ctx=64)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        # llama.cpp rounds a context up (to 256 here): a pasted prompt well beyond it
+        app.query_one(PromptInput).text = "Please tell me, in great detail and with many examples, " * 40
+        await send(pilot, "why?")
+        await answered(pilot)
+        note = str(_views(app)[-1].note.render())
+        state = app.status.figures.state
+        stored = History().messages(app.conversation)
+        assert app.is_running and not app.generating
+    assert "Prompt too long" in note and "context holds" in note
+    assert state == "error"
+    assert [(m.role, m.complete, m.stop_reason) for m in stored] == [("user", True, None), ("assistant", True, "error")]
