@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from r2r_local.backends.llama_cpp import LlamaCppBackend
 from r2r_local.config import ModelSpec
@@ -32,15 +33,23 @@ class LoadedPair:
         self.large.close()
 
 
-def load_pair(small: ModelSpec, large: ModelSpec) -> LoadedPair:
-    """Load both models and check that they share a tokenizer (padding rows may differ)."""
+def load_pair(small: ModelSpec, large: ModelSpec,
+              progress: Callable[[str, str], None] | None = None) -> LoadedPair:
+    """Load both models and check that they share a tokenizer (padding rows may differ).
+
+    progress(stage, path), when given, is called before each stage: "small", "large", "vocab".
+    """
+    report = progress or (lambda stage, path: None)
+    report("small", small.path)
     small_backend = LlamaCppBackend(small, want_hidden=True)
     try:
+        report("large", large.path)
         large_backend = LlamaCppBackend(large)
     except Exception:
         small_backend.close()
         raise
     try:
+        report("vocab", large.path)
         small_vocab = small_backend.vocab()
         n_shared = shared_vocab_size(small_vocab, large_backend.vocab(), small.path, large.path)
     except Exception:

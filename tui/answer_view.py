@@ -1,0 +1,133 @@
+"""An assistant turn: its think block, then the answer rendered as Markdown.
+
+With source marking on, the large model's words are coloured inside the Markdown (see
+marked_markdown.py); the think text is shown as plain text, coloured the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from r2r_tui.marked_markdown import MarkedMarkdown, marked_source
+from r2r_tui.store import Piece
+from r2r_tui.think import ANSWER, THINK
+from r2r_tui.think_block import ThinkBlock
+
+THINK_LARGE_STYLE = "#ff9f1a"
+# Re-parsing the Markdown on every token is wasteful: while streaming it is redrawn this often.
+REFRESH_S = 0.08
+
+
+def marked_text(pieces: Iterable[Piece], part: str, large_style: str | None) -> Text:
+    """The pieces of one part as Rich Text, the large model's pieces styled (leading space dropped)."""
+    text = Text()
+    started = False
+    for p in pieces:
+        if p.part != part:
+            continue
+        chunk = p.text if started else p.text.lstrip()
+        started = started or bool(chunk)
+        if chunk:
+            text.append(chunk, style=large_style if (p.source == "large" and large_style) else None)
+    text.rstrip()
+    return text
+
+
+class AssistantMessage(Vertical):
+    DEFAULT_CSS = """
+    AssistantMessage { height: auto; margin: 1 0 0 0; padding: 0 1; }
+    AssistantMessage > MarkedMarkdown { height: auto; margin: 0; padding: 0; }
+    AssistantMessage > .answer-note { color: $text-muted; height: auto; }
+    """
+
+    def __init__(self, message_id: int, *, marking: bool = True, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.message_id = message_id
+        self.pieces: list[Piece] = []
+        self.marking = marking
+        self.think_block = ThinkBlock()
+        self.markdown = MarkedMarkdown()
+        self.note = Static(classes="answer-note")
+        self.n_think_tokens = 0
+        self.done = False
+        self.shown_source = ""  # the Markdown source last rendered (marks included)
+        self._dirty = False
+        self._pumping = False
+
+    def compose(self) -> ComposeResult:
+        yield self.think_block
+        yield self.markdown
+        yield self.note
+
+    def on_mount(self) -> None:
+        self._render_all()
+
+    @property
+    def answer(self) -> str:
+        return marked_source(self.pieces, ANSWER, False)
+
+    @property
+    def rendered(self) -> bool:
+        """Whether the Markdown on screen shows every piece received so far."""
+        return self.markdown.ready and not self._dirty and not self._pumping
+
+    @property
+    def large_answer_text(self) -> list[str]:
+        """The answer's texts shown in the large model's colour, in order (what marking shows)."""
+        return self.markdown.large_spans()
+
+    def add_pieces(self, pieces: Iterable[Piece]) -> None:
+        new = list(pieces)
+        if not new:
+            return
+        self.pieces.extend(new)
+        self.n_think_tokens += len({p.token for p in new if p.part == THINK})
+        self._render_all()
+
+    def finish(self, note: str = "") -> None:
+        self.done = True
+        self.note.update(Text(note))
+        self._render_all()
+
+    def set_marking(self, marking: bool) -> None:
+        self.marking = marking
+        self._render_all()
+
+    def _render_all(self) -> None:
+        think = marked_text(self.pieces, THINK, THINK_LARGE_STYLE if self.marking else None)
+        answer_started = any(p.part == ANSWER and p.text.strip() for p in self.pieces)
+        if think.plain:
+            was_done = self.think_block.title.startswith("Thought")
+            self.think_block.show_text(think, self.n_think_tokens, answer_started or self.done)
+            if (answer_started or self.done) and not was_done:
+                self.think_block.collapsed = True
+        self._dirty = True
+        if self.markdown.ready and not self._pumping:
+            self._pumping = True
+            self.run_worker(self._pump(), group="markdown")
+
+    def on_marked_markdown_ready(self, event: MarkedMarkdown.Ready) -> None:
+        event.stop()
+        self._render_all()
+
+    async def _pump(self) -> None:
+        """Redraw the Markdown until it shows everything, at most every REFRESH_S while streaming.
+
+        One update at a time: Textual's Markdown.update must not overlap with itself."""
+        try:
+            while self._dirty:
+                self._dirty = False
+                source = marked_source(self.pieces, ANSWER, self.marking)
+                if source != self.shown_source:
+                    self.shown_source = source
+                    await self.markdown.update(source)
+                if not self.done:
+                    await asyncio.sleep(REFRESH_S)
+        finally:
+            self._pumping = False

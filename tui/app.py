@@ -1,0 +1,443 @@
+"""`r2r-chat`: chat in the terminal with routed decoding (a small model writes, a router escalates).
+
+The app is handed a Loader (see r2r_tui.loader) and never loads models itself. Generation runs
+in a thread worker that stores every piece in the history before posting it to the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from r2r_local.chat import Message
+from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
+from r2r_local.errors import R2RError
+
+from r2r_tui.answer_view import AssistantMessage
+from r2r_tui.history_screen import HistoryScreen
+from r2r_tui.load_panel import LoadPanel
+from r2r_tui.loader import Loaded, Loader, core_loader
+from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
+from r2r_tui.prompt_input import PromptInput
+from r2r_tui.status_bar import StatusBar, StatusFigures
+from r2r_tui.store import History, HistoryError, StoredMessage
+from r2r_tui.streaming import Answer, stream_answer
+from r2r_tui.system_prompt_screen import SystemPromptScreen
+from r2r_tui.user_message import UserMessage
+
+MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
+
+
+class ChatApp(App[None]):
+    TITLE = "r2r-chat"
+    CSS = """
+    #models { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
+    #chat { height: 1fr; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape", "stop", "stop", priority=True),
+        Binding("ctrl+r", "regenerate", "regen", priority=True),
+        Binding("ctrl+n", "new_chat", "new", priority=True),
+        Binding("ctrl+o", "history", "history", priority=True),
+        Binding("ctrl+s", "system_prompt", "system", priority=True),
+        Binding("ctrl+t", "toggle_marking", "marks", priority=True),
+        Binding("f2", "mode('router')", "routed", priority=True),
+        Binding("f3", "mode('slm')", "small", priority=True),
+        Binding("f4", "mode('llm')", "large", priority=True),
+        Binding("f8", "threshold(-1)", "thr-", priority=True),
+        Binding("f9", "threshold(1)", "thr+", priority=True),
+    ]
+
+    def __init__(self, loader: Loader, *, history: History | Path | str | None = None, system: str = "",
+                 sampling: SamplingParams = SamplingParams(),
+                 settings: GenerationSettings = GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS)) -> None:
+        super().__init__()
+        self._loader = loader
+        self._history_arg = history
+        self.history: History | None = None
+        self.loaded: Loaded | None = None
+        self.sampling, self.settings = sampling, settings
+        self.default_system = system
+        self.system = system
+        self.conversation: int | None = None
+        self.turns: list[Message] = []
+        self.turn_ids: list[int] = []
+        self.marking = True
+        self.mode = "router"
+        self.generating = False
+        self._cancel: threading.Event | None = None
+        self._worker_done = threading.Event()
+        self._worker_done.set()
+        self._regenerations = 0
+        self._session = [0, 0]  # tokens, large tokens over the answers of this run
+        self.last_answer: Answer | None = None
+        self._shutting_down = False
+        self.router = None  # the configured router (Router), set once the models are loaded
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("r2r-chat", id="models")
+        with VerticalScroll(id="chat"):
+            yield LoadPanel(id="load")
+        yield PromptInput(id="prompt")
+        yield StatusBar(id="status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    @property
+    def chat(self) -> VerticalScroll:
+        return self.query_one("#chat", VerticalScroll)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    def on_mount(self) -> None:
+        self.query_one(PromptInput).focus()
+        try:
+            self.history = self._history_arg if isinstance(self._history_arg, History) else History(self._history_arg)
+        except HistoryError as e:
+            self.notify(str(e), title=e.title, severity="error", timeout=30)
+        self._load_models()
+
+    # --- loading --------------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="load")
+    def _load_models(self) -> None:
+        try:
+            loaded = self._loader(lambda text: self.post_message(LoadStep(text)))
+        except R2RError as e:
+            self.post_message(LoadFailed(e.title, str(e)))
+            return
+        except Exception as e:  # a bug, still shown in the app without a traceback
+            self.post_message(LoadFailed("Internal error", f"{type(e).__name__}: {e}"))
+            return
+        if self._shutting_down:  # the app closed while loading: nobody will take the models
+            loaded.close()
+            return
+        self.post_message(ModelsLoaded(loaded))
+
+    def on_load_step(self, event: LoadStep) -> None:
+        self.query_one(LoadPanel).add_step(event.text)
+
+    def on_load_failed(self, event: LoadFailed) -> None:
+        self.query_one(LoadPanel).fail(event.title, event.message)
+        self.notify(event.message, title=event.title, severity="error", timeout=30)
+        self.status.show(replace(self.status.figures, state="no models"))
+
+    def on_models_loaded(self, event: ModelsLoaded) -> None:
+        self.loaded = event.loaded
+        self.router = event.loaded.engine.router
+        self.query_one(LoadPanel).done()
+        choice = event.loaded.choice
+        plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
+        self.query_one("#models", Static).update(f"{choice.description} · router {choice.router}{plan}")
+        self._show_status("ready")
+
+    # --- sending and streaming ------------------------------------------------------------------
+
+    @on(PromptInput.Submitted)
+    def _send(self, event: PromptInput.Submitted) -> None:
+        if not self._can_generate():
+            return
+        history = self._require_history()
+        try:
+            if self.conversation is None:
+                title = " ".join(event.text.split())[:80]
+                self.conversation = history.new_conversation(title, self.system, self.loaded.choice.description)
+            mid = history.add_user(self.conversation, event.text)
+        except HistoryError as e:  # nothing is sent that could not be stored; the prompt is kept
+            self.notify(str(e), title=e.title, severity="error", timeout=20)
+            return
+        self.query_one(PromptInput).clear()
+        self.turns.append(Message("user", event.text))
+        self.turn_ids.append(mid)
+        self.chat.mount(UserMessage(event.text))
+        self._start_answer()
+
+    def _can_generate(self) -> bool:
+        if self.generating:
+            self.notify("an answer is being written: Esc stops it", severity="warning")
+            return False
+        if self.loaded is None:
+            self.notify("no models are loaded", severity="error")
+            return False
+        if self.history is None:
+            self.notify("the history database is unavailable", severity="error")
+            return False
+        return True
+
+    def _require_history(self) -> History:
+        assert self.history is not None  # checked by _can_generate
+        return self.history
+
+    def _start_answer(self) -> None:
+        assert self.loaded is not None and self.conversation is not None
+        engine = self.loaded.engine
+        engine.router = self.router if self.mode == "router" else self.loaded.pair.router(self.mode)
+        messages = ([Message("system", self.system)] if self.system else []) + list(self.turns)
+        try:
+            mid = self._require_history().start_answer(self.conversation, engine.router.name)
+        except HistoryError as e:
+            self.notify(str(e), title=e.title, severity="error", timeout=20)
+            return
+        view = AssistantMessage(mid, marking=self.marking)
+        self.chat.mount(view)
+        self.chat.anchor()  # follow the answer as it grows, until the user scrolls away
+        self.generating = True
+        self._cancel = threading.Event()
+        self._worker_done.clear()
+        sampling = replace(self.sampling, seed=self.sampling.seed + self._regenerations)
+        self._show_status("writing", answer_share=0.0)
+        self._generate(messages, mid, self._cancel, sampling)
+
+    @work(thread=True, exit_on_error=False, group="generate")
+    def _generate(self, messages: list[Message], mid: int, cancel: threading.Event, sampling: SamplingParams) -> None:
+        assert self.loaded is not None
+        try:
+            answer = stream_answer(self.loaded.engine, messages, self._require_history(), mid,
+                                   lambda progress: self.post_message(AnswerProgress(mid, progress)),
+                                   cancel, sampling, self.settings)
+        except R2RError as e:
+            self.post_message(AnswerFailed(mid, e.title, str(e)))
+        except Exception as e:  # a bug: shown, the conversation kept
+            self.post_message(AnswerFailed(mid, "Internal error", f"{type(e).__name__}: {e}"))
+        else:
+            self.post_message(AnswerDone(mid, answer))
+        finally:
+            self._worker_done.set()
+
+    def _view(self, mid: int) -> AssistantMessage | None:
+        return next((v for v in self.query(AssistantMessage) if v.message_id == mid), None)
+
+    def on_answer_progress(self, event: AnswerProgress) -> None:
+        view = self._view(event.message_id)
+        if view is not None:
+            view.add_pieces(event.progress.pieces)
+        p = event.progress
+        tokens, large = self._session[0] + p.n_tokens, self._session[1] + p.large_tokens
+        self._show_status("writing", answer_share=p.large_tokens / p.n_tokens if p.n_tokens else 0.0,
+                          session_share=large / tokens if tokens else None,
+                          tokens_per_s=p.tokens_per_s or None, activated_params_b=p.activated_params_b)
+
+    def on_answer_done(self, event: AnswerDone) -> None:
+        answer = event.answer
+        self.generating = False
+        self.last_answer = answer
+        self.turns.append(Message("assistant", answer.answer))
+        self.turn_ids.append(event.message_id)
+        stats = answer.stats or {}
+        self._session[0] += stats.get("n_tokens", 0)
+        self._session[1] += stats.get("large_tokens", 0)
+        view = self._view(event.message_id)
+        if view is not None:
+            view.finish(_note(answer.stop_reason, answer.message, stats))
+        self._show_stats(stats, "stopped" if answer.stop_reason == "cancelled" else "ready")
+        if answer.message:
+            self.notify(answer.message, severity="warning")
+
+    def on_answer_failed(self, event: AnswerFailed) -> None:
+        self.generating = False
+        view = self._view(event.message_id)
+        if view is not None:
+            view.finish(f"[{event.title}: {event.message}]")
+            if view.answer:
+                self.turns.append(Message("assistant", view.answer))
+                self.turn_ids.append(event.message_id)
+        self.notify(event.message, title=event.title, severity="error", timeout=20)
+        self._show_status("error")
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def _show_status(self, state: str, **figures: float | None) -> None:
+        router = self.router if self.loaded is not None else None
+        if self.mode != "router":
+            name, threshold = MODES[self.mode], None
+        elif router is not None:
+            name, threshold = Path(router.name).name, router.threshold  # an .onnx router: its file name
+        else:
+            name, threshold = "-", None
+        marks = "" if self.marking else " │ marks off"
+        current = self.status.figures
+        self.status.show(replace(current, router=name, threshold=threshold, state=state + marks, **figures))
+
+    def _show_stats(self, stats: dict, state: str) -> None:
+        tokens, large = self._session
+        self._show_status(state, answer_share=stats.get("large_share"),
+                          session_share=large / tokens if tokens else None,
+                          tokens_per_s=stats.get("tokens_per_s"), activated_params_b=stats.get("activated_params_b"))
+
+    # --- actions --------------------------------------------------------------------------------
+
+    CHAT_ACTIONS = {"stop", "regenerate", "new_chat", "history", "system_prompt", "toggle_marking",
+                    "mode", "threshold"}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a dialog (history, system prompt) is open its keys win over the chat's."""
+        if action in self.CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
+
+    def action_stop(self) -> None:
+        if self.generating and self._cancel is not None:
+            self._cancel.set()
+
+    def action_regenerate(self) -> None:
+        if not self._can_generate() or not self.turns:
+            return
+        history = self._require_history()
+        if self.turns[-1].role == "assistant":
+            self.turns.pop()
+            history.delete_message(self.turn_ids.pop())
+            views = list(self.query(AssistantMessage))
+            if views:
+                views[-1].remove()
+        self._regenerations += 1
+        self._start_answer()
+
+    def action_new_chat(self) -> None:
+        if self.generating:
+            self.notify("an answer is being written: Esc stops it first", severity="warning")
+            return
+        self.conversation, self.turns, self.turn_ids = None, [], []
+        self.system = self.default_system
+        for widget in list(self.query(UserMessage)) + list(self.query(AssistantMessage)):
+            widget.remove()
+        self.status.show(replace(self.status.figures, answer_share=None, tokens_per_s=None,
+                                 activated_params_b=None))
+        self.query_one(PromptInput).focus()
+
+    def action_history(self) -> None:
+        if self.history is None:
+            self.notify("the history database is unavailable", severity="error")
+            return
+        if self.generating:
+            self.notify("an answer is being written: Esc stops it first", severity="warning")
+            return
+        self.push_screen(HistoryScreen(self.history.conversations()), self._open_conversation)
+
+    def _open_conversation(self, conversation: int | None) -> None:
+        if conversation is None or self.history is None:
+            return
+        stored = self.history.conversation(conversation)
+        if stored is None:
+            return
+        self.action_new_chat()
+        self.conversation, self.system = stored.id, stored.system
+        last_stats: dict | None = None
+        for m in self.history.messages(stored.id):
+            self._show_stored(m)
+            if m.role == "assistant":
+                last_stats = m.stats
+        if last_stats:
+            self._show_stats(last_stats, "reopened")
+        self.chat.anchor()  # the end of the conversation, once its Markdown has been laid out
+
+    def _show_stored(self, m: StoredMessage) -> None:
+        self.turns.append(Message(m.role, m.content))
+        self.turn_ids.append(m.id)
+        if m.role == "user":
+            self.chat.mount(UserMessage(m.content))
+            return
+        view = AssistantMessage(m.id, marking=self.marking)
+        self.chat.mount(view)
+        view.add_pieces(m.pieces)
+        view.finish(_note(m.stop_reason, None, m.stats or {}))
+
+    def action_system_prompt(self) -> None:
+        def save(text: str | None) -> None:
+            if text is None:
+                return
+            self.system = text
+            if self.conversation is not None and self.history is not None:
+                self.history.set_system(self.conversation, text)
+            self.notify("system prompt set" if text else "system prompt cleared")
+
+        self.push_screen(SystemPromptScreen(self.system), save)
+
+    def action_toggle_marking(self) -> None:
+        self.marking = not self.marking
+        for view in self.query(AssistantMessage):
+            view.set_marking(self.marking)
+        self._show_status(self.status.figures.state.split(" │")[0])
+
+    def action_mode(self, mode: str) -> None:
+        if self.loaded is None:
+            return
+        self.mode = mode
+        when = " from the next answer" if self.generating else ""
+        self.notify(f"routing: {MODES[mode]}{when}")
+        self._show_status(self.status.figures.state.split(" │")[0])
+
+    def action_threshold(self, direction: int) -> None:
+        if self.loaded is None:
+            return
+        router = self.router
+        if router.threshold is None:
+            self.notify(f"router {router.name} has no threshold", severity="warning")
+            return
+        step = 0.25 if router.name.startswith("entropy") else 0.05
+        value = max(0.0, router.threshold + direction * step)
+        if not router.name.startswith("entropy"):
+            value = min(1.0, value)
+        router.threshold = round(value, 4)
+        self._show_status(self.status.figures.state.split(" │")[0])
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    def on_unmount(self) -> None:
+        self._shutting_down = True
+        if self._cancel is not None:
+            self._cancel.set()
+        # The worker stops within one token; the models must outlive it.
+        self._worker_done.wait(timeout=30)
+        if self.loaded is not None:
+            self.loaded.close()
+            self.loaded = None
+        if self.history is not None and not isinstance(self._history_arg, History):
+            self.history.close()
+
+
+def _note(stop_reason: str | None, message: str | None, stats: dict) -> str:
+    if stop_reason == "cancelled":
+        return "[stopped]"
+    if stop_reason == "interrupted":
+        return "[interrupted: the app closed while this answer was written]"
+    if stop_reason == "max_tokens":
+        return "[stopped at the token limit]"
+    if stop_reason == "context_full":
+        return f"[{message or 'stopped: the context is full'}]"
+    return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The r2r-chat console script."""
+    import logging
+    import sys
+
+    from textual.logging import TextualHandler
+
+    from r2r_tui.cli import parse_args
+
+    try:
+        options, kwargs = parse_args(argv)
+    except R2RError as e:
+        print(f"r2r-chat: error: {e}", file=sys.stderr)
+        return 2
+    # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
+    logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
+    logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
+    ChatApp(core_loader(options), **kwargs).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The r2r-chat command line: flags -> ChatOptions (models) and the app's own settings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
+from r2r_local.router.baselines import SPEC_HELP
+
+from r2r_tui.loader import ChatOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="r2r-chat", description="Chat in the terminal with R2R routed decoding.")
+    g = p.add_argument_group("models (flags win over the config file, which wins over the built-in pair)")
+    g.add_argument("--small", metavar="PATH", help="small model GGUF")
+    g.add_argument("--large", metavar="PATH", help="large model GGUF")
+    g.add_argument("--router", metavar="ROUTER", help=SPEC_HELP)
+    g.add_argument("--demo", action="store_true", help="use the built-in demo pair")
+    g.add_argument("--config", type=Path, metavar="FILE", help="config file (default: config.toml in the user config dir)")
+    g.add_argument("--n-ctx", type=int, metavar="N", help="context length")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads per model")
+    g.add_argument("--small-gpu-layers", type=int, metavar="N", help="small model layers on the GPU (-1 = all)")
+    g.add_argument("--large-gpu-layers", type=int, metavar="N", help="large model layers on the GPU (-1 = all)")
+    c = p.add_argument_group("chat")
+    c.add_argument("--system", default="", metavar="TEXT", help="system prompt of new conversations")
+    c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="per answer (default %(default)s)")
+    c.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
+    c.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed (each regenerate adds 1)")
+    c.add_argument("--history", type=Path, metavar="FILE", help="history database (default: history.sqlite3 in the user data dir)")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str, Any]]:
+    """(model options for the loader, keyword arguments of ChatApp); raises ConfigError on bad values."""
+    args = build_parser().parse_args(argv)
+    options = ChatOptions(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
+                          threads=args.threads, small_gpu_layers=args.small_gpu_layers,
+                          large_gpu_layers=args.large_gpu_layers, demo=args.demo, config_file=args.config)
+    app_kwargs = dict(history=args.history, system=args.system,
+                      sampling=SamplingParams(temperature=args.temperature, seed=args.seed),
+                      settings=GenerationSettings(max_tokens=args.max_tokens))
+    return options, app_kwargs

@@ -1,0 +1,52 @@
+"""The history list: pick a stored conversation to reopen and continue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from r2r_tui.store import StoredConversation
+
+
+class HistoryScreen(ModalScreen[int | None]):
+    """Dismisses with the chosen conversation id, or None."""
+
+    DEFAULT_CSS = """
+    HistoryScreen { align: center middle; }
+    HistoryScreen > Vertical {
+        width: 90%; max-width: 100; height: 80%;
+        border: round $primary; background: $surface; padding: 0 1;
+    }
+    HistoryScreen OptionList { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "dismiss(None)", "close")]
+
+    def __init__(self, conversations: list[StoredConversation]) -> None:
+        super().__init__()
+        self.conversations = conversations
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("History — Enter opens, Esc closes" if self.conversations else "History is empty — Esc closes")
+            yield OptionList(*[Option(_line(c), id=str(c.id)) for c in self.conversations])
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        if self.conversations:
+            options.highlighted = 0  # the newest: Enter alone reopens it
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id or 0))
+
+
+def _line(c: StoredConversation) -> str:
+    when = datetime.fromtimestamp(c.updated).strftime("%Y-%m-%d %H:%M")
+    title = c.title if len(c.title) <= 60 else c.title[:59] + "…"
+    return f"{when}  {title}  ({c.n_messages} messages)"
