@@ -6,12 +6,17 @@ as the routed loop does it; (b) what routing adds: the top-100 of the step's log
 token's input-embedding row read from the small model's GGUF (EmbeddingTable, no row cache:
 every read goes to the file), and one call of an ONNX router of the reference architecture
 (d=1536, hidden_dims 6 x 1024, expansion 4: 56.3M parameters, random weights) through
-OnnxRouter. Prints medians, their ratio, and the config and versions they were measured with.
+OnnxRouter, on every device asked for. Prints medians, their ratio, config and versions.
 
     python scripts/router_cost.py [--small R1_1.5B_SHAPE.gguf] [--steps 50] [--threads 2]
-                                  [--device cpu|cuda|all] [--json OUT]
+                                  [--device cpu|cuda|all] [--torch-cuda] [--router-only] [--json OUT]
 
 Without --small an r1-1.5b-shape Q4_K_M GGUF is written to --workdir first (1.12 GB).
+--router-only skips llama.cpp (random logits and hidden states stand in for the small model's,
+and without --small no embedding row is read): for a GPU machine without llama-cpp-python.
+--torch-cuda also runs the same router (same weights, read from the ONNX file) with PyTorch on
+CUDA, replayed as a CUDA graph with the inputs copied in and the logit copied out per call, for
+machines whose onnxruntime has no CUDA provider. torch is imported only then.
 """
 
 from __future__ import annotations
@@ -25,17 +30,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from r2r_local.commands import versions  # noqa: E402
 from r2r_local.errors import R2RError  # noqa: E402
 
-
-def _ms(xs: list[float]) -> float:
-    return statistics.median(xs) * 1e3
+D, N_VOCAB = 1536, 151936
+RouterCall = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
 
 def ensure_small(path: str | None, workdir: Path) -> str:
@@ -51,75 +55,145 @@ def ensure_small(path: str | None, workdir: Path) -> str:
     return str(out)
 
 
-def open_routers(workdir: Path, device: str, fp16: bool):
-    """OnnxRouter on each wanted device where onnxruntime can run it: {device: router}."""
-    import onnxruntime as ort
-
-    from r2r_local.router.onnx import OnnxRouter
+def reference_router(workdir: Path, fp16: bool) -> Path:
     from r2r_local.router.reference_onnx import RouterArch, write_reference_router
 
     path = workdir / f"reference-router{'-fp16' if fp16 else ''}.onnx"
     if not path.exists():
         write_reference_router(path, RouterArch(), seed=0, fp16=fp16)
-    wanted = ["cpu", "cuda"] if device == "all" else [device]
-    routers = {}
+    return path
+
+
+def onnx_routers(path: Path, device: str) -> tuple[dict[str, RouterCall], dict[str, str]]:
+    """OnnxRouter on each wanted device where onnxruntime really runs it there."""
+    import onnxruntime as ort
+
+    from r2r_local.router.onnx import OnnxRouter, _gpu_present
+
+    wanted = (["cpu", "cuda"] if _gpu_present() else ["cpu"]) if device == "all" else [device]
+    calls, providers = {}, {}
     for dev in wanted:
         if dev == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            print("cuda: onnxruntime has no CUDA provider here; skipped", file=sys.stderr)
+            print("onnxruntime has no CUDA provider here; ort-cuda skipped", file=sys.stderr)
             continue
         os.environ["R2R_ROUTER_DEVICE"] = dev
-        router = OnnxRouter(path, n_embd=1536)
+        router = OnnxRouter(path, n_embd=D)
         if dev == "cuda" and router.provider != "CUDAExecutionProvider":
-            print(f"cuda: the session fell back to {router.provider}; skipped", file=sys.stderr)
+            print(f"the CUDA session fell back to {router.provider}; ort-cuda skipped", file=sys.stderr)
             continue
-        routers[dev] = router
-    return path, routers
+        calls[f"ort-{dev}"] = lambda h, e, k, r=router: float(r.probabilities(h[None], e[None], k[None])[0])
+        providers[f"ort-{dev}"] = router.provider
+    return calls, providers
 
 
-def measure(small, table, routers: dict, steps: int, warmup: int = 3) -> dict[str, list[float]]:
+def torch_cuda_router(path: Path, fp16: bool) -> RouterCall:
+    """The ONNX file's weights in a PyTorch forward on CUDA, captured as one CUDA graph."""
+    import re
+
+    import onnx
+    import torch
+    import torch.nn.functional as F
+    from onnx import numpy_helper
+
+    dtype = torch.float16 if fp16 else torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    w = {re.sub(r"_\d+$", "", i.name): torch.tensor(numpy_helper.to_array(i).astype(np.float32),
+                                                     device="cuda", dtype=dtype)
+         for i in onnx.load(str(path)).graph.initializer}
+    n_blocks = len({k.split(".")[2] for k in w if k.startswith("backbone.blocks.")})
+
+    def lin(x, stem):
+        return x @ w[stem + ".weight"] + w[stem + ".bias"]
+
+    def forward(h, e, k):
+        x = lin(torch.cat([h, e, lin(k, "logits_projection")], -1), "combined_projection")
+        x = lin(x, "backbone.input_projection")
+        for i in range(n_blocks):
+            s = f"backbone.blocks.{i}"
+            y = F.layer_norm(x, x.shape[-1:], w[s + ".layer_norm.weight"], w[s + ".layer_norm.bias"])
+            y = lin(F.gelu(lin(y, s + ".mlp.0")), s + ".mlp.3")
+            x = (lin(x, s + ".dim_change") if s + ".dim_change.weight" in w else x) + y
+        x = F.layer_norm(x, x.shape[-1:], w["backbone.output_layer.0.weight"], w["backbone.output_layer.0.bias"])
+        return lin(x, "backbone.output_layer.1").float()
+
+    host = [torch.zeros((1, n), dtype=torch.float32).pin_memory() for n in (D, D, 100)]
+    dev = [t.to("cuda", dtype=dtype) for t in host]
+    out_host = torch.zeros((1, 1), dtype=torch.float32).pin_memory()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.no_grad():
+        for _ in range(3):
+            forward(*dev)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        out_dev = forward(*dev)
+
+    def call(h: np.ndarray, e: np.ndarray, k: np.ndarray) -> float:
+        for src, pinned, d in zip((h, e, k), host, dev):
+            pinned[0].copy_(torch.from_numpy(src))
+            d.copy_(pinned, non_blocking=True)
+        graph.replay()
+        out_host.copy_(out_dev, non_blocking=True)
+        torch.cuda.synchronize()
+        return float(torch.sigmoid(out_host)[0, 0])
+
+    return call
+
+
+def measure(small, table, routers: dict[str, RouterCall], steps: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Per-token seconds of each part; `small` None: random logits and hidden stand in."""
     from r2r_local.router.features import topk_logits
-    from r2r_local.shapes.timing import prefill
 
     t: dict[str, list[float]] = {"small_step": [], "topk": [], "embedding_row": []}
-    for dev in routers:
-        t[f"router_{dev}"] = []
-    token = prefill(small)
+    t.update({name: [] for name in routers})
     rng = np.random.default_rng(0)
+    if small is not None:
+        from r2r_local.shapes.timing import prefill
+
+        token = prefill(small)
     for i in range(warmup + steps):
         s0 = time.perf_counter()
-        out = small.decode([token], hidden=True)
+        if small is not None:
+            out = small.decode([token], hidden=True)
+            logits, hidden = out.logits, out.hidden
+        else:
+            logits = rng.normal(size=N_VOCAB).astype(np.float32)
+            hidden = rng.normal(size=D).astype(np.float32)
         s1 = time.perf_counter()
-        topk = topk_logits(out.logits)
+        topk = topk_logits(logits)
         s2 = time.perf_counter()
         # A random row each time (greedy decoding of random weights repeats one token).
-        emb = table.row(int(rng.integers(0, small.n_vocab)))
+        emb = table.row(int(rng.integers(0, table.n_rows))) if table else rng.normal(size=D).astype(np.float32)
         s3 = time.perf_counter()
         ends = {}
-        for dev, router in routers.items():
+        for name, call in routers.items():
             r0 = time.perf_counter()
-            router.probabilities(out.hidden[None, :], emb[None, :], topk[None, :])
-            ends[dev] = time.perf_counter() - r0
+            call(hidden, emb, topk)
+            ends[name] = time.perf_counter() - r0
         if i >= warmup:
-            t["small_step"].append(s1 - s0)
-            t["topk"].append(s2 - s1)
-            t["embedding_row"].append(s3 - s2)
-            for dev, sec in ends.items():
-                t[f"router_{dev}"].append(sec)
-        token = int(np.argmax(out.logits))
+            for key, sec in (("small_step", s1 - s0), ("topk", s2 - s1), ("embedding_row", s3 - s2), *ends.items()):
+                t[key].append(sec)
+        if small is not None:
+            token = int(np.argmax(logits))
+    if small is None:
+        t.pop("small_step")
+    if table is None:
+        t.pop("embedding_row")
     return t
 
 
-def report(times: dict[str, list[float]], routers: dict) -> dict:
-    med = {k: _ms(v) for k, v in times.items()}
-    features = [a + b for a, b in zip(times["topk"], times["embedding_row"])]
-    out = {"median_ms": med, "features_ms": _ms(features), "per_device": {}}
-    for dev in routers:
-        per_token = [f + r for f, r in zip(features, times[f"router_{dev}"])]
-        out["per_device"][dev] = {
-            "router_plus_features_ms": _ms(per_token),
-            "fraction_of_small_step": _ms(per_token) / med["small_step"],
-            "fraction_paired": statistics.median(p / s for p, s in zip(per_token, times["small_step"])),
-        }
+def summarize(times: dict[str, list[float]], routers: dict[str, RouterCall]) -> dict:
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    features = [a + b for a, b in zip(times["topk"], times.get("embedding_row", [0.0] * len(times["topk"])))]
+    out = {"median_ms": med, "features_ms": statistics.median(features) * 1e3, "per_router": {}}
+    for name in routers:
+        per_token = [f + r for f, r in zip(features, times[name])]
+        row = {"router_plus_features_ms": statistics.median(per_token) * 1e3}
+        if "small_step" in med:
+            row["fraction_of_small_step"] = row["router_plus_features_ms"] / med["small_step"]
+            row["fraction_paired"] = statistics.median(p / s for p, s in zip(per_token, times["small_step"]))
+        out["per_router"][name] = row
     return out
 
 
@@ -129,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=50, help="timed tokens (default 50)")
     p.add_argument("--threads", type=int, default=2, help="llama.cpp threads (default 2)")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
-                   help="where the router runs (default: every device present)")
+                   help="onnxruntime devices for the router (default: cpu, and cuda where a GPU is)")
+    p.add_argument("--torch-cuda", action="store_true", help="also time the router in PyTorch on CUDA")
+    p.add_argument("--router-only", action="store_true", help="no llama.cpp: random logits/hidden")
     p.add_argument("--fp16", action="store_true", help="router weights in float16")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "r2r-router-cost"))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -138,48 +214,67 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        from r2r_local.backends.gguf_file import EmbeddingTable
-        from r2r_local.backends.llama_cpp import LlamaCppBackend
-        from r2r_local.config import ModelSpec
-        from r2r_local.shapes.timing import machine
-
-        small_path = ensure_small(args.small, workdir)
-        router_path, routers = open_routers(workdir, args.device, args.fp16)
-        if not routers:
-            raise R2RError("no device could run the router")
-        with LlamaCppBackend(ModelSpec(small_path, n_ctx=512, threads=args.threads, role="small"),
-                             want_hidden=True) as small:
-            if small.n_embd != 1536:
-                raise R2RError(f"{small_path}: n_embd {small.n_embd}, expected 1536 (an r1-1.5b shape)")
-            table = EmbeddingTable(small_path, cache_rows=0)
-            times = measure(small, table, routers, args.steps)
-            config = {"small": small_path, "small_shape": small.meta("r2r.shape"),
-                      "small_size_bytes": small.size_bytes, "small_n_params": small.n_params,
-                      "small_n_vocab": small.n_vocab, "threads": args.threads, "steps": args.steps,
-                      "router": str(router_path), "router_bytes": router_path.stat().st_size,
-                      "router_provider": {d: r.provider for d, r in routers.items()},
-                      "router_threads": os.environ.get("R2R_ROUTER_THREADS", "1"),
-                      "router_fp16": args.fp16, "embedding_row_cache": "off (every read from the file)"}
+        result = run(args, workdir)
     except R2RError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = {"config": config, "versions": versions(), "machine": machine(), **report(times, routers)}
     _print(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 
+def run(args: argparse.Namespace, workdir: Path) -> dict:
+    from r2r_local.commands import versions
+    from r2r_local.config import ModelSpec
+    from r2r_local.shapes.timing import machine
+
+    router_path = reference_router(workdir, args.fp16)
+    routers, providers = onnx_routers(router_path, args.device)
+    if args.torch_cuda:
+        import torch
+
+        routers["torch-cuda-graph"] = torch_cuda_router(router_path, args.fp16)
+        providers["torch-cuda-graph"] = f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
+    config = {"steps": args.steps, "router": str(router_path), "router_bytes": router_path.stat().st_size,
+              "router_fp16": args.fp16, "routers": providers,
+              "ort_router_threads": os.environ.get("R2R_ROUTER_THREADS", "1")}
+    table = None
+    if args.small or not args.router_only:
+        from r2r_local.backends.gguf_file import EmbeddingTable
+
+        small_path = ensure_small(args.small, workdir)
+        table = EmbeddingTable(small_path, cache_rows=0)
+        config.update(small=small_path, embedding_row_cache="off (every read from the file)")
+    if args.router_only:
+        config["small"] = None if table is None else config["small"]
+        times = measure(None, table, routers, args.steps)
+    else:
+        from r2r_local.backends.llama_cpp import LlamaCppBackend
+
+        spec = ModelSpec(config["small"], n_ctx=512, threads=args.threads, role="small")
+        with LlamaCppBackend(spec, want_hidden=True) as small:
+            if small.n_embd != D:
+                raise R2RError(f"{spec.path}: n_embd {small.n_embd}, expected {D} (an r1-1.5b shape)")
+            config.update(small_shape=small.meta("r2r.shape"), small_size_bytes=small.size_bytes,
+                          small_n_params=small.n_params, small_n_vocab=small.n_vocab, threads=args.threads)
+            times = measure(small, table, routers, args.steps)
+    return {"config": config, "versions": versions(), "machine": machine(), **summarize(times, routers)}
+
+
 def _print(r: dict) -> None:
     med = r["median_ms"]
-    print(f"small step (r1-1.5b shape, decode 1 token + hidden): {med['small_step']:8.2f} ms")
-    print(f"  top-100 of {r['config']['small_n_vocab']} logits:            {med['topk']:8.3f} ms")
-    print(f"  embedding row from the GGUF:              {med['embedding_row']:8.3f} ms")
-    for dev, d in r["per_device"].items():
-        print(f"  router call ({dev}):                       {med['router_' + dev]:8.2f} ms")
-        print(f"router + features ({dev}): {d['router_plus_features_ms']:.2f} ms per token = "
-              f"{d['fraction_of_small_step']:.3f} x one small step "
-              f"(median of per-token ratios {d['fraction_paired']:.3f})")
+    if "small_step" in med:
+        print(f"small step ({r['config'].get('small_shape')} shape, 1 token + hidden): {med['small_step']:9.2f} ms")
+    print(f"  top-100 of {N_VOCAB} logits:        {med['topk']:9.3f} ms")
+    if "embedding_row" in med:
+        print(f"  embedding row from the GGUF:          {med['embedding_row']:9.3f} ms")
+    for name, row in r["per_router"].items():
+        line = f"router {name:18s} call {med[name]:8.3f} ms; with features {row['router_plus_features_ms']:8.3f} ms per token"
+        if "fraction_of_small_step" in row:
+            line += (f" = {row['fraction_of_small_step']:.3f} x one small step"
+                     f" (median of per-token ratios {row['fraction_paired']:.3f})")
+        print(line)
     print(json.dumps({k: r[k] for k in ("config", "versions", "machine")}))
 
 
