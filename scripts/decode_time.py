@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Per-token decode time of GGUF models on this machine: the median over N single-token decodes
-(after a short prompt and 3 warm-up steps), models measured one after another in one run.
+(after a short prompt and 3 warm-up steps); the models take turns step by step in one run.
 
     python scripts/decode_time.py MODEL.gguf [MODEL2.gguf ...] [--steps 20] [--threads 2] [--json OUT]
 """
@@ -30,22 +30,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
     from r2r_local.backends.llama_cpp import LlamaCppBackend
     from r2r_local.config import ModelSpec
-    from r2r_local.shapes.timing import machine, time_decode_steps
+    from r2r_local.shapes.timing import machine, time_interleaved
 
+    import os
+
+    load_at_start = list(os.getloadavg())
     results = []
+    backends = []
     try:
         for path in args.models:
-            with LlamaCppBackend(ModelSpec(path, n_ctx=args.n_ctx, threads=args.threads)) as b:
-                times = time_decode_steps(b, args.steps)
-                row = {"model": path, "size_bytes": b.size_bytes, "n_params": b.n_params,
-                       "shape": b.meta("r2r.shape"), **times.summary()}
+            backends.append(LlamaCppBackend(ModelSpec(path, n_ctx=args.n_ctx, threads=args.threads)))
+        for b, times in zip(backends, time_interleaved(backends, args.steps)):
+            row = {"model": b.path, "size_bytes": b.size_bytes, "n_params": b.n_params,
+                   "shape": b.meta("r2r.shape"), **times.summary()}
             results.append(row)
-            print(f"{Path(path).name:40s} {row['size_bytes'] / 1e9:6.2f} GB  median {row['median_ms']:8.1f} ms/token "
+            print(f"{Path(b.path).name:40s} {row['size_bytes'] / 1e9:6.2f} GB  median {row['median_ms']:8.1f} ms/token "
                   f"(min {row['min_ms']:.1f}, p90 {row['p90_ms']:.1f}, n={row['n']})", flush=True)
     except R2RError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = {"config": {"steps": args.steps, "threads": args.threads, "n_ctx": args.n_ctx},
+    finally:
+        for b in backends:
+            b.close()
+    report = {"config": {"steps": args.steps, "threads": args.threads, "n_ctx": args.n_ctx,
+                         "order": "interleaved, one step of each model per round",
+                         "loadavg_at_start": load_at_start},
               "versions": versions(), "machine": machine(), "results": results}
     print(json.dumps({k: report[k] for k in ("config", "versions", "machine")}))
     if args.json:

@@ -43,16 +43,24 @@ def prefill(backend: Backend, prompt: str = PROMPT) -> int:
 
 def time_decode_steps(backend: Backend, n: int, *, hidden: bool = False, warmup: int = 3) -> StepTimes:
     """Wall time of `n` single-token decodes, each fed the previous greedy token, after a prompt."""
-    token = prefill(backend)
-    times: list[float] = []
+    return time_interleaved([backend], n, hidden=hidden, warmup=warmup)[0]
+
+
+def time_interleaved(backends: list[Backend], n: int, *, hidden: bool = False,
+                     warmup: int = 3) -> list[StepTimes]:
+    """Like `time_decode_steps` for several models, taking turns step by step, so that noise
+    from other work on the machine falls on all of them alike."""
+    tokens = [prefill(b) for b in backends]
+    times: list[list[float]] = [[] for _ in backends]
     for i in range(warmup + n):
-        start = time.perf_counter()
-        out = backend.decode([token], hidden=hidden)
-        elapsed = time.perf_counter() - start
-        if i >= warmup:
-            times.append(elapsed)
-        token = int(np.argmax(out.logits))
-    return StepTimes(times)
+        for j, backend in enumerate(backends):
+            start = time.perf_counter()
+            out = backend.decode([tokens[j]], hidden=hidden)
+            elapsed = time.perf_counter() - start
+            if i >= warmup:
+                times[j].append(elapsed)
+            tokens[j] = int(np.argmax(out.logits))
+    return [StepTimes(t) for t in times]
 
 
 def machine() -> dict[str, Any]:
