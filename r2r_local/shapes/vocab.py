@@ -16,7 +16,7 @@ from r2r_local.shapes import SPECIAL_TOKENS, Family
 
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
 NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
-_MAX_TOKEN_CHARS = 16
+_MAX_TOKEN_CHARS = 10
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def _merges(n_merges: int, seed: int) -> tuple[list[str], list[str]]:
         if rng.random() < 0.3:
             a, b = rng.choice(common), rng.choice(common)
         else:
-            a = pool[int(len(pool) * rng.random() ** 2)]
-            b = pool[int(len(pool) * rng.random() ** 2)]
+            a = pool[int(len(pool) * rng.random() ** 3)]
+            b = pool[int(len(pool) * rng.random() ** 3)]
         if b.startswith(space):
             continue
         new = a + b

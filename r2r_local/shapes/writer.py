@@ -75,7 +75,8 @@ def _add_metadata(w: GGUFWriter, shape: Shape, quant: str, seed: int) -> None:
 def _check_room(out: Path, need: int) -> None:
     parent = out.parent
     if not parent.is_dir():
-        raise ConfigError(f"output folder {parent} does not exist")
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise ConfigError(f"output folder {parent} {what}")
     free = shutil.disk_usage(parent).free
     if free < need + (256 << 20):
         raise ConfigError(f"{parent} has {free / 1e9:.2f} GB free; the model needs {need / 1e9:.2f} GB")
