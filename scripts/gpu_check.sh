@@ -66,8 +66,8 @@ step "r2r doctor"
 python -m r2r_local.cli doctor | tee "$OUT/doctor.txt"
 
 step "router cost on the GPU (reference size, torch)"
-python scripts/router_cost.py --device cuda --iters 200 > "$OUT/router_cost.json" \
-  && cat "$OUT/router_cost.json" || echo "  router cost not measured (torch without CUDA?)"
+python scripts/router_cost.py --router-only --torch-cuda --device cpu --steps 200 --json "$OUT/router_cost.json" \
+  || echo "  router cost not measured (torch without CUDA?)"
 
 if [ ${#missing6[@]} -gt 0 ]; then
   fail "missing issue-6 pieces: ${missing6[*]} (shape-true models and r2r bench); the figures above are all this tree can give"
