@@ -202,6 +202,8 @@ class Bench:
         prompt = chat_tokens(small, [Message("user", problem.prompt)])
         k = max(1, round(catch_up))
         need_hidden = self.router.needs_hidden
+        if need_hidden:
+            small.enable_hidden()
         small.truncate(0)
         out = small.decode(prompt, hidden=need_hidden)
         token = int(out.logits[: self.pair.n_shared].argmax())

@@ -83,6 +83,8 @@ class Engine:
                 f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx} "
                 "(raise --n-ctx or shorten the prompt)"
             )
+        if self.router.needs_hidden:
+            self.small.enable_hidden()
         # The backends record what their caches hold, so a backend shared with another engine
         # (large-only next to routed, say) is never trusted beyond its real common prefix.
         keep = min(_common_prefix(self.small.tokens, prompt), len(prompt) - 1)

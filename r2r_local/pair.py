@@ -41,7 +41,7 @@ def load_pair(small: ModelSpec, large: ModelSpec,
     """
     report = progress or (lambda stage, path: None)
     report("small", small.path)
-    small_backend = LlamaCppBackend(small, want_hidden=True)
+    small_backend = LlamaCppBackend(small)  # hidden states on demand: enable_hidden()
     try:
         report("large", large.path)
         large_backend = LlamaCppBackend(large)

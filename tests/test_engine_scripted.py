@@ -41,6 +41,9 @@ class Scripted:
         logits[self.rule(self.tokens)] = 10.0
         return Output(logits, np.ones(4, dtype=np.float32) if hidden else None)
 
+    def enable_hidden(self):
+        pass
+
     def truncate(self, n_past):
         assert 0 <= n_past <= self.n_past
         del self.tokens[n_past:]

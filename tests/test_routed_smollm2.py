@@ -113,6 +113,7 @@ def test_hidden_state_reproduces_the_logits(pair, smollm2):
     head = names.get("output.weight", names["token_embd.weight"])  # SmolLM2 ties them
     w = dequantize(head.data, head.tensor_type).astype(np.float64)
     small = pair.small
+    small.enable_hidden()
     small.truncate(0)
     out = small.decode(chat_tokens(small, [Message("user", PROMPTS[0])]), hidden=True)
     ref = w @ out.hidden.astype(np.float64)

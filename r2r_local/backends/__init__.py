@@ -68,6 +68,10 @@ class Backend(Protocol):
         """
         ...
 
+    def enable_hidden(self) -> None:
+        """Make `decode(..., hidden=True)` possible from now on (may empty the cache)."""
+        ...
+
     def truncate(self, n_past: int) -> None:
         """Drop cached positions >= n_past."""
         ...

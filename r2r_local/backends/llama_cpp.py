@@ -112,6 +112,7 @@ class LlamaCppBackend:
         self.n_params = int(C.llama_model_n_params(model))
         self.size_bytes = int(C.llama_model_size(model))
         self._want_hidden = want_hidden
+        self._spec = spec
         self._ctx = self._new_context(spec)
         self.n_ctx = int(C.llama_n_ctx(self._ctx))
         self._mem = C.llama_get_memory(self._ctx)
@@ -127,6 +128,21 @@ class LlamaCppBackend:
         self.bos_token = bos if bos >= 0 else None
         eos = int(C.llama_vocab_eos(self._vocab))
         self.eos_token = eos if eos >= 0 else None
+
+    def enable_hidden(self) -> None:
+        """Make hidden states available (a context with embeddings output). Loading without them
+        keeps plain contexts for routers that never read hidden states; switching recreates the
+        context, so the cache starts empty."""
+        if self._want_hidden:
+            return
+        C.llama_batch_free(self._batch)
+        C.llama_free(self._ctx)
+        self._batch = self._ctx = None
+        self._want_hidden = self._embeddings_on = True
+        self._ctx = self._new_context(self._spec)
+        self._mem = C.llama_get_memory(self._ctx)
+        self._batch = C.llama_batch_init(self._n_batch, 0, 1)
+        self.tokens = []
 
     def _new_context(self, spec: ModelSpec):
         cparams = C.llama_context_default_params()

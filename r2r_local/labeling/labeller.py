@@ -71,6 +71,7 @@ class Labeller:
                      "label": answer.astype(np.int8), "hidden": np.zeros((0, d), np.float16),
                      "topk": np.zeros((0, 100), np.float32)}
             return Labelled(empty, [], summary)
+        small.enable_hidden()
         small.truncate(0)
         if len(prompt_tokens) > 1:
             small.decode(prompt_tokens[:-1])
