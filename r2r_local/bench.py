@@ -112,6 +112,7 @@ class ModeTotals:
         self.n_tokens += stats.n_tokens
         self.t_router += stats.time_router_s
         self.t_decode += stats.time_decode_s
+        self.tps.append(stats.tokens_per_s)
         if large_alone:
             self.large_tokens += stats.n_tokens
             self.large_calls += stats.n_tokens
@@ -123,7 +124,6 @@ class ModeTotals:
         self.caught_up += stats.mean_catch_up * stats.large_calls
         self.t_small += stats.time_small_s
         self.t_large += stats.time_large_s
-        self.tps.append(stats.tokens_per_s)
 
     def summary(self) -> dict[str, Any]:
         n = max(1, self.n_tokens)

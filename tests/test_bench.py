@@ -40,6 +40,7 @@ def test_modes_and_fields(result):
     assert list(modes) == ["small", "large", "r2r"]
     for m in modes.values():
         assert set(FIELDS) <= set(m) and m["n_problems"] == 2 and 0 < m["n_tokens"] <= 24
+        assert m["tokens_per_s"] > 0 and m["median_tokens_per_s"] > 0
         assert m["accuracy"] in (0.0, 0.5, 1.0)
     assert modes["small"]["large_share"] == 0.0 and modes["large"]["large_share"] == 1.0
     assert 0.0 < modes["r2r"]["large_share"] < 1.0

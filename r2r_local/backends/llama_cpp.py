@@ -57,7 +57,14 @@ def _ensure_backend() -> None:
     global _initialised
     with _init_lock:
         if not _initialised:
-            C.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            if C.llama_supports_gpu_offload() and os.environ.get("R2R_LLAMA_LOG") != "1":
+                # Measured on an H200 with a CUDA build: loading a model with GPU layers crashed
+                # (SIGSEGV inside llama_model_load_from_file) whenever this Python log callback was
+                # installed, and loaded fine without it. Until that is understood, GPU builds keep
+                # llama-cpp-python's own callback, silenced; load errors then carry a generic reason.
+                logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+            else:
+                C.llama_log_set(_log_callback, ctypes.c_void_p(0))
             C.llama_backend_init()
             _initialised = True
 
