@@ -89,8 +89,28 @@ def resolve_choice(options: ChatOptions, config: dict[str, Any] | None = None) -
     n_ctx, threads = pick("n_ctx", DEFAULT_N_CTX), pick("threads", None)
     small_spec = ModelSpec(small, n_ctx=n_ctx, n_gpu_layers=pick("small_gpu_layers", 0), threads=threads, role="small")
     large_spec = ModelSpec(large, n_ctx=n_ctx, n_gpu_layers=pick("large_gpu_layers", 0), threads=threads, role="large")
+    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if pick(k, None) is None]
     router = pick("router", DEFAULT_ROUTER)
-    return ModelChoice(small_spec, large_spec, router, describe(small_spec, large_spec), given)
+    choice = ModelChoice(small_spec, large_spec, router, describe(small_spec, large_spec), given)
+    return fit_layers(choice, unset) if unset else choice
+
+
+def fit_layers(choice: ModelChoice, unset: list[str]) -> ModelChoice:
+    """GPU layers nobody set come from the fit plan (r2r_local.fit) on a build with GPU offload;
+    the plan's lines become `choice.plan`, shown while loading."""
+    from r2r_local.backends.llama_cpp import supports_gpu_offload
+
+    if not supports_gpu_offload():
+        return choice
+    from r2r_local.fit import config_layers, plan_for_machine
+
+    flags = {k: getattr(choice, k.split("_")[0]).n_gpu_layers for k in ("small_gpu_layers", "large_gpu_layers")
+             if k not in unset}
+    plan = plan_for_machine(choice.small.path, choice.large.path, n_ctx=choice.small.n_ctx, router=choice.router,
+                            **flags)
+    return replace(choice, small=replace(choice.small, n_gpu_layers=config_layers(plan.small)),
+                   large=replace(choice.large, n_gpu_layers=config_layers(plan.large)),
+                   plan="; ".join(plan.lines()))
 
 
 def demo_choice(options: ChatOptions) -> ModelChoice:
@@ -120,8 +140,8 @@ def core_loader(options: ChatOptions, planner: Callable[[ModelChoice], str | Non
         choice = resolve_choice(options)
         if planner is not None:
             choice = replace(choice, plan=planner(choice))
-            if choice.plan:
-                progress(f"GPU plan: {choice.plan}")
+        if choice.plan:
+            progress(f"GPU plan: {choice.plan}")
         return load_choice(choice, progress)
 
     return load

@@ -53,3 +53,18 @@ def test_core_loader_reports_each_stage_and_returns_a_ready_engine():
     assert steps == ["reading the configuration", f"loading the small model {name}",
                      f"loading the large model {name}", "checking that the two models share a tokenizer",
                      "setting up the router random:0.2", "ready"]
+
+
+def test_gpu_layers_nobody_set_come_from_the_fit_plan(smollm2, monkeypatch):
+    """On a build with GPU offload the plan decides; here no GPU answers, so it says so and keeps
+    both models on the CPU, while a layer count given in the config is kept."""
+    import r2r_local.backends.llama_cpp as backend
+    import r2r_local.gpu as gpu
+
+    monkeypatch.setattr(backend, "supports_gpu_offload", lambda: True)
+    monkeypatch.setattr(gpu, "query_gpus", lambda: gpu.GpuQuery(gpus=(), driver=None, detail="no GPU in this test"))
+    choice = resolve_choice(ChatOptions())
+    assert "no GPU found" in choice.plan and (choice.small.n_gpu_layers, choice.large.n_gpu_layers) == (0, 0)
+    write_user_config({"large_gpu_layers": 7})
+    choice = resolve_choice(ChatOptions())
+    assert choice.large.n_gpu_layers == 7
