@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from r2r_local.config import ModelSpec
 from r2r_local.defaults import smollm2_path
+from r2r_local.pair import load_pair
+from settings import THREADS
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +22,12 @@ def smollm2() -> Path:
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_llama() -> None:
     logging.getLogger("r2r_local.llama").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def pair(smollm2):
+    """SmolLM2 as both the small and the large model (one module shares the loaded pair)."""
+    spec = dict(n_ctx=512, threads=THREADS)
+    p = load_pair(ModelSpec(str(smollm2), role="small", **spec), ModelSpec(str(smollm2), role="large", **spec))
+    yield p
+    p.close()

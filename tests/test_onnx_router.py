@@ -5,23 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from settings import THREADS
 from r2r_local.chat import Message, chat_tokens
-from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
+from r2r_local.config import GenerationSettings, SamplingParams
 from r2r_local.errors import RouterError
-from r2r_local.pair import load_pair
 from r2r_local.router import Step, parse_router
 from r2r_local.router.features import topk_logits
 
 from router_files import linear_router
-
-
-@pytest.fixture(scope="module")
-def pair(smollm2):
-    spec = dict(n_ctx=512, threads=THREADS)
-    p = load_pair(ModelSpec(str(smollm2), role="small", **spec), ModelSpec(str(smollm2), role="large", **spec))
-    yield p
-    p.close()
 
 
 def test_router_probability_is_sigmoid_of_the_graph(tmp_path):

@@ -9,19 +9,10 @@ import pytest
 
 from settings import THREADS
 from r2r_local.chat import Message, chat_tokens
-from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
-from r2r_local.pair import load_pair
+from r2r_local.config import GenerationSettings, SamplingParams
 
 N_TOKENS = 64
 PROMPTS = ["What is the capital of France?", "Write a short poem about the sea."]
-
-
-@pytest.fixture(scope="module")
-def pair(smollm2):
-    spec = dict(n_ctx=512, threads=THREADS)
-    p = load_pair(ModelSpec(str(smollm2), role="small", **spec), ModelSpec(str(smollm2), role="large", **spec))
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")
