@@ -94,6 +94,12 @@ class Engine:
         self.sequence = list(prompt[:keep])
         out = self.small.decode(prompt[keep:], hidden=self.router.needs_hidden)
         self.sequence = list(prompt)
+        # The large model reads the prompt now, as it would when running alone, rather than in
+        # its first catch-up: that keeps its prefill out of the decode phase (and out of the
+        # first escalated token's latency). The last prompt token stays pending, so the first
+        # catch-up still yields the logits for the first answer position.
+        if getattr(self.router, "may_escalate", True) and self.large.n_past < len(prompt) - 1:
+            self.large.decode(prompt[self.large.n_past : len(prompt) - 1])
         meter.time_prompt, meter.prompt_tokens, meter.cached_tokens = perf_counter() - t, len(prompt), keep
         return out
 

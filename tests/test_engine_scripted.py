@@ -89,10 +89,17 @@ def test_escalated_positions_get_the_large_models_choice_after_one_catch_up():
     assert sources == ["small", "small", "large"] * 2
     ids = [e.id for e in gen.events]
     assert ids[:3] == [4, 5, 7]  # 3->4 small, 4->5 small, 5->7 large
-    assert [e.caught_up for e in gen.events] == [0, 0, 5, 0, 0, 3]  # prompt+2, then 3 new
-    assert large.calls == [5, 3] and gen.stats.large_calls == 2 and gen.stats.mean_catch_up == 4
+    # the large model read the prompt but its last token at prefill; each call then catches up 3
+    assert [e.caught_up for e in gen.events] == [0, 0, 3, 0, 0, 3]
+    assert large.calls == [2, 3, 3] and gen.stats.large_calls == 2 and gen.stats.mean_catch_up == 3
     assert small.n_past == len(engine.sequence) == 3 + 5  # the last token is never fed
     assert large.n_past <= len(engine.sequence)
+
+
+def test_small_only_never_touches_the_large_model():
+    engine, _, large = make(SmallOnly())
+    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=5)).run()
+    assert large.calls == [] and large.tokens == []
 
 
 def test_eos_stops_without_emitting_it():
@@ -146,5 +153,5 @@ def test_a_backend_shared_by_two_engines_is_never_trusted_past_its_real_contents
     assert large.tokens[:4] == [1, 2, 9, 9]
     large.calls.clear()
     gen = engine.generate([1, 2, 3, 4, 5], SamplingParams(), GenerationSettings(max_tokens=1)).run()
-    assert large.calls == [5 - 2]  # re-read from the real common prefix [1, 2], not from 5
+    assert large.calls == [2, 1]  # re-read from the real common prefix [1, 2] (prefill 3, 4), not from 5
     assert gen.events[0].id == count_up_by_two(large.tokens)

@@ -40,6 +40,8 @@ class Router(Protocol):
     name: str
     needs_hidden: bool
     threshold: float | None
+    # Optional `may_escalate: bool` (default True): False lets the engine skip the large model's
+    # prompt prefill for a router that never calls it.
 
     def decide(self, step: Step) -> Decision: ...
 

@@ -18,6 +18,7 @@ class SmallOnly:
 
     name = "slm"
     needs_hidden = False
+    may_escalate = False
     threshold = None
 
     def decide(self, step: Step) -> Decision:
