@@ -1,0 +1,8 @@
+"""Conversions out of the training world: Hugging Face checkpoints -> GGUF, GGUF quantization.
+
+Heavy packages (torch, safetensors) are imported inside the functions that need them.
+"""
+
+from r2r_local.export.errors import ExportError
+
+__all__ = ["ExportError"]

@@ -1,0 +1,1 @@
+"""Training code (torch, transformers, tokenizers): imported only by scripts, never by the runtime."""
