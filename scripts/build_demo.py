@@ -28,7 +28,7 @@ SMALL = LMConfig(
 )
 LARGE = LMConfig(
     name="large", hidden=192, layers=5, heads=6, kv_heads=6, ffn=512,
-    phases=(Phase(steps=1300, lr=3e-3, warmup=60), Phase(steps=600, lr=1.2e-3, warmup=30)),
+    phases=(Phase(steps=1700, lr=3e-3, warmup=60), Phase(steps=700, lr=1.2e-3, warmup=30)),
 )
 VOCAB_SIZE = 400
 QUANT = "Q8_0"
@@ -127,50 +127,98 @@ def measure(paths: dict[str, str], seed: int, n_eval: int, threads: int) -> dict
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _init_torch(threads: int) -> None:
+    """Set torch's threads before any other library starts a thread pool (tokenizers does)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_child(cfg: LMConfig, work: str, threads: int) -> None:
+    """Entry of the training subprocess: tokenizer and corpus come from files in `work`."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    _init_torch(threads)
+    tok = Tokenizer.from_file(os.path.join(work, "tokenizer.json"))
+    data = np.load(os.path.join(work, "corpus.npz"))
+    train_one(cfg, tok, (data["ids"], data["mask"]), work, threads)
+
+
+def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict) -> None:
+    """Train the wanted models, each in its own process, side by side (one core each)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    t = time.perf_counter()
+    procs = {name: ctx.Process(target=_train_child, args=(cfg, work, threads)) for name, cfg in configs.items()}
+    for p in procs.values():
+        p.start()
+    for name, p in procs.items():
+        p.join()
+        if p.exitcode != 0:
+            raise SystemExit(f"build_demo.py: training the {name} model failed (exit code {p.exitcode})")
+    stages["train"] = time.perf_counter() - t
+
+
+def _configs(args: argparse.Namespace) -> dict[str, LMConfig]:
+    small, large = SMALL, LARGE
+    if args.small_shape:
+        h, l, nh, ffn, steps = (int(x) for x in args.small_shape.split(","))
+        phase = replace(SMALL.phases[0], steps=steps)
+        small = replace(SMALL, hidden=h, layers=l, heads=nh, kv_heads=nh, ffn=ffn, phases=(phase,))
+    if args.large_steps:
+        steps = [int(x) for x in args.large_steps.split(",")]
+        large = replace(LARGE, phases=tuple(replace(p, steps=n) for p, n in zip(LARGE.phases, steps)))
+    configs = {"small": replace(small, seed=args.seed), "large": replace(large, seed=args.seed)}
+    return {name: configs[name] for name in args.models.split(",") if name}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-seed", type=int, default=12345)
     ap.add_argument("--work", default="build/demo")
     ap.add_argument("--out", default="models/demo")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="threads per training process and for llama.cpp")
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--models", default="small,large", help="which models to train; others reuse --work")
     ap.add_argument("--small-shape", help="hidden,layers,heads,ffn,steps (trials)")
     ap.add_argument("--large-steps", help="steps of each phase, e.g. 1300,600 (trials)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+
+    args = _parse(argv)
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
-    small = SMALL
-    if args.small_shape:
-        h, l, nh, ffn, steps = (int(x) for x in args.small_shape.split(","))
-        small = replace(SMALL, hidden=h, layers=l, heads=nh, kv_heads=nh, ffn=ffn, phases=(replace(SMALL.phases[0], steps=steps),))
-    large = LARGE
-    if args.large_steps:
-        steps = [int(x) for x in args.large_steps.split(",")]
-        large = replace(LARGE, phases=tuple(replace(p, steps=n) for p, n in zip(LARGE.phases, steps)))
-    configs = {"small": replace(small, seed=args.seed), "large": replace(large, seed=args.seed)}
-    wanted = [m for m in args.models.split(",") if m]
+    _init_torch(args.threads)
+    configs = _configs(args)
     os.makedirs(args.out, exist_ok=True)
-
     t = time.perf_counter()
     tok = build_tokenizer(args.seed, args.work)
     stages["tokenizer"] = time.perf_counter() - t
     log(f"tokenizer: {tok.get_vocab_size()} tokens")
-    folders, trained = {}, {}
-    if wanted:
+    if configs:
         from r2r_local.train.demo_lm import encode_corpus
 
         t = time.perf_counter()
-        corpus = encode_corpus(tok, args.seed, N_TRAIN_PROBLEMS)
+        ids, mask = encode_corpus(tok, args.seed, N_TRAIN_PROBLEMS)
+        np.savez(os.path.join(args.work, "corpus.npz"), ids=ids, mask=mask)
         stages["corpus"] = time.perf_counter() - t
-        log(f"corpus: {len(corpus[0]):,} tokens ({corpus[1].mean():.0%} in the loss), {stages['corpus']:.0f}s")
+        log(f"corpus: {len(ids):,} tokens ({mask.mean():.0%} in the loss), {stages['corpus']:.0f}s")
+        train_models(configs, args.work, args.threads, stages)
+    finish(args, stages, t_start)
+    return 0
+
+
+def finish(args: argparse.Namespace, stages: dict, t_start: float) -> None:
+    """Export, quantize and evaluate whatever checkpoints --work holds; write the manifest."""
+    folders, trained = {}, {}
     for name in ("small", "large"):
         folder = os.path.join(args.work, f"{name}-hf")
-        if name in wanted:
-            t = time.perf_counter()
-            folder, _ = train_one(configs[name], tok, corpus, args.work, args.threads)
-            stages[f"train_{name}"] = time.perf_counter() - t
         if os.path.isdir(folder):
             folders[name] = folder
             with open(os.path.join(folder, "training.json")) as f:
@@ -186,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     stages["total"] = time.perf_counter() - t_start
     write_manifest(args, paths, infos, trained, results, stages)
     log(f"done in {stages['total']:.0f}s: {json.dumps({k: round(v) for k, v in stages.items()})}")
-    return 0
+
+
+def _n_tokens(work: str) -> int:
+    with open(os.path.join(work, "tokenizer.json")) as f:
+        data = json.load(f)
+    return len(data["model"]["vocab"]) + sum(t["content"] not in data["model"]["vocab"] for t in data["added_tokens"])
 
 
 def write_manifest(args, paths, infos, trained, results, stages) -> None:
@@ -212,7 +265,7 @@ def write_manifest(args, paths, infos, trained, results, stages) -> None:
         "name": "r2r-demo addition pair",
         "task": "addition of 2- to 4-digit numbers, column by column with carries (r2r_local.demo.task)",
         "seed": args.seed,
-        "vocab_size": VOCAB_SIZE,
+        "tokenizer": {"kind": "byte-level BPE, Qwen2 pre-tokenizer", "vocab_size_asked": VOCAB_SIZE, "n_tokens": _n_tokens(args.work)},
         "n_train_problems": N_TRAIN_PROBLEMS,
         "chat_template": template.CHAT_TEMPLATE,
         "models": models,

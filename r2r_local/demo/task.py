@@ -187,3 +187,14 @@ def check_trace(problem: Problem, text: str) -> bool:
     got = [(int(x), int(y), int(c or 0), int(s), int(co)) for _, x, y, c, s, _, co in steps]
     written_ok = all(int(w) == int(s) % 10 for _, _, _, _, s, w, _ in steps)
     return written_ok and got == columns(problem.a, problem.b)
+
+
+def answer_matches(expected: str | int, text: str) -> bool:
+    """Whether `text` states `expected` as its final result (for problems read from a file)."""
+    got = extract_answer(text)
+    return got is not None and str(got) == str(expected).strip()
+
+
+def to_record(problem: Problem) -> dict[str, str]:
+    """The benchmark's JSONL line for a problem: {"prompt": ..., "answer": ...}."""
+    return {"prompt": problem.message, "answer": str(problem.answer)}

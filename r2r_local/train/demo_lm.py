@@ -160,4 +160,4 @@ def train(
             )
             recent = []
     model.eval()
-    return {"steps": total, "tokens": seen, "seconds": round(time.perf_counter() - t0, 1), "final_loss": float(out.loss)}
+    return {"steps": total, "tokens": seen, "seconds": round(time.perf_counter() - t0, 1), "final_loss": float(out.loss.detach())}
