@@ -23,8 +23,8 @@ from r2r_local.demo.evaluate import decode_times, evaluate
 from r2r_local.train.demo_lm import LMConfig, Phase
 
 SMALL = LMConfig(
-    name="small", hidden=32, layers=2, heads=2, kv_heads=2, ffn=128,
-    phases=(Phase(steps=700, lr=5e-3, warmup=40),),
+    name="small", hidden=64, layers=2, heads=4, kv_heads=4, ffn=256,
+    phases=(Phase(steps=3000, lr=5e-3, warmup=40),),
 )
 LARGE = LMConfig(
     name="large", hidden=192, layers=5, heads=6, kv_heads=6, ffn=512,
