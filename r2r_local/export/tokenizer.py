@@ -35,7 +35,7 @@ class TokenizerInfo:
     merges: list[str]
     pre: str
     special_ids: dict[str, int] = field(default_factory=dict)
-    add_bos: bool = False
+    add_bos: bool | None = False
     add_eos: bool = False
     chat_template: str | None = None
 
@@ -124,7 +124,21 @@ def read_tokenizer(folder: str, n_vocab: int, model_config: dict) -> TokenizerIn
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     info = TokenizerInfo(tokens, ttypes, merges, _pre_name(data, path))
     _read_specials(folder, info, model_config, {t: i for i, t in by_id.items()})
+    if info.add_bos is None:
+        info.add_bos = _post_processor_adds_bos(data.get("post_processor"), by_id.get(info.special_ids.get("bos", -1)))
     return info
+
+
+def _post_processor_adds_bos(post: dict | None, bos: str | None) -> bool:
+    """Whether a TemplateProcessing post-processor puts the BOS token first (Llama 3 style)."""
+    if not post or bos is None:
+        return False
+    procs = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
+    for proc in procs:
+        single = proc.get("single") or [] if proc.get("type") == "TemplateProcessing" else []
+        if single and single[0].get("SpecialToken", {}).get("id") == bos:
+            return True
+    return False
 
 
 def _read_specials(folder: str, info: TokenizerInfo, model_config: dict, ids: dict[str, int]) -> None:
@@ -136,6 +150,7 @@ def _read_specials(folder: str, info: TokenizerInfo, model_config: dict, ids: di
             info.special_ids[key] = ids[text]
         elif isinstance(model_config.get(f"{key}_token_id"), int):
             info.special_ids[key] = model_config[f"{key}_token_id"]
-    info.add_bos = bool(tok_config.get("add_bos_token", False))
+    add_bos = tok_config.get("add_bos_token")
+    info.add_bos = None if add_bos is None else bool(add_bos)  # None: decided by the post-processor
     info.add_eos = bool(tok_config.get("add_eos_token", False))
     info.chat_template = _chat_template(folder, tok_config)
