@@ -30,6 +30,8 @@ LARGE = LMConfig(
     name="large", hidden=192, layers=5, heads=6, kv_heads=6, ffn=512,
     phases=(Phase(steps=1700, lr=3e-3, warmup=60), Phase(steps=700, lr=1.2e-3, warmup=30)),
 )
+# A second stage for the large model: a fresh optimizer, a new data order, one more cosine.
+LARGE_STAGE2 = Phase(steps=1000, lr=1.5e-3, warmup=30)
 VOCAB_SIZE = 400
 QUANT = "Q8_0"
 N_TRAIN_PROBLEMS = 100_000
@@ -65,9 +67,11 @@ def build_tokenizer(seed: int, work: str):
     return tok
 
 
-def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int) -> tuple[str, dict]:
-    import shutil
+def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int, resume: bool = False) -> tuple[str, dict]:
+    """Train one model (the large one in two stages) and save it as an HF folder in `work`.
 
+    resume: start the large model at its second stage from `work`/large-stage1-hf.
+    """
     import torch
 
     from r2r_local.train.demo_lm import build_model, train
@@ -79,18 +83,44 @@ def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int) -> tuple[str,
         "eos": tok.token_to_id(template.IM_END),
         "pad": tok.token_to_id(template.BOS),
     }
-    model = build_model(cfg, tok.get_vocab_size(), special)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"{cfg.name}: {n_params:,} parameters, training {sum(p.steps for p in cfg.phases)} steps")
-    summary = train(model, cfg, ids, mask, report=log)
+    stage1 = os.path.join(work, f"{cfg.name}-stage1-hf")
+    if resume:
+        from transformers import Qwen2ForCausalLM
+
+        model = Qwen2ForCausalLM.from_pretrained(stage1, dtype=torch.float32)
+        with open(os.path.join(stage1, "training.json")) as f:
+            summaries = [json.load(f)["summary"]]
+    else:
+        model = build_model(cfg, tok.get_vocab_size(), special)
+        log(f"{cfg.name}: {model.num_parameters():,} parameters, training {sum(p.steps for p in cfg.phases)} steps")
+        summaries = [train(model, cfg, ids, mask, report=log)]
+    if cfg.name == "large":
+        if not resume:
+            _save(model, cfg, summaries, stage1, work)
+        stage2 = replace(cfg, phases=(LARGE_STAGE2,), seed=cfg.seed + 1)
+        summaries.append(train(model, stage2, ids, mask, report=log))
+        cfg = replace(cfg, phases=cfg.phases + (LARGE_STAGE2,))
     folder = os.path.join(work, f"{cfg.name}-hf")
+    _save(model, cfg, summaries, folder, work)
+    return folder, summaries[-1]
+
+
+def _save(model, cfg: LMConfig, summaries: list[dict], folder: str, work: str) -> None:
+    import shutil
+
     model.save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(work, name), folder)
-    summary["n_params"] = n_params
+    summary = {
+        "steps": sum(s["steps"] for s in summaries),
+        "tokens": sum(s["tokens"] for s in summaries),
+        "seconds": round(sum(s["seconds"] for s in summaries), 1),
+        "final_loss": summaries[-1]["final_loss"],
+        "n_params": model.num_parameters(),
+        "stages": summaries,
+    }
     with open(os.path.join(folder, "training.json"), "w") as f:
         json.dump({"config": cfg.to_json(), "summary": summary}, f, indent=2)
-    return folder, summary
 
 
 def export_one(folder: str, out_dir: str, name: str) -> tuple[str, dict]:
@@ -134,7 +164,7 @@ def _init_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_child(cfg: LMConfig, work: str, threads: int) -> None:
+def _train_child(cfg: LMConfig, work: str, threads: int, resume: bool) -> None:
     """Entry of the training subprocess: tokenizer and corpus come from files in `work`."""
     import numpy as np
     from tokenizers import Tokenizer
@@ -142,16 +172,16 @@ def _train_child(cfg: LMConfig, work: str, threads: int) -> None:
     _init_torch(threads)
     tok = Tokenizer.from_file(os.path.join(work, "tokenizer.json"))
     data = np.load(os.path.join(work, "corpus.npz"))
-    train_one(cfg, tok, (data["ids"], data["mask"]), work, threads)
+    train_one(cfg, tok, (data["ids"], data["mask"]), work, threads, resume)
 
 
-def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict) -> None:
+def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict, resume: bool) -> None:
     """Train the wanted models, each in its own process, side by side (one core each)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     t = time.perf_counter()
-    procs = {name: ctx.Process(target=_train_child, args=(cfg, work, threads)) for name, cfg in configs.items()}
+    procs = {name: ctx.Process(target=_train_child, args=(cfg, work, threads, resume)) for name, cfg in configs.items()}
     for p in procs.values():
         p.start()
     for name, p in procs.items():
@@ -171,19 +201,22 @@ def _configs(args: argparse.Namespace) -> dict[str, LMConfig]:
         steps = [int(x) for x in args.large_steps.split(",")]
         large = replace(LARGE, phases=tuple(replace(p, steps=n) for p, n in zip(LARGE.phases, steps)))
     configs = {"small": replace(small, seed=args.seed), "large": replace(large, seed=args.seed)}
+    if args.resume_large:
+        return {"large": configs["large"]}
     return {name: configs[name] for name in args.models.split(",") if name}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval-seed", type=int, default=12345)
+    ap.add_argument("--eval-seed", type=int, default=task.EVAL_SEED)
     ap.add_argument("--work", default="build/demo")
     ap.add_argument("--out", default="models/demo")
     ap.add_argument("--threads", type=int, default=1, help="threads per training process and for llama.cpp")
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--models", default="small,large", help="which models to train; others reuse --work")
     ap.add_argument("--small-shape", help="hidden,layers,heads,ffn,steps (trials)")
+    ap.add_argument("--resume-large", action="store_true", help="run only the large model's second stage")
     ap.add_argument("--large-steps", help="steps of each phase, e.g. 1300,600 (trials)")
     return ap.parse_args(argv)
 
@@ -209,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         np.savez(os.path.join(args.work, "corpus.npz"), ids=ids, mask=mask)
         stages["corpus"] = time.perf_counter() - t
         log(f"corpus: {len(ids):,} tokens ({mask.mean():.0%} in the loss), {stages['corpus']:.0f}s")
-        train_models(configs, args.work, args.threads, stages)
+        train_models(configs, args.work, args.threads, stages, args.resume_large)
     finish(args, stages, t_start)
     return 0
 

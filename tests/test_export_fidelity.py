@@ -119,3 +119,25 @@ def test_logits_match_transformers(converted):
     assert agreement["f32"] >= 0.999
     assert agreement["f16"] >= 0.999
     assert agreement["q8_0"] >= 0.95
+
+
+def test_pytorch_bin_checkpoint_converts_like_safetensors(converted, tmp_path):
+    """The same weights as pytorch_model.bin give the same GGUF tensors."""
+    import shutil
+
+    from gguf import GGUFReader
+    from safetensors.torch import load_file
+
+    _, folder, paths = converted
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    for name in os.listdir(folder):
+        if name != "model.safetensors":
+            shutil.copy(os.path.join(folder, name), bin_folder / name)
+    torch.save(load_file(os.path.join(folder, "model.safetensors")), bin_folder / "pytorch_model.bin")
+    out = str(tmp_path / "bin-f32.gguf")
+    hf_to_gguf(str(bin_folder), out, "f32")
+    a = {t.name: np.array(t.data) for t in GGUFReader(paths["f32"]).tensors}
+    b = {t.name: np.array(t.data) for t in GGUFReader(out).tensors}
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -48,6 +48,8 @@ PHRASINGS = (
 # Streams of problems: the two splits never share a random stream, and a pair of operands
 # belongs to exactly one split, so held-out problems are never seen in training.
 TRAIN, HELDOUT = "train", "heldout"
+# The seed of the held-out problems in the manifest's accuracies (scripts/build_demo.py --eval-seed).
+EVAL_SEED = 12345
 _SPLIT_KEY = {TRAIN: 11, HELDOUT: 29}
 
 
