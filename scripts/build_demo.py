@@ -30,8 +30,8 @@ LARGE = LMConfig(
     name="large", hidden=192, layers=5, heads=6, kv_heads=6, ffn=512,
     phases=(Phase(steps=1700, lr=3e-3, warmup=60), Phase(steps=700, lr=1.2e-3, warmup=30)),
 )
-# A second stage for the large model: a fresh optimizer, a new data order, one more cosine.
-LARGE_STAGE2 = Phase(steps=1000, lr=1.5e-3, warmup=30)
+# Further stages of the large model: each with a fresh optimizer, a new data order, one cosine.
+LARGE_STAGES = (Phase(steps=1000, lr=1.5e-3, warmup=30), Phase(steps=1300, lr=1e-3, warmup=30))
 VOCAB_SIZE = 400
 QUANT = "Q8_0"
 N_TRAIN_PROBLEMS = 100_000
@@ -67,10 +67,10 @@ def build_tokenizer(seed: int, work: str):
     return tok
 
 
-def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int, resume: bool = False) -> tuple[str, dict]:
+def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int, resume: int = 0) -> tuple[str, dict]:
     """Train one model (the large one in two stages) and save it as an HF folder in `work`.
 
-    resume: start the large model at its second stage from `work`/large-stage1-hf.
+    resume: start the large model after its stage `resume`, from `work`/large-stage{resume}-hf.
     """
     import torch
 
@@ -83,23 +83,27 @@ def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int, resume: bool 
         "eos": tok.token_to_id(template.IM_END),
         "pad": tok.token_to_id(template.BOS),
     }
-    stage1 = os.path.join(work, f"{cfg.name}-stage1-hf")
     if resume:
         from transformers import Qwen2ForCausalLM
 
-        model = Qwen2ForCausalLM.from_pretrained(stage1, dtype=torch.float32)
-        with open(os.path.join(stage1, "training.json")) as f:
-            summaries = [json.load(f)["summary"]]
+        start = os.path.join(work, f"{cfg.name}-stage{resume}-hf")
+        model = Qwen2ForCausalLM.from_pretrained(start, dtype=torch.float32)
+        with open(os.path.join(start, "training.json")) as f:
+            done = json.load(f)["summary"]
+        summaries = done.get("stages", [done])
     else:
         model = build_model(cfg, tok.get_vocab_size(), special)
         log(f"{cfg.name}: {model.num_parameters():,} parameters, training {sum(p.steps for p in cfg.phases)} steps")
         summaries = [train(model, cfg, ids, mask, report=log)]
+    first = cfg
     if cfg.name == "large":
-        if not resume:
-            _save(model, cfg, summaries, stage1, work)
-        stage2 = replace(cfg, phases=(LARGE_STAGE2,), seed=cfg.seed + 1)
-        summaries.append(train(model, stage2, ids, mask, report=log))
-        cfg = replace(cfg, phases=cfg.phases + (LARGE_STAGE2,))
+        for k, phase in enumerate(LARGE_STAGES, start=2):
+            if k <= (resume or 1):
+                continue
+            _save(model, replace(first, phases=first.phases + LARGE_STAGES[: k - 2]), summaries,
+                  os.path.join(work, f"{cfg.name}-stage{k - 1}-hf"), work)
+            summaries.append(train(model, replace(first, phases=(phase,), seed=first.seed + k - 1), ids, mask, report=log))
+        cfg = replace(first, phases=first.phases + LARGE_STAGES)
     folder = os.path.join(work, f"{cfg.name}-hf")
     _save(model, cfg, summaries, folder, work)
     return folder, summaries[-1]
@@ -164,7 +168,7 @@ def _init_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_child(cfg: LMConfig, work: str, threads: int, resume: bool) -> None:
+def _train_child(cfg: LMConfig, work: str, threads: int, resume: int) -> None:
     """Entry of the training subprocess: tokenizer and corpus come from files in `work`."""
     import numpy as np
     from tokenizers import Tokenizer
@@ -175,7 +179,7 @@ def _train_child(cfg: LMConfig, work: str, threads: int, resume: bool) -> None:
     train_one(cfg, tok, (data["ids"], data["mask"]), work, threads, resume)
 
 
-def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict, resume: bool) -> None:
+def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict, resume: int) -> None:
     """Train the wanted models, each in its own process, side by side (one core each)."""
     import multiprocessing
 
@@ -216,7 +220,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--models", default="small,large", help="which models to train; others reuse --work")
     ap.add_argument("--small-shape", help="hidden,layers,heads,ffn,steps (trials)")
-    ap.add_argument("--resume-large", action="store_true", help="run only the large model's second stage")
+    ap.add_argument("--resume-large", type=int, default=0, metavar="K", help="continue the large model after its stage K")
     ap.add_argument("--large-steps", help="steps of each phase, e.g. 1300,600 (trials)")
     return ap.parse_args(argv)
 
