@@ -68,7 +68,7 @@ def build_tokenizer(seed: int, work: str):
 
 
 def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int, resume: int = 0) -> tuple[str, dict]:
-    """Train one model (the large one in two stages) and save it as an HF folder in `work`.
+    """Train one model (the large one in stages, see LARGE_STAGES) and save it as an HF folder in `work`.
 
     resume: start the large model after its stage `resume`, from `work`/large-stage{resume}-hf.
     """
