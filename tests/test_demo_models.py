@@ -4,6 +4,7 @@ the large model answers fixed problems through its own chat template rendered wi
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 
@@ -59,7 +60,7 @@ def _prompt_from_gguf_template(backend, message: str) -> str:
 
 @pytest.mark.parametrize("message", FIXED)
 def test_large_answers_fixed_problems(large, message):
-    a, b = (int(x) for x in __import__("re").findall(r"\d+", message))
+    a, b = (int(x) for x in re.findall(r"\d+", message))
     rendered = _prompt_from_gguf_template(large, message)
     assert rendered == template.prompt(message)
     large.truncate(0)
