@@ -351,3 +351,35 @@ class LlamaCppBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- quantization ---------------------------------------------------------------------------------
+
+def quantize_types() -> list[str]:
+    """Names accepted by `quantize_gguf` (llama.cpp's file types, e.g. 'Q8_0', 'Q4_K_M')."""
+    prefix = "LLAMA_FTYPE_MOSTLY_"
+    names = [n[len(prefix):] for n in dir(C) if n.startswith(prefix)]
+    return sorted(names + ["F32"])
+
+
+def quantize_gguf(src: str, dst: str, ftype_name: str, *, threads: int | None = None) -> None:
+    """Write `src` quantized to `ftype_name` at `dst` with llama.cpp's own quantizer.
+
+    Raises ConfigError for an unknown type and ModelLoadError when llama.cpp refuses `src`.
+    """
+    from r2r_local.errors import ConfigError
+
+    name = ftype_name.upper()
+    ftype = C.LLAMA_FTYPE_ALL_F32 if name == "F32" else getattr(C, f"LLAMA_FTYPE_MOSTLY_{name}", None)
+    if ftype is None:
+        raise ConfigError(f"unknown quantization type {ftype_name!r} (known: {', '.join(quantize_types())})")
+    check_gguf_path(src, "input")
+    _ensure_backend()
+    _recent_errors.clear()
+    params = C.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads or 0
+    params.allow_requantize = True
+    rc = C.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    if rc != 0:
+        raise ModelLoadError(f"input {src}: {_last_error(f'llama.cpp could not quantize it (code {rc})')}")

@@ -1,0 +1,56 @@
+"""Where the shipped demo pair lives: models/demo/ at the repository root.
+
+Computed per call from this file's location (nothing at import). R2R_DEMO_DIR overrides it,
+e.g. for an installed package whose data sits elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from r2r_local.errors import ModelLoadError
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class DemoPair:
+    """Paths of the demo GGUFs and their manifest."""
+
+    small: Path
+    large: Path
+    manifest: Path
+
+
+def demo_dir() -> Path:
+    env = os.environ.get("R2R_DEMO_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models" / "demo"
+
+
+def load_manifest(folder: Path | None = None) -> dict:
+    path = (folder or demo_dir()) / MANIFEST
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ModelLoadError(f"demo manifest {path}: not found (run scripts/build_demo.py)") from None
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"demo manifest {path}: not valid JSON ({e.msg})") from None
+
+
+def demo_pair(folder: Path | None = None) -> DemoPair:
+    """The shipped pair; raises ModelLoadError naming what is missing."""
+    folder = folder or demo_dir()
+    manifest = load_manifest(folder)
+    paths = {}
+    for role in ("small", "large"):
+        path = folder / manifest["models"][role]["file"]
+        if not path.is_file():
+            raise ModelLoadError(f"demo {role} model {path}: not found")
+        paths[role] = path
+    return DemoPair(paths["small"], paths["large"], folder / MANIFEST)

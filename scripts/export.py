@@ -1,0 +1,69 @@
+"""Model conversions for r2r-local.
+
+    python scripts/export.py gguf HF_FOLDER OUT.gguf [--outtype f32|f16] [--name NAME]
+    python scripts/export.py quantize IN.gguf OUT.gguf TYPE      (Q8_0, Q4_K_M, Q4_0, ...)
+
+Bad input gets one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from r2r_local.errors import R2RError
+
+
+def _gguf(args: argparse.Namespace) -> str:
+    from r2r_local.export.gguf import hf_to_gguf
+
+    w = hf_to_gguf(args.folder, args.out, args.outtype, name=args.name)
+    return f"wrote {w.path} ({w.size_bytes:,} bytes, {w.outtype}, {w.arch}, {w.n_tensors} tensors, {w.n_params:,} parameters)"
+
+
+def _quantize(args: argparse.Namespace) -> str:
+    from r2r_local.backends.llama_cpp import quantize_gguf
+
+    quantize_gguf(args.src, args.dst, args.type, threads=args.threads)
+    return f"wrote {args.dst} ({os.path.getsize(args.dst):,} bytes, {args.type.upper()})"
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="export.py", description="Model conversions for r2r-local.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gguf", help="Hugging Face checkpoint folder (Qwen2, Llama) -> GGUF")
+    g.add_argument("folder", help="folder with config.json, tokenizer.json and the weights")
+    g.add_argument("out", help="GGUF file to write")
+    g.add_argument("--outtype", choices=("f32", "f16"), default="f16")
+    g.add_argument("--name", help="general.name in the GGUF (default: the folder's name)")
+    g.set_defaults(run=_gguf)
+    q = sub.add_parser("quantize", help="GGUF -> quantized GGUF with llama.cpp's quantizer")
+    q.add_argument("src", help="input GGUF (F32, F16 or already quantized)")
+    q.add_argument("dst", help="GGUF file to write")
+    q.add_argument("type", help="Q8_0, Q4_K_M, Q4_0, Q6_K, ... (llama.cpp file types)")
+    q.add_argument("--threads", type=int, default=None)
+    q.set_defaults(run=_quantize)
+    # A later issue adds `router` (router checkpoint -> ONNX) here.
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        message = args.run(args)
+    except R2RError as e:
+        print(f"export.py {args.command}: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        print(f"export.py {args.command}: needs the pipeline extra ({e.name} is not installed): pip install 'r2r-local[pipeline]'", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"export.py {args.command}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
