@@ -2,6 +2,7 @@
 
     python scripts/export.py gguf HF_FOLDER OUT.gguf [--outtype f32|f16] [--name NAME]
     python scripts/export.py quantize IN.gguf OUT.gguf TYPE      (Q8_0, Q4_K_M, Q4_0, ...)
+    python scripts/export.py router --checkpoint IN.pt --out OUT.onnx [--fp16]
 
 Bad input gets one line on stderr and a non-zero exit status.
 """
@@ -29,6 +30,14 @@ def _quantize(args: argparse.Namespace) -> str:
     return f"wrote {args.dst} ({os.path.getsize(args.dst):,} bytes, {args.type.upper()})"
 
 
+def _router(args: argparse.Namespace) -> str:
+    from r2r_local.export.router import export_router
+
+    r = export_router(args.checkpoint, args.out, fp16=args.fp16)
+    return (f"wrote {r.onnx_path} ({r.bytes:,} bytes, {r.n_params:,} parameters, "
+            f"{'fp16' if args.fp16 else 'fp32'}) and {r.sidecar_path}; ONNX vs PyTorch max abs diff {r.max_abs_diff:.2e}")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="export.py", description="Model conversions for r2r-local.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -44,7 +53,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("type", help="Q8_0, Q4_K_M, Q4_0, Q6_K, ... (llama.cpp file types)")
     q.add_argument("--threads", type=int, default=None)
     q.set_defaults(run=_quantize)
-    # A later issue adds `router` (router checkpoint -> ONNX) here.
+    r = sub.add_parser("router", help="router checkpoint (reference format or ours) -> ONNX + JSON sidecar")
+    r.add_argument("--checkpoint", required=True, help="a .pt checkpoint; read with torch.load(weights_only=True)")
+    r.add_argument("--out", required=True, help="ONNX file to write (the sidecar goes next to it as .json)")
+    r.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs and output stay float32)")
+    r.set_defaults(run=_router)
     return ap
 
 

@@ -115,3 +115,14 @@ def test_train_router_bad_data_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "r2r_local.cli", "train-router", "--data", str(tmp_path),
                            "--out", str(tmp_path / "r.pt")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "no manifest.json" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_export_script_router_subcommand(tmp_path):
+    _reference_style_checkpoint(tmp_path / "ref.pt")
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "ref.pt"),
+                           "--out", str(tmp_path / "ref.onnx")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "max abs diff" in proc.stdout and (tmp_path / "ref.json").is_file()
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "none.pt"),
+                           "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "file not found" in proc.stderr

@@ -114,15 +114,15 @@ def fit_layers(choice: ModelChoice, unset: list[str]) -> ModelChoice:
 
 
 def demo_choice(options: ChatOptions) -> ModelChoice:
-    """The built-in demo pair (hook for r2r_local.demo, which is being written elsewhere)."""
-    try:
-        from r2r_local import demo  # type: ignore[attr-defined]
-    except ImportError:
-        demo = None
-    resolver = getattr(demo, "chat_choice", None)
-    if resolver is None:
-        raise ConfigError("--demo: the built-in demo pair is not part of this build yet")
-    return resolver(options)
+    """The built-in demo pair (models/demo) with its router when one is shipped."""
+    from r2r_local.demo import FALLBACK_ROUTER, demo_pair, demo_router
+
+    pair = demo_pair()
+    n_ctx, threads = options.n_ctx or DEFAULT_N_CTX, options.threads
+    small = ModelSpec(str(pair.small), n_ctx=n_ctx, threads=threads, role="small")
+    large = ModelSpec(str(pair.large), n_ctx=n_ctx, threads=threads, role="large")
+    router = options.router or (str(demo_router()) if demo_router() else FALLBACK_ROUTER)
+    return ModelChoice(small, large, router, "built-in demo pair (addition)", "demo")
 
 
 def describe(small: ModelSpec, large: ModelSpec) -> str:

@@ -7,10 +7,13 @@ import sys
 
 from r2r_local import __version__
 from r2r_local.config import DEFAULT_N_CTX, ModelSpec, SamplingParams
+from r2r_local.errors import ConfigError
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
+    g.add_argument("--demo", action="store_true",
+                   help="the built-in demo pair (models/demo: an addition task) and its router when shipped")
     g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the built-in pair)")
     g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the built-in pair)")
     g.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, metavar="N", help="context length (default %(default)s)")
@@ -41,6 +44,13 @@ def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
     before loading; on a machine without one both models simply run on the CPU.
     """
     small, large = args.small, args.large
+    if getattr(args, "demo", False):
+        if small or large:
+            raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
+        from r2r_local.demo import demo_pair
+
+        pair = demo_pair()
+        small, large = str(pair.small), str(pair.large)
     if small is None or large is None:
         from r2r_local.defaults import smollm2_path
 
@@ -66,6 +76,18 @@ def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
     common = dict(n_ctx=args.n_ctx, threads=args.threads)
     return (ModelSpec(small, n_gpu_layers=n_small, role="small", **common),
             ModelSpec(large, n_gpu_layers=n_large, role="large", **common))
+
+
+def router_spec(args: argparse.Namespace, fallback: str) -> str:
+    """--router; else with --demo the shipped demo router (or the demo's fallback); else `fallback`."""
+    if args.router:
+        return args.router
+    if getattr(args, "demo", False):
+        from r2r_local.demo import FALLBACK_ROUTER, demo_router
+
+        router = demo_router()
+        return str(router) if router is not None else FALLBACK_ROUTER
+    return fallback
 
 
 def load_pair_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]

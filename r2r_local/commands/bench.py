@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import add_model_flags, load_pair_for, versions
+from r2r_local.commands import add_model_flags, load_pair_for, router_spec, versions
 from r2r_local.config import as_dict
 from r2r_local.errors import ConfigError
 
@@ -47,13 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "tokens, interleaved) and report speed, large-model share and accuracy.",
                        epilog=HELP_FIELDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p)
-    p.add_argument("--router", default="random:0.12", metavar="ROUTER",
-                   help="router of the r2r mode: slm | llm | random:P | entropy:T | path.onnx (default %(default)s)")
+    p.add_argument("--router", default=None, metavar="ROUTER",
+                   help="router of the r2r mode: slm | llm | random:P | entropy:T | path.onnx "
+                        "(default: random:0.12, or the demo router with --demo)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompts", metavar="FILE", help="prompts, one per line")
     src.add_argument("--problems", metavar="FILE.jsonl", help='checkable problems: {"prompt": str, "answer": str} per line')
-    p.add_argument("--n", type=int, default=None, metavar="N", help="use the first N prompts/problems")
-    p.add_argument("--max-tokens", type=int, default=128, metavar="N", help="per generation (default %(default)s)")
+    p.add_argument("--n", type=int, default=None, metavar="N",
+                   help="use the first N prompts/problems (--demo alone: N held-out problems, default 100)")
+    p.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                   help="per generation (default 128; 200 with --demo, whose answers run to ~160)")
     p.add_argument("--modes", default="small,large,r2r", help="comma-separated subset of small,large,r2r")
     p.add_argument("--seed", type=int, default=0, help="seed of random routers")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
@@ -64,6 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
     from r2r_local.bench import DEFAULT_PROMPTS, Problem, load_problems, load_prompts
 
+    if args.demo and not (args.problems or args.prompts):
+        from r2r_local.demo import task
+
+        n = args.n or 100
+        held = task.problems(task.EVAL_SEED, n, task.HELDOUT)
+        return [Problem(p.message, str(p.answer)) for p in held], f"{n} held-out demo problems (seed {task.EVAL_SEED})"
     if args.problems:
         problems, source = load_problems(args.problems), args.problems
     elif args.prompts:
@@ -83,13 +92,20 @@ def run(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
         raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got '{args.modes}'")
+    if args.max_tokens is None:
+        args.max_tokens = 200 if args.demo else 128
     if args.max_tokens < 1:
         raise ConfigError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     problems, source = _problems(args)
     small_spec, large_spec, pair = load_pair_for(args)
     try:
-        router = pair.router(args.router, seed=args.seed)
-        bench = Bench(pair, router, max_tokens=args.max_tokens)
+        router = pair.router(router_spec(args, "random:0.12"), seed=args.seed)
+        checker = None
+        if args.demo:
+            from r2r_local.demo.task import answer_matches
+
+            checker = lambda text, answer: answer_matches(answer, text)  # noqa: E731
+        bench = Bench(pair, router, max_tokens=args.max_tokens, checker=checker)
         bench.run(problems[:1], modes)  # warm-up: pages the weights in; not counted
         bench.records.clear()
         totals = bench.run(problems, modes, progress=_progress)
@@ -120,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _progress(done: int, total: int) -> None:
-    print(f"\rbench: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(f"\rbench: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 10) == 0:
+        print(f"bench: {done}/{total} prompts", file=sys.stderr, flush=True)
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import add_model_flags, add_sampling_flags, load_pair_for, sampling_params, versions
+from r2r_local.commands import (add_model_flags, add_sampling_flags, load_pair_for, router_spec, sampling_params,
+                                versions)
 from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, as_dict
 from r2r_local.errors import ConfigError
 
@@ -19,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen = sub.add_parser("generate", help="generate text with routed decoding",
                          description="Generate with the small model, escalating the router's picks to the large one.")
     add_model_flags(gen)
-    gen.add_argument("--router", default="slm", metavar="ROUTER",
-                     help="slm | llm | random:P | entropy:T | path/to/router.onnx (default %(default)s)")
+    gen.add_argument("--router", default=None, metavar="ROUTER",
+                     help="slm | llm | random:P | entropy:T | path/to/router.onnx "
+                          "(default: slm, or the demo router with --demo)")
     src = gen.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", metavar="TEXT", help="the prompt")
     src.add_argument("--prompt-file", metavar="F", help="read the prompt from a file ('-' = stdin)")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     small_spec, large_spec, pair = load_pair_for(args)
     try:
-        router = pair.router(args.router, seed=args.seed)
+        router = pair.router(router_spec(args, "slm"), seed=args.seed)
         engine = pair.engine(router)
         if args.raw:
             prompt = raw_tokens(pair.small, prompt_text)
@@ -106,7 +108,7 @@ def _print_summary(gen: Any) -> None:
     s = gen.stats
     print(
         f"[{s.n_tokens} tokens, {s.large_tokens} by the large model ({100 * s.large_share:.1f}%) "
-        f"in {s.large_calls} calls, {s.tokens_per_s:.1f} tok/s, {s.activated_params_b:.3f}B "
+        f"in {s.large_calls} calls, {s.tokens_per_s:.1f} tok/s, {s.activated_params_b:.3g}B "
         f"activated params, stop: {gen.stop_reason}]",
         file=sys.stderr,
     )

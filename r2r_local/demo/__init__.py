@@ -4,7 +4,7 @@ Pure Python + numpy. `task` makes and checks problems, `template` holds the chat
 `evaluate` runs a backend greedily over problems, `paths` finds the shipped GGUFs.
 """
 
-from r2r_local.demo.paths import DemoPair, demo_pair, load_manifest
+from r2r_local.demo.paths import FALLBACK_ROUTER, DemoPair, demo_pair, demo_router, load_manifest
 from r2r_local.demo.task import Problem, extract_answer, is_correct, problems
 
-__all__ = ["DemoPair", "Problem", "demo_pair", "extract_answer", "is_correct", "load_manifest", "problems"]
+__all__ = ["FALLBACK_ROUTER", "DemoPair", "Problem", "demo_pair", "demo_router", "extract_answer", "is_correct", "load_manifest", "problems"]

@@ -26,33 +26,12 @@ def test_config_file_then_flags(tmp_path):
     assert choice.small.threads == 1
 
 
-def test_demo_is_refused_until_the_demo_pair_exists():
-    try:
-        import r2r_local.demo as demo  # noqa: F401
-        has_hook = hasattr(demo, "chat_choice")
-    except ImportError:
-        has_hook = False
-    if has_hook:
-        pytest.skip("the demo pair provides chat_choice")
-    with pytest.raises(ConfigError, match="--demo"):
-        resolve_choice(ChatOptions(demo=True))
+def test_demo_loads_the_shipped_pair():
+    from r2r_local.demo import demo_pair
 
-
-def test_core_loader_reports_each_stage_and_returns_a_ready_engine():
-    from pilot_helpers import options
-    from r2r_tui.loader import core_loader
-
-    steps: list[str] = []
-    loaded = core_loader(options(router="random:0.2"))(steps.append)
-    try:
-        assert loaded.engine.router.name == "random:0.2" and loaded.engine.router.threshold == 0.2
-        assert loaded.choice.source == "default"  # the models; only the router came from a flag
-    finally:
-        loaded.close()
-    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert steps == ["reading the configuration", f"loading the small model {name}",
-                     f"loading the large model {name}", "checking that the two models share a tokenizer",
-                     "setting up the router random:0.2", "ready"]
+    choice = resolve_choice(ChatOptions(demo=True))
+    pair = demo_pair()
+    assert (choice.small.path, choice.large.path, choice.source) == (str(pair.small), str(pair.large), "demo")
 
 
 def test_gpu_layers_nobody_set_come_from_the_fit_plan(smollm2, monkeypatch):
