@@ -31,7 +31,11 @@ LARGE = LMConfig(
     phases=(Phase(steps=1700, lr=3e-3, warmup=60), Phase(steps=700, lr=1.2e-3, warmup=30)),
 )
 # Further stages of the large model: each with a fresh optimizer, a new data order, one cosine.
-LARGE_STAGES = (Phase(steps=1000, lr=1.5e-3, warmup=30), Phase(steps=1300, lr=1e-3, warmup=30))
+LARGE_STAGES = (
+    Phase(steps=1000, lr=1.5e-3, warmup=30),
+    Phase(steps=1300, lr=1e-3, warmup=30),
+    Phase(steps=800, lr=6e-4, warmup=20),
+)
 VOCAB_SIZE = 400
 QUANT = "Q8_0"
 N_TRAIN_PROBLEMS = 100_000
