@@ -58,8 +58,8 @@ def demo_pair(folder: Path | None = None) -> DemoPair:
 
 ROUTER = "router.onnx"
 # Used with --demo while no trained router is shipped: on 100 held-out problems (r2r bench --demo
-# --n 100 --threads 1 --modes r2r --router entropy:T) entropy:0.3 gave 99% at a 7.2% large share
-# (large alone 89%, small alone 38%).
+# --n 100 --threads 1 --modes r2r --router entropy:T) entropy:0.3 gave 98% at a 7.2% large share
+# (large alone 91%, small alone 38%).
 FALLBACK_ROUTER = "entropy:0.3"
 
 
