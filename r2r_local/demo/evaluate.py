@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from r2r_local.demo import task, template
+from r2r_local.demo import task
 
 DEFAULT_MAX_TOKENS = 160
 
@@ -45,20 +45,18 @@ class EvalResult:
 def greedy(backend, message: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[str, int]:
     """The backend's greedy answer to one user message: (text, number of generated tokens).
 
-    The cache is cleared first; generation stops at an end-of-generation token.
+    The engine's own loop with a router that never escalates (one model, one decoding path),
+    the message rendered through the GGUF's chat template; stops at an end-of-generation token.
     """
-    backend.truncate(0)
-    ids = backend.tokenize(template.prompt(message), add_special=True, parse_special=True)
-    logits = backend.decode(ids).logits
-    out = bytearray()
-    for n in range(1, max_tokens + 1):
-        token = int(np.argmax(logits))
-        if backend.is_eog(token):
-            return out.decode("utf-8", errors="replace"), n
-        out += backend.token_bytes(token)
-        if n < max_tokens:
-            logits = backend.decode([token]).logits
-    return out.decode("utf-8", errors="replace"), max_tokens
+    from r2r_local.chat import Message, chat_tokens
+    from r2r_local.config import GenerationSettings, SamplingParams
+    from r2r_local.engine import Engine
+    from r2r_local.router.baselines import SmallOnly
+
+    engine = Engine(backend, backend, SmallOnly(), n_shared=backend.n_vocab)
+    prompt = chat_tokens(backend, [Message("user", message)])
+    gen = engine.generate(prompt, SamplingParams(), GenerationSettings(max_tokens)).run()
+    return gen.text, len(gen.events) + (gen.stop_reason == "eos")
 
 
 def evaluate(backend, problems: Iterable[task.Problem], max_tokens: int = DEFAULT_MAX_TOKENS) -> EvalResult:
