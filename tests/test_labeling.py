@@ -63,3 +63,51 @@ def test_other_settings_are_refused_and_bad_verifier(setup):
     assert proc.returncode == 1 and "labelled with other settings (max_tokens)" in proc.stderr
     proc = r2r(*base[:-4], "--verifier", "oracle", "--out", str(d / "out3"))
     assert proc.returncode == 1 and "unknown verifier 'oracle'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_correct_verifier_labels_only_where_the_large_model_is_right():
+    from r2r_local.bench import last_number
+    from r2r_local.labeling import CorrectAnswerVerifier, ExactAnswerVerifier
+    from r2r_local.labeling.verifiers import Continuations
+
+    correct, exact = CorrectAnswerVerifier(last_number), ExactAnswerVerifier(last_number)
+    cases = {  # (own's answer, alternative's answer) -> label of `correct` with expected 12
+        ("12", "13"): True,   # the small token breaks a right answer
+        ("13", "12"): False,  # the large model is the one that goes wrong
+        ("13", "14"): False,  # both wrong: escalating cannot help
+        ("12", "12"): False,  # wording only
+    }
+    for (own, alt), want in cases.items():
+        c = Continuations("so 5+7 = ", own, alt, expected="12")
+        assert correct.diverges(c) is want
+        assert exact.diverges(c) is (own != alt)
+    with pytest.raises(ValueError):
+        correct.diverges(Continuations("", "1", "2"))
+
+
+def test_correct_labels_are_a_subset_of_exact_labels_on_the_demo_pair(tmp_path):
+    """Same pair, same prompts: the mismatches are the same, and every `correct` label is also
+    an `exact` label (own right and alternative wrong implies the answers differ)."""
+    from r2r_local.demo import task
+
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps(task.to_record(p)) + "\n" for p in task.problems(5, 12, task.TRAIN)))
+    base = ["label", "--demo", "--threads", str(THREADS), "--prompts", str(problems), "--max-tokens", "200"]
+    shards = {}
+    for verifier in ("exact", "correct"):
+        proc = r2r(*base, "--verifier", verifier, "--out", str(tmp_path / verifier))
+        assert proc.returncode == 0, proc.stderr
+        shards[verifier] = dict(ShardStore(tmp_path / verifier).shards())
+    n_exact = n_correct = 0
+    for i, ex in shards["exact"].items():
+        co = shards["correct"][i]
+        np.testing.assert_array_equal(ex["mismatch"], co["mismatch"])
+        assert not (co["label"].astype(bool) & ~ex["label"].astype(bool)).any()
+        n_exact, n_correct = n_exact + ex["label"].sum(), n_correct + co["label"].sum()
+    assert n_exact > 0 and n_correct <= n_exact
+
+
+def test_correct_verifier_needs_answers(setup):
+    d, base = setup
+    proc = r2r(*base[:-4], "--verifier", "correct", "--out", str(d / "out4"))
+    assert proc.returncode == 1 and "needs .jsonl lines" in proc.stderr and "Traceback" not in proc.stderr

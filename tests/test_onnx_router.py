@@ -7,7 +7,7 @@ import pytest
 
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.errors import RouterError
+from r2r_local.errors import ConfigError, RouterError
 from r2r_local.router import Step, parse_router
 from r2r_local.router.features import topk_logits
 
@@ -41,6 +41,15 @@ def test_onnx_routed_generation_keeps_the_greedy_output(pair, tmp_path):
     assert [e.source == "large" for e in routed.events] == [p >= median for p in ps]
     assert [e.p for e in routed.events] == pytest.approx(ps, abs=1e-6)
     assert 0 < routed.stats.large_tokens < routed.stats.n_tokens
+
+
+def test_threshold_after_at_overrides_the_sidecar(tmp_path):
+    linear_router(tmp_path / "r.onnx", 8, threshold=0.6)
+    assert parse_router(str(tmp_path / "r.onnx")).threshold == 0.6
+    assert parse_router(f"{tmp_path / 'r.onnx'}@0.25").threshold == 0.25
+    for bad in ("1.5", "0", "x"):
+        with pytest.raises(ConfigError, match="threshold after '@'|is not a number"):
+            parse_router(f"{tmp_path / 'r.onnx'}@{bad}")
 
 
 def test_router_for_another_hidden_size_is_refused(tmp_path):

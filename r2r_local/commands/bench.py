@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=HELP_FIELDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p)
     p.add_argument("--router", default=None, metavar="ROUTER",
-                   help="router of the r2r mode: slm | llm | random:P | entropy:T | path.onnx "
+                   help="router of the r2r mode: slm | llm | random:P | entropy:T | path.onnx[@T] "
                         "(default: random:0.12, or the demo router with --demo)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompts", metavar="FILE", help="prompts, one per line")

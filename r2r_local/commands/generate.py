@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="Generate with the small model, escalating the router's picks to the large one.")
     add_model_flags(gen)
     gen.add_argument("--router", default=None, metavar="ROUTER",
-                     help="slm | llm | random:P | entropy:T | path/to/router.onnx "
+                     help="slm | llm | random:P | entropy:T | path/to/router.onnx[@T] "
                           "(default: slm, or the demo router with --demo)")
     src = gen.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", metavar="TEXT", help="the prompt")

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='prompts, one per line, or JSON lines {"prompt": ..., "answer": ...} (.jsonl)')
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (shards, manifest, summary)")
     p.add_argument("--verifier", default="judge", metavar="V",
-                   help="exact (compare final answers) | judge (the large model as LLM judge) | judge:PATH.gguf")
+                   help="exact (the two continuations' final answers differ) | correct (the large model's "
+                        "continuation reaches the prompt's answer and the small token's does not; needs .jsonl "
+                        "answers) | judge (the large model as LLM judge) | judge:PATH.gguf")
     p.add_argument("--max-tokens", type=int, default=512, metavar="N", help="longest answer (default %(default)s)")
     p.add_argument("--continuation-tokens", type=int, default=32, metavar="N",
                    help="judge mode: continue until a sentence ends or N tokens (default %(default)s)")
@@ -31,20 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _prompts(path: str, n: int | None) -> list[str]:
+def _prompts(path: str, n: int | None) -> list:  # list[bench.Problem]
     from r2r_local.bench import load_problems, load_prompts
 
     problems = load_problems(path) if path.endswith(".jsonl") else load_prompts(path)
-    return [p.prompt for p in problems[:n] if n is None or n > 0]
+    return [p for p in problems[:n] if n is None or n > 0]
 
 
 def make_verifier(spec: str, pair, extract=None):  # type: ignore[no-untyped-def]
-    from r2r_local.labeling import ExactAnswerVerifier, LlmJudgeVerifier
+    from r2r_local.bench import last_number
+    from r2r_local.labeling import CorrectAnswerVerifier, ExactAnswerVerifier, LlmJudgeVerifier
 
     if spec == "exact":
-        from r2r_local.bench import last_number
-
         return ExactAnswerVerifier(extract or last_number)
+    if spec == "correct":
+        return CorrectAnswerVerifier(extract or last_number)
     if spec == "judge":
         return LlmJudgeVerifier(pair.large)
     if spec.startswith("judge:"):
@@ -52,7 +55,7 @@ def make_verifier(spec: str, pair, extract=None):  # type: ignore[no-untyped-def
         from r2r_local.config import ModelSpec
 
         return LlmJudgeVerifier(LlamaCppBackend(ModelSpec(spec[6:], n_ctx=pair.large.n_ctx, role="judge")))
-    raise ConfigError(f"unknown verifier '{spec}': expected exact, judge or judge:PATH.gguf")
+    raise ConfigError(f"unknown verifier '{spec}': expected exact, correct, judge or judge:PATH.gguf")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_tokens < 1 or args.continuation_tokens < 1:
         raise ConfigError("--max-tokens and --continuation-tokens must be >= 1")
     prompts = _prompts(args.prompts, args.n)
+    if args.verifier == "correct" and any(p.answer is None for p in prompts):
+        raise ConfigError(f"prompts {args.prompts}: the 'correct' verifier needs .jsonl lines with an \"answer\"")
     small_spec, large_spec = model_specs(args)
     pair = load_pair(small_spec, large_spec)
     try:
@@ -79,13 +84,18 @@ def run(args: argparse.Namespace) -> int:
         if done:
             print(f"label: {len(done)} of {len(prompts)} prompts already labelled in {args.out}, continuing",
                   file=sys.stderr)
+        tty = sys.stderr.isatty()
+        every = 1 if tty else max(1, len(todo) // 20)  # a log file gets about 20 lines, not one per prompt
         for k, i in enumerate(todo, 1):
-            result = labeller.label(prompts[i])
+            result = labeller.label(prompts[i].prompt, prompts[i].answer)
             store.write(i, result.arrays, result.records)
             total.add(result.summary)
-            print(f"\rlabel: {len(done) + k}/{len(prompts)} prompts, {total.tokens} tokens, "
-                  f"{total.mismatches} mismatches, {total.divergent} divergent", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
+            if k % every == 0 or k == len(todo):
+                print(f"{chr(13) if tty else ''}label: {len(done) + k}/{len(prompts)} prompts, {total.tokens} tokens, "
+                      f"{total.mismatches} mismatches, {total.divergent} divergent", end="" if tty else "\n",
+                      file=sys.stderr, flush=True)
+        if tty:
+            print(file=sys.stderr)
         summary = _summarise(store) | {"seconds_this_run": time.perf_counter() - start, "versions": versions()}
         (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
         json.dump(summary, sys.stdout, indent=2)

@@ -13,6 +13,6 @@
 
 from r2r_local.labeling.labeller import Labeller, LabelSummary
 from r2r_local.labeling.shards import ShardStore
-from r2r_local.labeling.verifiers import ExactAnswerVerifier, LlmJudgeVerifier, Verifier
+from r2r_local.labeling.verifiers import CorrectAnswerVerifier, ExactAnswerVerifier, LlmJudgeVerifier, Verifier
 
-__all__ = ["ExactAnswerVerifier", "LabelSummary", "Labeller", "LlmJudgeVerifier", "ShardStore", "Verifier"]
+__all__ = ["CorrectAnswerVerifier", "ExactAnswerVerifier", "LabelSummary", "Labeller", "LlmJudgeVerifier", "ShardStore", "Verifier"]

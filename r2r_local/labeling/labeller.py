@@ -59,7 +59,8 @@ class Labeller:
         stream = Utf8Stream()
         return "".join(stream.feed(self.pair.large.token_bytes(int(t))) for t in tokens) + stream.flush()
 
-    def label(self, prompt: str) -> Labelled:
+    def label(self, prompt: str, expected: str | None = None) -> Labelled:
+        """Labels of one prompt; `expected` is its known answer (for verifiers that need one)."""
         small, greedy = self.pair.small, SamplingParams()
         prompt_tokens = chat_tokens(small, [Message("user", prompt)])
         answer_gen = self.large_alone.generate(prompt_tokens, greedy, GenerationSettings(self.max_answer_tokens)).run()
@@ -80,7 +81,7 @@ class Labeller:
         labels = np.zeros(len(answer), dtype=np.int8)
         records = []
         for i in np.flatnonzero(mismatch):
-            verdict, record = self._judge(prompt_tokens, answer, int(i), int(outs.argmax[i]))
+            verdict, record = self._judge(prompt_tokens, answer, int(i), int(outs.argmax[i]), expected)
             labels[i] = verdict
             records.append(record)
         summary.mismatches, summary.divergent = int(mismatch.sum()), int(labels.sum())
@@ -88,7 +89,8 @@ class Labeller:
                   "hidden": outs.hidden.astype(np.float16), "topk": outs.topk}
         return Labelled(arrays, records, summary)
 
-    def _judge(self, prompt_tokens: list[int], answer: np.ndarray, i: int, alt: int) -> tuple[int, dict[str, Any]]:
+    def _judge(self, prompt_tokens: list[int], answer: np.ndarray, i: int, alt: int,
+               expected: str | None) -> tuple[int, dict[str, Any]]:
         full = self.verifier.needs_full_answer
         budget = self.max_answer_tokens - i + 16 if full else self.continuation_tokens
         stops = () if full else SENTENCE_ENDS
@@ -98,7 +100,7 @@ class Labeller:
         own = self._text(answer[i:] if full else answer[i : i + 1 + self.continuation_tokens])
         if not full:
             own = _first_sentence(own)
-        c = Continuations(self._text(answer[:i]), own, alternative)
+        c = Continuations(self._text(answer[:i]), own, alternative, expected)
         verdict = int(self.verifier.diverges(c))
         return verdict, {"position": i, "large_token": int(answer[i]), "small_token": alt,
                          "prefix_tail": c.prefix[-80:], "own": c.own[:200], "alternative": c.alternative[:200],

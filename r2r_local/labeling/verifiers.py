@@ -18,14 +18,15 @@ class Continuations:
     prefix: str
     own: str  # after the large model's own token: the rest of its answer
     alternative: str  # after the small model's token
-    answer_own: str | None = None  # the final answers, where the task has one
-    answer_alternative: str | None = None
+    expected: str | None = None  # the prompt's known answer, where the task has one
 
 
 class Verifier(Protocol):
     name: str
     #: the alternative continuation must run to the end of the answer (to compare final answers)
     needs_full_answer: bool
+    #: the prompts must come with their expected answers
+    needs_expected: bool
 
     def diverges(self, c: Continuations) -> bool: ...
 
@@ -35,12 +36,36 @@ class ExactAnswerVerifier:
 
     name = "exact"
     needs_full_answer = True
+    needs_expected = False
 
     def __init__(self, extract: Callable[[str], str | None]) -> None:
         self.extract = extract
 
     def diverges(self, c: Continuations) -> bool:
         return self.extract(c.prefix + c.own) != self.extract(c.prefix + c.alternative)
+
+
+class CorrectAnswerVerifier:
+    """For prompts with a known answer: divergent iff the large model's own continuation
+    reaches the expected answer and the one after the small model's token does not.
+
+    Unlike `exact`, a mismatch where the large model is the one that goes wrong (or where
+    both go wrong) is labelled 0: escalating there cannot help, so the router should not
+    learn to do it.
+    """
+
+    name = "correct"
+    needs_full_answer = True
+    needs_expected = True
+
+    def __init__(self, extract: Callable[[str], str | None]) -> None:
+        self.extract = extract
+
+    def diverges(self, c: Continuations) -> bool:
+        if c.expected is None:
+            raise ValueError("the 'correct' verifier needs the prompt's expected answer")
+        want = c.expected.strip()
+        return self.extract(c.prefix + c.own) == want and self.extract(c.prefix + c.alternative) != want
 
 
 JUDGE_PROMPT = (
@@ -58,6 +83,7 @@ class LlmJudgeVerifier:
 
     name = "llm-judge"
     needs_full_answer = False
+    needs_expected = False
 
     def __init__(self, judge: Backend, max_prefix_chars: int = 2000) -> None:
         self.judge = judge

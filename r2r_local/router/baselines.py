@@ -10,7 +10,7 @@ from r2r_local.errors import ConfigError
 from r2r_local.router import Decision, Router, Step
 from r2r_local.router.features import entropy
 
-SPEC_HELP = "slm | llm | random:P | entropy:T | path/to/router.onnx"
+SPEC_HELP = "slm | llm | random:P | entropy:T | path/to/router.onnx[@THRESHOLD]"
 
 
 class SmallOnly:
@@ -95,8 +95,15 @@ def parse_router(
         return RandomRouter(_number(spec, arg), seed)
     if kind == "entropy" and arg:
         return EntropyRouter(_number(spec, arg))
-    if spec.endswith(".onnx") or Path(spec).exists():
+    path, at, threshold = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    if path.endswith(".onnx") or Path(path).exists():
         from r2r_local.router.onnx import OnnxRouter
 
-        return OnnxRouter(spec, n_embd=n_embd, vocab_hash=vocab_hash)
+        router = OnnxRouter(path, n_embd=n_embd, vocab_hash=vocab_hash)
+        if at:
+            value = _number(spec, threshold)
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"router '{spec}': the threshold after '@' must be in (0, 1)")
+            router.threshold = value
+        return router
     raise ConfigError(f"unknown router '{spec}': expected {SPEC_HELP}")
