@@ -22,23 +22,18 @@ from r2r_local.demo import task, template
 from r2r_local.demo.evaluate import decode_times, evaluate
 from r2r_local.train.demo_lm import LMConfig, Phase
 
+# Both models train one after the other on all cores, matrix products in bfloat16.
 SMALL = LMConfig(
     name="small", hidden=64, layers=2, heads=4, kv_heads=4, ffn=256,
-    phases=(Phase(steps=3000, lr=5e-3, warmup=40),),
+    phases=(Phase(steps=2400, lr=5e-3, warmup=40),), bf16=True,
 )
 LARGE = LMConfig(
     name="large", hidden=192, layers=5, heads=6, kv_heads=6, ffn=512,
-    phases=(Phase(steps=1700, lr=3e-3, warmup=60), Phase(steps=700, lr=1.2e-3, warmup=30)),
-)
-# Further stages of the large model: each with a fresh optimizer, a new data order, one cosine.
-LARGE_STAGES = (
-    Phase(steps=1000, lr=1.5e-3, warmup=30),
-    Phase(steps=1300, lr=1e-3, warmup=30),
-    Phase(steps=800, lr=6e-4, warmup=20),
+    phases=(Phase(steps=4500, lr=3e-3, warmup=100),), batch=32, bf16=True,
 )
 VOCAB_SIZE = 400
 QUANT = "Q8_0"
-N_TRAIN_PROBLEMS = 100_000
+N_TRAIN_PROBLEMS = 300_000
 N_TOKENIZER_TEXTS = 20_000
 
 
@@ -71,62 +66,31 @@ def build_tokenizer(seed: int, work: str):
     return tok
 
 
-def train_one(cfg: LMConfig, tok, corpus, work: str, threads: int, resume: int = 0) -> tuple[str, dict]:
-    """Train one model (the large one in stages, see LARGE_STAGES) and save it as an HF folder in `work`.
-
-    resume: start the large model after its stage `resume`, from `work`/large-stage{resume}-hf.
-    """
-    import torch
-
+def train_one(cfg: LMConfig, tok, corpus, work: str) -> str:
+    """Train one model from scratch and save it as an HF folder in `work`; returns the folder."""
     from r2r_local.train.demo_lm import build_model, train
 
-    torch.set_num_threads(threads)
-    ids, mask = corpus
+    ids, mask, starts = corpus
     special = {
         "bos": tok.token_to_id(template.BOS),
         "eos": tok.token_to_id(template.IM_END),
         "pad": tok.token_to_id(template.BOS),
     }
-    if resume:
-        from transformers import Qwen2ForCausalLM
-
-        start = os.path.join(work, f"{cfg.name}-stage{resume}-hf")
-        model = Qwen2ForCausalLM.from_pretrained(start, dtype=torch.float32)
-        with open(os.path.join(start, "training.json")) as f:
-            done = json.load(f)["summary"]
-        summaries = done.get("stages", [done])
-    else:
-        model = build_model(cfg, tok.get_vocab_size(), special)
-        log(f"{cfg.name}: {model.num_parameters():,} parameters, training {sum(p.steps for p in cfg.phases)} steps")
-        summaries = [train(model, cfg, ids, mask, report=log)]
-    first = cfg
-    if cfg.name == "large":
-        for k, phase in enumerate(LARGE_STAGES, start=2):
-            if k <= (resume or 1):
-                continue
-            _save(model, replace(first, phases=first.phases + LARGE_STAGES[: k - 2]), summaries,
-                  os.path.join(work, f"{cfg.name}-stage{k - 1}-hf"), work)
-            summaries.append(train(model, replace(first, phases=(phase,), seed=first.seed + k - 1), ids, mask, report=log))
-        cfg = replace(first, phases=first.phases + LARGE_STAGES)
+    model = build_model(cfg, tok.get_vocab_size(), special)
+    log(f"{cfg.name}: {model.num_parameters():,} parameters, training {sum(p.steps for p in cfg.phases)} steps")
+    summary = train(model, cfg, ids, mask, starts, report=log)
     folder = os.path.join(work, f"{cfg.name}-hf")
-    _save(model, cfg, summaries, folder, work)
-    return folder, summaries[-1]
+    _save(model, cfg, summary, folder, work)
+    return folder
 
 
-def _save(model, cfg: LMConfig, summaries: list[dict], folder: str, work: str) -> None:
+def _save(model, cfg: LMConfig, summary: dict, folder: str, work: str) -> None:
     import shutil
 
     model.save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(work, name), folder)
-    summary = {
-        "steps": sum(s["steps"] for s in summaries),
-        "tokens": sum(s["tokens"] for s in summaries),
-        "seconds": round(sum(s["seconds"] for s in summaries), 1),
-        "final_loss": summaries[-1]["final_loss"],
-        "n_params": model.num_parameters(),
-        "stages": summaries,
-    }
+    summary = summary | {"n_params": model.num_parameters()}
     with open(os.path.join(folder, "training.json"), "w") as f:
         json.dump({"config": cfg.to_json(), "summary": summary}, f, indent=2)
 
@@ -172,7 +136,7 @@ def _init_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_child(cfg: LMConfig, work: str, threads: int, resume: int) -> None:
+def _train_child(cfg: LMConfig, work: str, threads: int) -> None:
     """Entry of the training subprocess: tokenizer and corpus come from files in `work`."""
     import numpy as np
     from tokenizers import Tokenizer
@@ -180,23 +144,24 @@ def _train_child(cfg: LMConfig, work: str, threads: int, resume: int) -> None:
     _init_torch(threads)
     tok = Tokenizer.from_file(os.path.join(work, "tokenizer.json"))
     data = np.load(os.path.join(work, "corpus.npz"))
-    train_one(cfg, tok, (data["ids"], data["mask"]), work, threads, resume)
+    train_one(cfg, tok, (data["ids"], data["mask"], data["starts"]), work)
 
 
-def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict, resume: int) -> None:
-    """Train the wanted models, each in its own process, side by side (one core each)."""
+def train_models(configs: dict[str, LMConfig], work: str, threads: int, stages: dict) -> None:
+    """Train the wanted models one after the other, each in a fresh process with `threads`
+    torch threads (a fresh process, because the tokenizer library has already started its
+    own thread pool in this one)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    t = time.perf_counter()
-    procs = {name: ctx.Process(target=_train_child, args=(cfg, work, threads, resume)) for name, cfg in configs.items()}
-    for p in procs.values():
-        p.start()
-    for name, p in procs.items():
-        p.join()
-        if p.exitcode != 0:
-            raise SystemExit(f"build_demo.py: training the {name} model failed (exit code {p.exitcode})")
-    stages["train"] = time.perf_counter() - t
+    for name, cfg in configs.items():
+        t = time.perf_counter()
+        proc = ctx.Process(target=_train_child, args=(cfg, work, threads))
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"build_demo.py: training the {name} model failed (exit code {proc.exitcode})")
+        stages[f"train_{name}"] = time.perf_counter() - t
 
 
 def _configs(args: argparse.Namespace) -> dict[str, LMConfig]:
@@ -206,11 +171,8 @@ def _configs(args: argparse.Namespace) -> dict[str, LMConfig]:
         phase = replace(SMALL.phases[0], steps=steps)
         small = replace(SMALL, hidden=h, layers=l, heads=nh, kv_heads=nh, ffn=ffn, phases=(phase,))
     if args.large_steps:
-        steps = [int(x) for x in args.large_steps.split(",")]
-        large = replace(LARGE, phases=tuple(replace(p, steps=n) for p, n in zip(LARGE.phases, steps)))
+        large = replace(LARGE, phases=(replace(LARGE.phases[0], steps=args.large_steps),))
     configs = {"small": replace(small, seed=args.seed), "large": replace(large, seed=args.seed)}
-    if args.resume_large:
-        return {"large": configs["large"]}
     return {name: configs[name] for name in args.models.split(",") if name}
 
 
@@ -220,12 +182,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--eval-seed", type=int, default=task.EVAL_SEED)
     ap.add_argument("--work", default="build/demo")
     ap.add_argument("--out", default="models/demo")
-    ap.add_argument("--threads", type=int, default=1, help="threads per training process and for llama.cpp")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training, and llama.cpp threads for evaluation")
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--models", default="small,large", help="which models to train; others reuse --work")
     ap.add_argument("--small-shape", help="hidden,layers,heads,ffn,steps (trials)")
-    ap.add_argument("--resume-large", type=int, default=0, metavar="K", help="continue the large model after its stage K")
-    ap.add_argument("--large-steps", help="steps of each phase, e.g. 1300,600 (trials)")
+    ap.add_argument("--large-steps", type=int, help="steps of the large model (trials)")
     return ap.parse_args(argv)
 
 
@@ -246,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         from r2r_local.train.demo_lm import encode_corpus
 
         t = time.perf_counter()
-        ids, mask = encode_corpus(tok, args.seed, N_TRAIN_PROBLEMS)
-        np.savez(os.path.join(args.work, "corpus.npz"), ids=ids, mask=mask)
+        ids, mask, starts = encode_corpus(tok, args.seed, N_TRAIN_PROBLEMS)
+        np.savez(os.path.join(args.work, "corpus.npz"), ids=ids, mask=mask, starts=starts)
         stages["corpus"] = time.perf_counter() - t
         log(f"corpus: {len(ids):,} tokens ({mask.mean():.0%} in the loss), {stages['corpus']:.0f}s")
-        train_models(configs, args.work, args.threads, stages, args.resume_large)
+        train_models(configs, args.work, args.threads, stages)
     finish(args, stages, t_start)
     return 0
 

@@ -1,4 +1,4 @@
-"""--demo on the commands: the shipped pair, its fallback router, checkable answers."""
+"""--demo on the commands: the shipped pair and checkable answers (its router: test_demo_router.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,6 @@ from settings import THREADS
 def r2r(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "r2r_local.cli", *args, "--threads", str(THREADS)],
                           capture_output=True, text=True, timeout=600)
-
-
-def test_generate_demo_answers_with_the_fallback_router():
-    proc = r2r("generate", "--demo", "--prompt", "347+589", "--json")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
-    assert doc["config"]["router"] == "entropy:0.3"
-    assert doc["text"].rstrip().endswith("347+589 = 936.")
-    assert 0 < doc["stats"]["large_tokens"] < doc["stats"]["n_tokens"]
 
 
 def test_demo_with_its_own_models_is_a_usage_error(smollm2):

@@ -57,9 +57,8 @@ def demo_pair(folder: Path | None = None) -> DemoPair:
 
 
 ROUTER = "router.onnx"
-# Used with --demo while no trained router is shipped: on 100 held-out problems (r2r bench --demo
-# --n 100 --threads 1 --modes r2r --router entropy:T) entropy:0.3 gave 98% at a 7.2% large share
-# (large alone 91%, small alone 38%).
+# Used with --demo only while models/demo holds no router.onnx (e.g. between scripts/build_demo.py
+# and scripts/build_demo_router.py): a baseline that needs no training.
 FALLBACK_ROUTER = "entropy:0.3"
 
 

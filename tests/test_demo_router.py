@@ -1,0 +1,86 @@
+"""The shipped demo router (models/demo/router.onnx): files match the manifest, --demo uses it,
+and the sweep and agreement scripts that produced its reported figures run on it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from settings import THREADS
+
+from r2r_local.demo import demo_pair, demo_router, load_manifest
+from r2r_local.demo.paths import demo_dir
+from r2r_local.router import parse_router
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+
+
+def test_router_files_match_the_manifest():
+    manifest = load_manifest()
+    entry = manifest["router"]
+    path = demo_router()
+    assert path is not None and path.name == entry["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    sidecar = json.loads((path.parent / entry["sidecar"]).read_text())
+    assert sidecar["threshold"] == entry["validation"]["threshold"]
+    router = parse_router(str(path), n_embd=manifest["models"]["small"]["shape"]["hidden"])
+    assert router.threshold == sidecar["threshold"]
+    f32 = demo_dir() / entry["f32_small"]["file"]
+    assert hashlib.sha256(f32.read_bytes()).hexdigest() == entry["f32_small"]["sha256"]
+
+
+def test_generate_demo_uses_the_shipped_router():
+    proc = run("-m", "r2r_local.cli", "generate", "--demo", "--prompt", "347+589", "--json", "--threads", str(THREADS))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert Path(doc["config"]["router"]).resolve() == demo_router().resolve()
+    assert doc["text"].rstrip().endswith("347+589 = 936.")
+
+
+def test_without_a_router_the_demo_falls_back_to_entropy(tmp_path):
+    import os
+
+    pair = demo_pair()
+    for path in (pair.small, pair.large, pair.manifest):
+        shutil.copy(path, tmp_path / path.name)
+    env = os.environ | {"R2R_DEMO_DIR": str(tmp_path)}
+    proc = run("-m", "r2r_local.cli", "generate", "--demo", "--prompt", "347+589", "--json",
+               "--threads", str(THREADS), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["config"]["router"] == "entropy:0.3"
+
+
+def test_sweep_matches_shares(tmp_path):
+    out = tmp_path / "sweep.json"
+    proc = run("scripts/router_sweep.py", "--n", "4", "--thresholds", "0.5", "--threads", str(THREADS),
+               "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    (point,) = doc["points"]
+    share = point["trained"]["large_share"]
+    assert point["trained"]["router"].endswith("router.onnx@0.5")
+    assert point["random"]["router"] == f"random:{share:.4f}"
+    ent = point["entropy"]
+    assert ent["matched"] == (abs(ent["large_share"] - share) <= 0.003)
+    assert "| 0.5 |" in proc.stdout
+
+
+def test_agreement_is_exact_for_the_same_file_and_high_after_q8(tmp_path):
+    f32 = str(demo_dir() / load_manifest()["router"]["f32_small"]["file"])
+    same = run("scripts/router_agreement.py", "--f32", f32, "--quantized", f32, "--n", "3",
+               "--threads", str(THREADS), "--json")
+    assert same.returncode == 0, same.stderr
+    doc = json.loads(same.stdout)
+    assert doc["decision_agreement"] == 1.0 and doc["p_max_abs_diff"] == 0.0 and doc["argmax_agreement"] == 1.0
+    q8 = run("scripts/router_agreement.py", "--f32", f32, "--n", "3", "--threads", str(THREADS), "--json")
+    assert q8.returncode == 0, q8.stderr
+    doc = json.loads(q8.stdout)
+    assert doc["positions"] > 100 and doc["decision_agreement"] >= 0.9
