@@ -139,7 +139,8 @@ class ChatApp(App[None]):
         self.query_one(LoadPanel).done()
         choice = event.loaded.choice
         plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
-        self.query_one("#models", Static).update(f"{choice.description} · router {choice.router}{plan}")
+        router = Path(choice.router).name if choice.router.endswith(".onnx") else choice.router  # a file: its name
+        self.query_one("#models", Static).update(f"{choice.description} · router {router}{plan}")
         self._show_status("ready")
 
     # --- sending and streaming ------------------------------------------------------------------
