@@ -47,6 +47,11 @@ def test_threshold_after_at_overrides_the_sidecar(tmp_path):
     linear_router(tmp_path / "r.onnx", 8, threshold=0.6)
     assert parse_router(str(tmp_path / "r.onnx")).threshold == 0.6
     assert parse_router(f"{tmp_path / 'r.onnx'}@0.25").threshold == 0.25
+    at_dir = tmp_path / "a@b"
+    at_dir.mkdir()
+    linear_router(at_dir / "r.onnx", 8, threshold=0.7)
+    assert parse_router(str(at_dir / "r.onnx")).threshold == 0.7  # an '@' in the path is not a threshold
+    assert parse_router(f"{at_dir / 'r.onnx'}@0.2").threshold == 0.2
     for bad in ("1.5", "0", "x"):
         with pytest.raises(ConfigError, match="threshold after '@'|is not a number"):
             parse_router(f"{tmp_path / 'r.onnx'}@{bad}")

@@ -8,8 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from r2r_local.commands import add_model_flags, model_specs, versions
 from r2r_local.errors import ConfigError
+
+if TYPE_CHECKING:
+    from r2r_local.bench import Problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _prompts(path: str, n: int | None) -> list:  # list[bench.Problem]
+def _prompts(path: str, n: int | None) -> list[Problem]:
     from r2r_local.bench import load_problems, load_prompts
 
     problems = load_problems(path) if path.endswith(".jsonl") else load_prompts(path)
@@ -86,13 +91,14 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         tty = sys.stderr.isatty()
         every = 1 if tty else max(1, len(todo) // 20)  # a log file gets about 20 lines, not one per prompt
+        start_of_line, end_of_line = ("\r", "") if tty else ("", "\n")
         for k, i in enumerate(todo, 1):
             result = labeller.label(prompts[i].prompt, prompts[i].answer)
             store.write(i, result.arrays, result.records)
             total.add(result.summary)
             if k % every == 0 or k == len(todo):
-                print(f"{chr(13) if tty else ''}label: {len(done) + k}/{len(prompts)} prompts, {total.tokens} tokens, "
-                      f"{total.mismatches} mismatches, {total.divergent} divergent", end="" if tty else "\n",
+                print(f"{start_of_line}label: {len(done) + k}/{len(prompts)} prompts, {total.tokens} tokens, "
+                      f"{total.mismatches} mismatches, {total.divergent} divergent", end=end_of_line,
                       file=sys.stderr, flush=True)
         if tty:
             print(file=sys.stderr)

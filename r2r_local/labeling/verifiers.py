@@ -25,8 +25,6 @@ class Verifier(Protocol):
     name: str
     #: the alternative continuation must run to the end of the answer (to compare final answers)
     needs_full_answer: bool
-    #: the prompts must come with their expected answers
-    needs_expected: bool
 
     def diverges(self, c: Continuations) -> bool: ...
 
@@ -36,7 +34,6 @@ class ExactAnswerVerifier:
 
     name = "exact"
     needs_full_answer = True
-    needs_expected = False
 
     def __init__(self, extract: Callable[[str], str | None]) -> None:
         self.extract = extract
@@ -56,7 +53,6 @@ class CorrectAnswerVerifier:
 
     name = "correct"
     needs_full_answer = True
-    needs_expected = True
 
     def __init__(self, extract: Callable[[str], str | None]) -> None:
         self.extract = extract
@@ -83,7 +79,6 @@ class LlmJudgeVerifier:
 
     name = "llm-judge"
     needs_full_answer = False
-    needs_expected = False
 
     def __init__(self, judge: Backend, max_prefix_chars: int = 2000) -> None:
         self.judge = judge

@@ -95,7 +95,8 @@ def parse_router(
         return RandomRouter(_number(spec, arg), seed)
     if kind == "entropy" and arg:
         return EntropyRouter(_number(spec, arg))
-    path, at, threshold = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    is_path = spec.endswith(".onnx") or Path(spec).exists()  # a path may hold an '@' of its own
+    path, at, threshold = (spec, "", "") if is_path or "@" not in spec else spec.rpartition("@")
     if path.endswith(".onnx") or Path(path).exists():
         from r2r_local.router.onnx import OnnxRouter
 
