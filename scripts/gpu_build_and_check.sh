@@ -5,7 +5,8 @@
 # architecture, FlashAttention kernels off to keep the build short), points llama-cpp-python's
 # ctypes bindings at them (LLAMA_CPP_LIB_PATH), writes r1-1.5b and r1-32b shape-true Q4_K_M models
 # while the build runs, then runs `r2r bench` (R2R at the paper's share random:0.124, small-only,
-# large-only) and the router cost on the GPU.
+# large-only), times the 32B's catch-up calls of 1..32 tokens (scripts/decode_time.py --catch-up)
+# to project the ideal speed at exactly that share, and measures the router cost on the GPU.
 #
 # Bring along in .gpu/ (git-ignored), made on a machine with pip:
 #   .gpu/llama_src.tgz  the sdist's vendor/llama.cpp: CMakeLists.txt cmake ggml src include vendor
@@ -72,8 +73,9 @@ EOF
 grep -E "SMOKE|Fatal|File \"|Error|error" "$OUT/smoke.log" | head -30
 
 say "r2r bench: r1-1.5b + r1-32b shapes, random:0.124 (the paper's share), small-only, large-only"
-timeout "$(( $(left) - 40 ))" python3 -X faulthandler -m r2r_local.cli bench --small "$WORK/r1-1.5b.gguf" --large "$WORK/r1-32b.gguf" \
-  --router random:0.124 --n 3 --max-tokens 128 --n-ctx 2048 --json --out "$OUT/bench" > "$OUT/bench.json" \
+# 5 prompts x 320 tokens: the random router's share lands within ~0.01 of 0.124 (384 tokens gave 0.102)
+timeout "$(( $(left) - 90 ))" python3 -X faulthandler -m r2r_local.cli bench --small "$WORK/r1-1.5b.gguf" --large "$WORK/r1-32b.gguf" \
+  --router random:0.124 --n 5 --max-tokens 320 --n-ctx 2048 --json --out "$OUT/bench" > "$OUT/bench.json" \
   2> "$OUT/bench.err"; rc=$?
 tail -12 "$OUT/bench.err"
 [ $rc -eq 0 ] && python3 - "$OUT/bench.json" <<'EOF'
@@ -84,6 +86,12 @@ for m, r in d["modes"].items():
 r = d["modes"]["r2r"]
 print(f"speedup over the 32B alone: {r['speedup_vs_large']:.2f}x; efficiency vs ideal: {r['efficiency']:.2f}")
 EOF
+
+say "the 32B's catch-up cost: one call of k new tokens, all layers on the GPU"
+timeout "$(( $(left) > 60 ? 60 : 5 ))" python3 scripts/decode_time.py "$WORK/r1-32b.gguf" --gpu-layers -1 --n-ctx 1024 \
+  --steps 10 --catch-up 1,2,4,6,8,9,12,16,24,32 --json "$OUT/catch_up.json" 2>&1 | grep -v '^{"config'
+[ -s "$OUT/bench.json" ] && [ -s "$OUT/catch_up.json" ] \
+  && python3 scripts/gpu_check_summary.py "$OUT/bench.json" --catch-up "$OUT/catch_up.json" | tee "$OUT/summary.txt"
 
 say "router cost on the GPU (torch CUDA graph) and CPU (onnxruntime)"
 timeout "$(( $(left) > 5 ? $(left) : 5 ))" python3 scripts/router_cost.py --router-only --torch-cuda --device cpu \

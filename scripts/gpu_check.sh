@@ -10,7 +10,8 @@
 #   scripts/gpu_check.sh                       # figures on stdout, files in $OUT (default /tmp/r2r-gpu-check/out)
 #
 # Environment: R2R_WHEELS (default .whl), R2R_GPU_WORK (scratch, needs ~22 GB free disk),
-# OUT, R2R_CHECK_TOKENS (max tokens per prompt, default 128), R2R_CHECK_BUDGET_S (default 570).
+# OUT, R2R_CHECK_TOKENS (max tokens per prompt, default 320:
+# 4 prompts x 320 tokens put the random router's share within ~0.01 of 0.124), R2R_CHECK_BUDGET_S (default 570).
 #
 # DEPENDS ON ISSUE 6, NOT YET IN THIS TREE WHEN THIS WAS WRITTEN (the script stops with a clear
 # message where they are missing):
@@ -25,7 +26,7 @@ REPO=$PWD
 WHEELS=${R2R_WHEELS:-$REPO/.whl}
 WORK=${R2R_GPU_WORK:-/tmp/r2r-gpu-check}
 OUT=${OUT:-$WORK/out}
-TOKENS=${R2R_CHECK_TOKENS:-128}
+TOKENS=${R2R_CHECK_TOKENS:-320}
 BUDGET=${R2R_CHECK_BUDGET_S:-570}
 PY=${PYTHON:-python3}
 mkdir -p "$WORK" "$OUT"
@@ -108,6 +109,12 @@ timeout "$(left)" python -m r2r_local.cli bench --small "$WORK/r1-1.5b.gguf" --l
   --small-gpu-layers "$SMALL_L" --large-gpu-layers "$LARGE_L" --json > "$OUT/bench.json" \
   || fail "r2r bench failed or ran out of time (exit $?)"
 
+step "the large model's catch-up cost: one call of k new tokens"
+timeout "$(( $(left) > 60 ? 60 : 5 ))" python scripts/decode_time.py "$WORK/r1-32b.gguf" --gpu-layers "$LARGE_L" \
+  --n-ctx 1024 --steps 10 --catch-up 1,2,4,6,8,9,12,16,24,32 --json "$OUT/catch_up.json" | grep -v '^{"config' \
+  || echo "  catch-up cost not measured"
+catch=(); [ -s "$OUT/catch_up.json" ] && catch=(--catch-up "$OUT/catch_up.json")
+
 step "figures"
-python scripts/gpu_check_summary.py "$OUT/bench.json" "$OUT/router_cost.json" | tee "$OUT/summary.txt"
+python scripts/gpu_check_summary.py "$OUT/bench.json" "$OUT/router_cost.json" "${catch[@]}" | tee "$OUT/summary.txt"
 step "done in $((SECONDS - start))s; files in $OUT"

@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """The figures of the GPU check from `r2r bench --json` (issue 6) and scripts/router_cost.py.
 
-    python scripts/gpu_check_summary.py BENCH.json [ROUTER_COST.json]
+    python scripts/gpu_check_summary.py BENCH.json [ROUTER_COST.json] [--catch-up DECODE_TIME.json]
 
 Prints tokens/s per mode, R2R's speedup over the large model alone, its efficiency against the
 ideal (DESIGN.md section 5) and the router's cost per token on the GPU, next to the issue's goal
 (R2R at the paper's share >= 3x the 32B alone). Exit 3 when the bench output lacks a field this
 needs (the bench's JSON is defined by issue 6: `modes.{small,large,r2r}.tokens_per_s`,
 `large_share`, and `ideal_tokens_per_s` for r2r).
+
+A random router's share in a short run drifts from the nominal one (0.102 for random:0.124 over
+384 tokens in the first H200 run), so with --catch-up (the JSON of `scripts/decode_time.py LARGE
+--catch-up ...`: the large model's cost of one call of k new tokens) it also prints the ideal
+speed at the nominal share: a random router at share p calls the large model after gaps K with
+P(K = k) = p (1-p)^(k-1), so per token it costs t_small + t_router + p E[t_call(K)], t_call
+interpolated between the measured sizes (linearly, and beyond the largest from its last two).
+That line is a projection from measured parts, labelled as such, not a measurement.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import sys
 from typing import Any
 
 GOAL_SPEEDUP = 3.0
+NOMINAL_SHARE = 0.124  # the paper's, and the check's random:0.124
 
 
 def _get(doc: dict[str, Any], *path: str) -> Any:
@@ -52,18 +61,82 @@ def summarize(bench: dict[str, Any], router: dict[str, Any] | None) -> list[str]
     return lines
 
 
+def call_cost(curve: dict[int, float], k: int) -> float:
+    """Seconds of one catch-up call of k tokens, interpolated in a measured curve {k: seconds}."""
+    sizes = sorted(curve)
+    if k in curve:
+        return curve[k]
+    if len(sizes) == 1:
+        return curve[sizes[0]]
+    below = [s for s in sizes if s < k]
+    above = [s for s in sizes if s > k]
+    if below and above:
+        a, b = below[-1], above[0]
+    elif above:  # below the smallest size measured
+        a, b = sizes[0], sizes[1]
+    else:
+        a, b = sizes[-2], sizes[-1]
+    return curve[a] + (curve[b] - curve[a]) * (k - a) / (b - a)
+
+
+def expected_call_cost(curve: dict[int, float], share: float) -> float:
+    """E[t_call(K)] for K ~ Geometric(share) on 1, 2, ... (the gaps between a random router's calls)."""
+    total, k, mass = 0.0, 1, share
+    while mass > 1e-9 and k < 100_000:
+        total += mass * call_cost(curve, k)
+        k, mass = k + 1, mass * (1 - share)
+    return total
+
+
+def projection(bench: dict[str, Any], decode_time: dict[str, Any], share: float = NOMINAL_SHARE) -> list[str]:
+    parts = _get(bench, "modes", "r2r", "ideal_parts")
+    t_fixed = float(parts["t_small_step_s"]) + float(parts["t_router_s"])
+    rows = [r for r in decode_time["results"] if r.get("catch_up")]
+    curve = {int(k): float(v["median_ms"]) / 1000 for k, v in rows[-1]["catch_up"].items()}
+    large = float(_get(bench, "modes", "large", "tokens_per_s"))
+    measured_share = float(_get(bench, "modes", "r2r", "large_share"))
+    measured = float(_get(bench, "modes", "r2r", "tokens_per_s"))
+    lines = ["large model, one call of k new tokens (ms): "
+             + ", ".join(f"k={k} {1000 * t:.2f}" for k, t in sorted(curve.items()))]
+    at_run = 1 / (t_fixed + measured_share * expected_call_cost(curve, measured_share))
+    at_nominal = 1 / (t_fixed + share * expected_call_cost(curve, share))
+    lines.append(f"projected ideal at this run's share {measured_share:.3f}: {at_run:.1f} tok/s "
+                 f"(measured {measured:.1f}, {measured / at_run:.2f} of it)")
+    lines.append(f"PROJECTION (not a measurement) at the nominal share {share}: ideal {at_nominal:.1f} tok/s = "
+                 f"{at_nominal / large:.2f}x the large model; at this run's efficiency "
+                 f"{measured / at_run * at_nominal:.1f} tok/s = {measured / at_run * at_nominal / large:.2f}x")
+    return lines
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
+    args = list(argv)
+    curve_path = None
+    if "--catch-up" in args:
+        i = args.index("--catch-up")
+        if i + 1 >= len(args):
+            print("gpu_check_summary: --catch-up needs a file", file=sys.stderr)
+            return 2
+        curve_path = args.pop(i + 1)
+        args.pop(i)
+    if not args:
         print(__doc__, file=sys.stderr)
         return 2
-    with open(argv[0], encoding="utf-8") as f:
+    with open(args[0], encoding="utf-8") as f:
         bench = json.load(f)
     router = None
-    if len(argv) > 1:
-        with open(argv[1], encoding="utf-8") as f:
+    if len(args) > 1:
+        with open(args[1], encoding="utf-8") as f:
             router = json.load(f)
     try:
         lines = summarize(bench, router)
+        if curve_path:
+            with open(curve_path, encoding="utf-8") as f:
+                curve = json.load(f)
+            if not any(r.get("catch_up") for r in curve.get("results", [])):
+                print(f"gpu_check_summary: {curve_path} has no catch-up times "
+                      "(run scripts/decode_time.py with --catch-up)", file=sys.stderr)
+                return 3
+            lines += projection(bench, curve)
     except KeyError as e:
         print(f"gpu_check_summary: the r2r bench JSON has no {e.args[0]} (a field issue 6 defines)", file=sys.stderr)
         return 3

@@ -10,7 +10,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -61,6 +61,28 @@ def time_interleaved(backends: list[Backend], n: int, *, hidden: bool = False,
                 times[j].append(elapsed)
             tokens[j] = int(np.argmax(out.logits))
     return [StepTimes(t) for t in times]
+
+
+def time_catch_up(backend: Backend, sizes: Sequence[int], n: int, *, warmup: int = 2) -> dict[int, StepTimes]:
+    """Wall time of one batched call evaluating k new tokens with logits at the last only (the
+    large model's catch-up in the routed loop), for each k in `sizes`, from the same cache
+    position each time (the extra positions are dropped after every call). The sizes take
+    turns round by round so noise falls on all of them alike."""
+    prefill(backend)
+    base = backend.n_past
+    vocab = backend.n_vocab
+    rng = np.random.default_rng(0)
+    times: dict[int, list[float]] = {k: [] for k in sizes}
+    for i in range(warmup + n):
+        for k in sizes:
+            tokens = [int(t) for t in rng.integers(100, min(vocab, 30000), size=k)]
+            start = time.perf_counter()
+            backend.decode(tokens)
+            elapsed = time.perf_counter() - start
+            backend.truncate(base)
+            if i >= warmup:
+                times[k].append(elapsed)
+    return {k: StepTimes(t) for k, t in times.items()}
 
 
 def machine() -> dict[str, Any]:
