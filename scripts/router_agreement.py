@@ -27,6 +27,7 @@ from r2r_local.config import ModelSpec
 from r2r_local.demo import demo_pair, demo_router, task
 from r2r_local.config import GenerationSettings, SamplingParams
 from r2r_local.engine import Engine
+from r2r_local.labeling.labeller import teacher_forced
 from r2r_local.router import parse_router
 from r2r_local.router.baselines import SmallOnly
 
@@ -37,11 +38,8 @@ def features(path: str, sequences: list[tuple[list[int], list[int]]], threads: i
     table = EmbeddingTable(path)
     out = []
     with LlamaCppBackend(ModelSpec(path, n_ctx=512, threads=threads, role="small")) as be:
-        be.enable_hidden()
         for prompt, answer in sequences:
-            be.truncate(0)
-            be.decode(prompt[:-1])
-            pos = be.decode_positions([prompt[-1], *answer[:-1]])
+            pos = teacher_forced(be, prompt, answer)
             emb = np.stack([table.row(int(t)) for t in pos.argmax])
             out.append((pos.argmax, pos.hidden, emb, pos.topk))
     return out

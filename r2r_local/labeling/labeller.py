@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from r2r_local.engine import Engine
 from r2r_local.labeling.verifiers import Continuations, Verifier
 from r2r_local.pair import LoadedPair
 from r2r_local.router.baselines import SmallOnly
+
+if TYPE_CHECKING:
+    from r2r_local.backends.llama_cpp import LlamaCppBackend, PositionOutputs
 
 SENTENCE_ENDS = ("\n", ". ", "? ", "! ")
 
@@ -44,6 +47,16 @@ class Labelled:
     summary: LabelSummary = field(default_factory=LabelSummary)
 
 
+def teacher_forced(small: LlamaCppBackend, prompt: list[int], answer: list[int]) -> PositionOutputs:
+    """The small model's outputs at each answer position, the true answer fed in as context:
+    position i sees prompt + answer[:i] (arrays of len(answer) rows). Empties the cache first."""
+    small.enable_hidden()
+    small.truncate(0)
+    if len(prompt) > 1:
+        small.decode(prompt[:-1])
+    return small.decode_positions([prompt[-1], *answer[:-1]])
+
+
 class Labeller:
     """Labels prompts with one pair. The large model runs alone through an Engine whose router
     never escalates, so the KV prefix of the answer is reused by every continuation."""
@@ -72,11 +85,7 @@ class Labeller:
                      "label": answer.astype(np.int8), "hidden": np.zeros((0, d), np.float16),
                      "topk": np.zeros((0, 100), np.float32)}
             return Labelled(empty, [], summary)
-        small.enable_hidden()
-        small.truncate(0)
-        if len(prompt_tokens) > 1:
-            small.decode(prompt_tokens[:-1])
-        outs = small.decode_positions([prompt_tokens[-1], *answer[:-1].tolist()])
+        outs = teacher_forced(small, prompt_tokens, answer.tolist())
         mismatch = outs.argmax != answer
         labels = np.zeros(len(answer), dtype=np.int8)
         records = []

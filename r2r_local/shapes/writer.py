@@ -21,7 +21,7 @@ from gguf.constants import GGMLQuantizationType as T
 from r2r_local.errors import ConfigError
 from r2r_local.shapes import Shape, TensorSpec, tensor_specs
 from r2r_local.shapes.quant import QUANTS, random_chunks, tensor_bytes, tensor_types
-from r2r_local.shapes.vocab import CHAT_TEMPLATE, build_vocab
+from r2r_local.shapes.vocab import CHAT_TEMPLATE, NORMAL, UNUSED, build_vocab
 
 Progress = Callable[[str], None]
 
@@ -55,6 +55,12 @@ def _add_metadata(w: GGUFWriter, shape: Shape, quant: str, seed: int) -> None:
     w.add_uint32(f"{arch}.attention.head_count_kv", shape.n_kv_heads)
     w.add_float32(f"{arch}.rope.freq_base", shape.rope_theta)
     w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", shape.rms_eps)
+    w.add_string("r2r.shape", shape.name)
+    w.add_string("r2r.vocab_family", shape.family.name)
+    w.add_uint32("r2r.weight_seed", seed)
+
+
+def _add_vocab(w: GGUFWriter, shape: Shape) -> None:
     vocab = build_vocab(shape.family, shape.vocab_rows)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
@@ -67,9 +73,36 @@ def _add_metadata(w: GGUFWriter, shape: Shape, quant: str, seed: int) -> None:
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_chat_template(CHAT_TEMPLATE)
-    w.add_string("r2r.shape", shape.name)
-    w.add_string("r2r.vocab_family", shape.family.name)
-    w.add_uint32("r2r.weight_seed", seed)
+
+
+def _add_tensor_table(w: GGUFWriter, specs: list[TensorSpec], types: dict[str, T]) -> None:
+    for spec in specs:
+        w.add_tensor_info(spec.name, spec.shape, np.dtype(np.float32),
+                          tensor_bytes(spec, types[spec.name]), raw_dtype=types[spec.name])
+
+
+def write_shape_header(shape: Shape, quant: str, out: str | os.PathLike[str], *,
+                       tokens: list[str] | None = None, n_padding: int = 0) -> Path:
+    """A GGUF of `shape` at mix `quant` that stops after its tensor table: the real metadata and
+    tensor names, shapes and types, no tensor data. Whatever reads only headers (the fit plan,
+    `r2r doctor`, `r2r models add`) sees the real model; llama.cpp cannot load it.
+
+    tokens: when given, a plain vocabulary of these tokens followed by `n_padding` UNUSED
+    '[PADn]' rows (cheap, for vocabulary checks); else no vocabulary at all.
+    """
+    out = Path(out)
+    w = GGUFWriter(out, arch=shape.arch)
+    _add_metadata(w, shape, quant, seed=0)
+    if tokens is not None:
+        w.add_tokenizer_model("gpt2")
+        w.add_token_list(list(tokens) + [f"[PAD{i}]" for i in range(n_padding)])
+        w.add_token_types([NORMAL] * len(tokens) + [UNUSED] * n_padding)
+    _add_tensor_table(w, tensor_specs(shape), tensor_types(shape, quant))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    return out
 
 
 def _check_room(out: Path, need: int) -> None:
@@ -108,9 +141,8 @@ def _write(path: Path, shape: Shape, quant: str, seed: int, specs: list[TensorSp
            types: dict[str, T], total: int, progress: Progress | None) -> None:
     w = GGUFWriter(path, arch=shape.arch)
     _add_metadata(w, shape, quant, seed)
-    for spec in specs:
-        w.add_tensor_info(spec.name, spec.shape, np.dtype(np.float32),
-                          tensor_bytes(spec, types[spec.name]), raw_dtype=types[spec.name])
+    _add_vocab(w, shape)
+    _add_tensor_table(w, specs, types)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
