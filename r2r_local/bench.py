@@ -4,6 +4,9 @@ All modes run on the same prompts, greedy, with the same max tokens, interleaved
 prompt so machine noise falls on all of them alike. The routed mode also gets its ideal speed,
 1 / (t_small_step + t_router + share x t_large_call), with each term measured on its own in the
 same run (the large call at the run's mean catch-up length): the gap is our system overhead.
+The optional `overlap` mode is the routed mode with the small model's next step run while the
+router decides (Engine's overlap); its ideal is 1 / (max(t_small_step, t_router) + share x
+t_large_call).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from r2r_local.pair import LoadedPair
 from r2r_local.router import Router, Step
 from r2r_local.router.baselines import SmallOnly
 
-MODES = ("small", "large", "r2r")
+MODES = ("small", "large", "r2r", "overlap")
+ROUTED = ("r2r", "overlap")
 DEFAULT_PROMPTS = [
     "Explain why the sky is blue in a few sentences.",
     "Write a short story about a robot who learns to paint.",
@@ -169,7 +173,10 @@ class Bench:
     """Runs the modes over problems with one loaded pair; backends are shared between modes."""
 
     def __init__(self, pair: LoadedPair, router: Router, *, max_tokens: int,
-                 checker: Callable[[str, str], bool] | None = None) -> None:
+                 checker: Callable[[str, str], bool] | None = None,
+                 overlap_router: Router | None = None) -> None:
+        """overlap_router: the overlap mode's own router (for a random router: another instance
+        with the same seed, so both routed modes make the same decisions); default `router`."""
         self.pair, self.router = pair, router
         self.settings = GenerationSettings(max_tokens=max_tokens)
         self.checker = checker or (lambda text, answer: last_number(text) == answer)
@@ -177,6 +184,7 @@ class Bench:
             "small": Engine(pair.small, pair.large, SmallOnly(), n_shared=pair.n_shared),
             "large": Engine(pair.large, pair.large, SmallOnly(), n_shared=pair.n_shared),
             "r2r": Engine(pair.small, pair.large, router, n_shared=pair.n_shared),
+            "overlap": Engine(pair.small, pair.large, overlap_router or router, n_shared=pair.n_shared, overlap=True),
         }
         self.records: list[TokenRecord] = []
 
@@ -217,8 +225,10 @@ class Bench:
         return {"t_small_step_s": t_small, "t_router_s": t_router, "t_large_call_s": t_large, "catch_up_k": k}
 
 
-def ideal_tokens_per_s(parts: dict[str, float], share: float) -> float:
-    return 1.0 / (parts["t_small_step_s"] + parts["t_router_s"] + share * parts["t_large_call_s"])
+def ideal_tokens_per_s(parts: dict[str, float], share: float, *, overlap: bool = False) -> float:
+    small, router = parts["t_small_step_s"], parts["t_router_s"]
+    per_token = max(small, router) if overlap else small + router
+    return 1.0 / (per_token + share * parts["t_large_call_s"])
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> float:

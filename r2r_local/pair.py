@@ -25,8 +25,8 @@ class LoadedPair:
     def router(self, spec: str, seed: int = 0) -> Router:
         return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
 
-    def engine(self, router: Router) -> Engine:
-        return Engine(self.small, self.large, router, n_shared=self.n_shared)
+    def engine(self, router: Router, *, overlap: bool = False) -> Engine:
+        return Engine(self.small, self.large, router, n_shared=self.n_shared, overlap=overlap)
 
     def close(self) -> None:
         self.small.close()

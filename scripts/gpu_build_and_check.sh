@@ -6,7 +6,9 @@
 # ctypes bindings at them (LLAMA_CPP_LIB_PATH), writes r1-1.5b and r1-32b shape-true Q4_K_M models
 # while the build runs, then runs `r2r bench` (R2R at the paper's share random:0.124, small-only,
 # large-only), times the 32B's catch-up calls of 1..32 tokens (scripts/decode_time.py --catch-up)
-# to project the ideal speed at exactly that share, and measures the router cost on the GPU.
+# to project the ideal speed at exactly that share, runs R2R with and without --overlap with a
+# reference-size ONNX router on the host CPU (scripts/overlap_bench.py, when time is left), and
+# measures the router cost on the GPU.
 #
 # Bring along in .gpu/ (git-ignored), made on a machine with pip:
 #   .gpu/llama_src.tgz  the sdist's vendor/llama.cpp: CMakeLists.txt cmake ggml src include vendor
@@ -92,6 +94,11 @@ timeout "$(( $(left) > 60 ? 60 : 5 ))" python3 scripts/decode_time.py "$WORK/r1-
   --steps 10 --catch-up 1,2,4,6,8,9,12,16,24,32 --json "$OUT/catch_up.json" 2>&1 | grep -v '^{"config'
 [ -s "$OUT/bench.json" ] && [ -s "$OUT/catch_up.json" ] \
   && python3 scripts/gpu_check_summary.py "$OUT/bench.json" --catch-up "$OUT/catch_up.json" | tee "$OUT/summary.txt"
+
+say "overlap: the reference-size router on the host's CPU (8 onnxruntime threads) beside the GPU's steps"
+[ "$(left)" -gt 150 ] && R2R_ROUTER_THREADS=8 timeout "$(( $(left) - 60 ))" python3 scripts/overlap_bench.py \
+  --small "$WORK/r1-1.5b.gguf" --large "$WORK/r1-32b.gguf" --gpu-layers -1 --threads 4 --work "$WORK" \
+  --json "$OUT/overlap.json" 2>&1 | tail -3
 
 say "router cost on the GPU (torch CUDA graph) and CPU (onnxruntime)"
 timeout "$(( $(left) > 5 ? $(left) : 5 ))" python3 scripts/router_cost.py --router-only --torch-cuda --device cpu \

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from settings import THREADS
@@ -61,9 +62,32 @@ def test_same_model_gives_same_answers_in_every_mode(result):
     assert json.loads((out / "bench.json").read_text()) == doc
 
 
+def test_overlap_mode_makes_the_same_tokens_as_r2r(tmp_path):
+    """The demo pair's models differ, so the overlap mode redoes speculative steps; its tokens,
+    decisions and share must still be r2r's exactly, and its ideal uses max(small, router)."""
+    from r2r_local.bench import ideal_tokens_per_s
+
+    proc = r2r("bench", "--demo", "--n", "6", "--threads", str(THREADS), "--modes", "large,r2r,overlap",
+               "--router", "random:0.2", "--json", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    r, o = doc["modes"]["r2r"], doc["modes"]["overlap"]
+    for key in ("accuracy", "n_tokens", "large_share", "large_calls", "mean_catch_up"):
+        assert o[key] == r[key], key
+    assert o["redone_small_steps"] > 0 and o["speedup_vs_r2r"] == pytest.approx(o["tokens_per_s"] / r["tokens_per_s"])
+    assert o["ideal_tokens_per_s"] == pytest.approx(ideal_tokens_per_s(o["ideal_parts"], o["large_share"], overlap=True))
+    parts = {"t_small_step_s": 2.0, "t_router_s": 1.0, "t_large_call_s": 10.0}
+    assert ideal_tokens_per_s(parts, 0.1, overlap=True) == pytest.approx(1 / 3.0)
+    assert ideal_tokens_per_s(parts, 0.1) == pytest.approx(1 / 4.0)
+    with (tmp_path / "tokens.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    by_mode = {m: [(x["problem"], x["id"], x["source"]) for x in rows if x["mode"] == m] for m in ("r2r", "overlap")}
+    assert by_mode["r2r"] == by_mode["overlap"]
+
+
 def test_help_documents_every_output_field():
     text = r2r("bench", "--help").stdout
-    for field in FIELDS + R2R_FIELDS:
+    for field in FIELDS + R2R_FIELDS + ["speedup_vs_r2r", "redone_small_steps"]:
         assert field in text, field
 
 
@@ -80,3 +104,17 @@ def test_bad_problems_file_names_the_line(tmp_path, smollm2):
 def test_last_number_skips_the_think_section():
     assert last_number("<think>so 12 maybe</think>\nSo 347+589 = 936.") == "936"
     assert last_number("it is 1,234") == "1234" and last_number("no digits") is None
+
+
+def test_overlap_bench_script_runs_both_routed_modes(tmp_path):
+    out = tmp_path / "o.json"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "overlap_bench.py"
+    proc = subprocess.run([sys.executable, str(script), "--n", "1", "--max-tokens", "16",
+                           "--threads", str(THREADS), "--work", str(tmp_path), "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    modes = json.loads(out.read_text())["modes"]
+    assert list(modes) == ["small", "large", "r2r", "overlap"]
+    assert modes["overlap"]["n_tokens"] == modes["r2r"]["n_tokens"] == 16
+    assert modes["overlap"]["large_share"] == modes["r2r"]["large_share"] > 0
+    assert "overlap against r2r" in proc.stdout

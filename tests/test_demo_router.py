@@ -84,3 +84,29 @@ def test_agreement_is_exact_for_the_same_file_and_high_after_q8(tmp_path):
     assert q8.returncode == 0, q8.stderr
     doc = json.loads(q8.stdout)
     assert doc["positions"] > 100 and doc["decision_agreement"] >= 0.9
+
+
+def test_overlap_gives_the_same_answers_token_for_token():
+    """The demo pair disagrees often (small 56%, large 100%), so escalations where the large model
+    picks another token than the speculative step's are frequent: each must be redone exactly."""
+    from r2r_local.chat import Message, chat_tokens
+    from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
+    from r2r_local.demo import task
+    from r2r_local.pair import load_pair
+
+    files = demo_pair()
+    spec = dict(n_ctx=512, threads=THREADS)
+    pair = load_pair(ModelSpec(str(files.small), role="small", **spec), ModelSpec(str(files.large), role="large", **spec))
+    try:
+        router = pair.router(str(demo_router()))
+        plain, overlapped = pair.engine(router), pair.engine(router, overlap=True)
+        for p in task.problems(task.EVAL_SEED, 30, task.HELDOUT):
+            prompt = chat_tokens(pair.small, [Message("user", p.message)])
+            a = plain.generate(prompt, SamplingParams(), GenerationSettings(200)).run()
+            b = overlapped.generate(prompt, SamplingParams(), GenerationSettings(200)).run()
+            assert [e.id for e in b.events] == [e.id for e in a.events]
+            assert [e.source for e in b.events] == [e.source for e in a.events]
+            assert pair.small.tokens == overlapped.sequence
+        assert overlapped.speculative_steps_redone > 0
+    finally:
+        pair.close()

@@ -77,9 +77,9 @@ def count_up_by_two(seq):
     return (seq[-1] + 1) % (V - 1) + 1
 
 
-def make(router, small_rule=count_up, large_rule=count_up_by_two, n_ctx=64):
+def make(router, small_rule=count_up, large_rule=count_up_by_two, n_ctx=64, overlap=False):
     small, large = Scripted(small_rule, n_ctx), Scripted(large_rule, n_ctx)
-    return Engine(small, large, router, n_shared=V), small, large
+    return Engine(small, large, router, n_shared=V, overlap=overlap), small, large
 
 
 def test_escalated_positions_get_the_large_models_choice_after_one_catch_up():
@@ -155,3 +155,83 @@ def test_a_backend_shared_by_two_engines_is_never_trusted_past_its_real_contents
     gen = engine.generate([1, 2, 3, 4, 5], SamplingParams(), GenerationSettings(max_tokens=1)).run()
     assert large.calls == [2, 1]  # re-read from the real common prefix [1, 2] (prefill 3, 4), not from 5
     assert gen.events[0].id == count_up_by_two(large.tokens)
+
+
+# --- overlap: the small model's step on its proposal runs while the router decides -------------
+
+SCENARIOS = {  # name: (make kwargs, prompt, settings)
+    "disagreeing large": (dict(router=EveryThird()), [1, 2, 3], GenerationSettings(max_tokens=9)),
+    "agreeing large": (dict(router=EveryThird(), large_rule=count_up), [1, 2, 3], GenerationSettings(max_tokens=9)),
+    "large only": (dict(router=LargeOnly()), [1], GenerationSettings(max_tokens=7)),
+    "eos chosen by the large model": (dict(router=EveryThird(), large_rule=lambda s: EOS), [1, 2], GenerationSettings(max_tokens=9)),
+    "eos proposed by the small model": (dict(router=SmallOnly(), small_rule=lambda s: EOS if len(s) >= 5 else 3), [1, 2],
+                                        GenerationSettings(max_tokens=50)),
+    "stop string": (dict(router=EveryThird()), [1], GenerationSettings(max_tokens=50, stop=("ef",))),
+    "full context": (dict(router=EveryThird(), n_ctx=10), [1, 2, 3], GenerationSettings(max_tokens=50)),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_overlap_changes_nothing_but_the_timing(name):
+    kwargs, prompt, settings = SCENARIOS[name]
+    runs = {}
+    for overlap in (False, True):
+        kw = dict(kwargs, router=type(kwargs["router"])())  # a fresh router: EveryThird counts calls
+        engine, small, large = make(**kw, overlap=overlap)
+        gen = engine.generate(prompt, SamplingParams(), settings).run()
+        assert small.tokens == engine.sequence  # no speculative position left behind
+        assert large.tokens == engine.sequence[: large.n_past]
+        runs[overlap] = ([(e.id, e.source, e.caught_up) for e in gen.events], gen.text, gen.stop_reason, large.calls)
+    assert runs[True] == runs[False]
+
+
+def test_overlap_keeps_the_step_when_the_large_model_agrees_and_redoes_it_when_not():
+    engine, small, _ = make(EveryThird(), large_rule=count_up, overlap=True)
+    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
+    assert small.calls == [3, 1, 1, 1, 1, 1]  # prompt, then one step per kept token (the last is never fed)
+    assert engine.speculative_steps_redone == 0
+    engine, small, _ = make(EveryThird(), overlap=True)
+    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
+    # the 3rd token's speculative step was on the small model's 6, the large model chose 7: redone
+    assert small.calls == [3, 1, 1, 1, 1, 1, 1] and engine.speculative_steps_redone == 1
+
+
+def test_overlap_is_off_when_one_backend_plays_both_parts():
+    shared = Scripted(count_up)
+    assert not Engine(shared, shared, SmallOnly(), n_shared=V, overlap=True).overlap
+
+
+class Slow(Scripted):
+    """A Scripted backend whose steps take time and which records any two steps at once."""
+
+    def __init__(self, rule):
+        super().__init__(rule)
+        self.busy, self.clashes = threading.Lock(), 0
+
+    def decode(self, tokens, *, hidden=False):
+        if not self.busy.acquire(blocking=False):
+            self.clashes += 1
+            self.busy.acquire()
+        try:
+            import time
+
+            time.sleep(0.02)
+            return super().decode(tokens, hidden=hidden)
+        finally:
+            self.busy.release()
+
+    def truncate(self, n_past):
+        if self.busy.locked():
+            self.clashes += 1
+        super().truncate(n_past)
+
+
+def test_a_generation_abandoned_at_a_yield_never_races_the_next_one():
+    small, large = Slow(count_up), Scripted(count_up_by_two)
+    engine = Engine(small, large, EveryThird(), n_shared=V, overlap=True)
+    events = iter(engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=20)))
+    next(events)
+    next(events)  # a speculative step on the third proposal is now running in the worker
+    gen = engine.generate([1, 2, 3, 9], SamplingParams(), GenerationSettings(max_tokens=4)).run()
+    assert small.clashes == 0
+    assert len(gen.events) == 4 and small.tokens == engine.sequence

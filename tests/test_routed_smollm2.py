@@ -48,6 +48,16 @@ def test_every_router_gives_the_models_own_greedy_output(pair, reference, router
     assert gen.text == "".join(e.text for e in gen.events)
 
 
+@pytest.mark.parametrize("router", ["random:0.3", "entropy:1.0"])
+def test_overlap_keeps_the_models_own_greedy_output(pair, reference, router):
+    engine = pair.engine(pair.router(router, seed=1), overlap=True)
+    for prompt in PROMPTS:
+        tokens = chat_tokens(pair.small, [Message("user", prompt)])
+        gen = engine.generate(tokens, SamplingParams(), GenerationSettings(max_tokens=N_TOKENS)).run()
+        assert [e.id for e in gen.events] == reference[prompt]
+        assert pair.small.tokens == engine.sequence  # no speculative position left in the cache
+
+
 def test_large_share_follows_the_router(pair):
     prompt = PROMPTS[0]
     shares = {r: _run(pair, r, prompt).stats for r in ["slm", "llm", "random:0.3"]}

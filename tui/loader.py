@@ -36,6 +36,7 @@ class ChatOptions:
     large_gpu_layers: int | None = None
     demo: bool = False
     config_file: Path | None = None
+    overlap: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ModelChoice:
     description: str
     source: str
     plan: str | None = None
+    overlap: bool = False  # the engine's overlap of the router with the small model's next step
 
 
 @dataclass
@@ -91,7 +93,8 @@ def resolve_choice(options: ChatOptions, config: dict[str, Any] | None = None) -
     large_spec = ModelSpec(large, n_ctx=n_ctx, n_gpu_layers=pick("large_gpu_layers", 0), threads=threads, role="large")
     unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if pick(k, None) is None]
     router = pick("router", DEFAULT_ROUTER)
-    choice = ModelChoice(small_spec, large_spec, router, describe(small_spec, large_spec), given)
+    choice = ModelChoice(small_spec, large_spec, router, describe(small_spec, large_spec), given,
+                         overlap=options.overlap)
     return fit_layers(choice, unset) if unset else choice
 
 
@@ -122,7 +125,7 @@ def demo_choice(options: ChatOptions) -> ModelChoice:
     small = ModelSpec(str(pair.small), n_ctx=n_ctx, threads=threads, role="small")
     large = ModelSpec(str(pair.large), n_ctx=n_ctx, threads=threads, role="large")
     router = options.router or (str(demo_router()) if demo_router() else FALLBACK_ROUTER)
-    return ModelChoice(small, large, router, "built-in demo pair (addition)", "demo")
+    return ModelChoice(small, large, router, "built-in demo pair (addition)", "demo", overlap=options.overlap)
 
 
 def describe(small: ModelSpec, large: ModelSpec) -> str:
@@ -159,7 +162,7 @@ def load_choice(choice: ModelChoice, progress: Progress) -> Loaded:
     pair = load_pair(choice.small, choice.large, progress=report)
     try:
         progress(f"setting up the router {choice.router}")
-        engine = pair.engine(pair.router(choice.router))
+        engine = pair.engine(pair.router(choice.router), overlap=choice.overlap)
     except BaseException:
         pair.close()
         raise

@@ -10,6 +10,10 @@ from r2r_local.config import DEFAULT_N_CTX, ModelSpec, SamplingParams
 from r2r_local.errors import ConfigError
 
 
+OVERLAP_HELP = ("run the small model's next step while the router decides (same output; faster when the "
+                "router's cost is a real share of a small step and has a core or the GPU to itself)")
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--demo", action="store_true",

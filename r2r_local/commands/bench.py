@@ -30,12 +30,19 @@ output fields (per mode in --json "modes"; the table shows the main ones):
   ms_other_per_token   catch-ups, and ms_other_per_token sampling, text and the loop itself
   peak_rss_mb          the process's peak resident memory after this mode (VmHWM, MB)
   gpu_mem_mb           GPU memory in use after this mode (nvidia-smi), null without a GPU
-r2r only:
+r2r and overlap (the routed modes) only:
   ideal_tokens_per_s   1 / (t_small_step + t_router + large_share x t_large_call), each term
-                       measured alone in the same run; t_large_call at the mean catch-up length
+                       measured alone in the same run; t_large_call at the mean catch-up length;
+                       for overlap max(t_small_step, t_router) replaces their sum
   efficiency           tokens_per_s / ideal_tokens_per_s
-  speedup_vs_large     r2r tokens_per_s / large tokens_per_s
+  speedup_vs_large     tokens_per_s / large tokens_per_s
+  speedup_vs_r2r       (overlap) tokens_per_s / r2r tokens_per_s
   ideal_parts          the measured terms (seconds) and the catch-up length k
+  redone_small_steps   (overlap) speculative small steps dropped because the large model
+                       chose another token than the small model's proposal
+the overlap mode (not run by default: --modes small,large,r2r,overlap) is r2r with the small
+model's next step run while the router decides; its ms_small_per_token counts only the wait
+for that step after the router has decided.
 --out DIR writes bench.json (the same document), tokens.csv (one row per generated token:
 mode, problem, index, id, source, p, t_small, t_router, t_large, caught_up) and, when
 matplotlib is installed, share_along_answer.png (large-model share by token position)."""
@@ -57,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use the first N prompts/problems (--demo alone: N held-out problems, default 100)")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",
                    help="per generation (default 128; 200 with --demo, whose answers run to ~160)")
-    p.add_argument("--modes", default="small,large,r2r", help="comma-separated subset of small,large,r2r")
+    p.add_argument("--modes", default="small,large,r2r",
+                   help="comma-separated subset of small,large,r2r,overlap (default small,large,r2r)")
     p.add_argument("--seed", type=int, default=0, help="seed of random routers")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--out", metavar="DIR", help="also write bench.json, tokens.csv and plots here")
@@ -87,7 +95,7 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from r2r_local.bench import MODES, Bench, ideal_tokens_per_s
+    from r2r_local.bench import MODES, Bench
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
@@ -99,25 +107,21 @@ def run(args: argparse.Namespace) -> int:
     problems, source = _problems(args)
     small_spec, large_spec, pair = load_pair_for(args)
     try:
-        router = pair.router(router_spec(args, "random:0.12"), seed=args.seed)
+        spec = router_spec(args, "random:0.12")
+        router = pair.router(spec, seed=args.seed)
         checker = None
         if args.demo:
             from r2r_local.demo.task import answer_matches
 
             checker = lambda text, answer: answer_matches(answer, text)  # noqa: E731
-        bench = Bench(pair, router, max_tokens=args.max_tokens, checker=checker)
+        overlap_router = pair.router(spec, seed=args.seed) if "overlap" in modes else None
+        bench = Bench(pair, router, max_tokens=args.max_tokens, checker=checker, overlap_router=overlap_router)
         bench.run(problems[:1], modes)  # warm-up: pages the weights in; not counted
         bench.records.clear()
+        bench.engines["overlap"].speculative_steps_redone = 0
         totals = bench.run(problems, modes, progress=_progress)
         report = {m: totals[m].summary() for m in modes}
-        if "r2r" in report:
-            r = report["r2r"]
-            parts = bench.ideal_parts(problems[0], r["mean_catch_up"])
-            r["ideal_tokens_per_s"] = ideal_tokens_per_s(parts, r["large_share"])
-            r["efficiency"] = r["tokens_per_s"] / r["ideal_tokens_per_s"]
-            r["ideal_parts"] = parts
-            if "large" in report and report["large"]["tokens_per_s"]:
-                r["speedup_vs_large"] = r["tokens_per_s"] / report["large"]["tokens_per_s"]
+        _add_ideal(bench, problems[0], report)
         doc = {"modes": report, "config": {
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
             "threshold": router.threshold, "problems": source, "n_problems": len(problems),
@@ -133,6 +137,27 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         _write_out(Path(args.out), doc, bench.records)
     return 0
+
+
+def _add_ideal(bench: Any, problem: Any, report: dict[str, dict[str, Any]]) -> None:
+    """Ideal speed, efficiency and speedups of the routed modes (the terms measured once)."""
+    from r2r_local.bench import ROUTED, ideal_tokens_per_s
+
+    large = report.get("large", {}).get("tokens_per_s")
+    parts_at: dict[int, dict[str, float]] = {}  # by catch-up length (the same for both modes when
+    for m in (m for m in ROUTED if m in report):  # they made the same decisions, as they should)
+        r = report[m]
+        k = max(1, round(r["mean_catch_up"]))
+        parts = parts_at[k] = parts_at.get(k) or bench.ideal_parts(problem, k)
+        r["ideal_tokens_per_s"] = ideal_tokens_per_s(parts, r["large_share"], overlap=m == "overlap")
+        r["efficiency"] = r["tokens_per_s"] / r["ideal_tokens_per_s"]
+        r["ideal_parts"] = parts
+        if large:
+            r["speedup_vs_large"] = r["tokens_per_s"] / large
+    if "overlap" in report:
+        report["overlap"]["redone_small_steps"] = bench.engines["overlap"].speculative_steps_redone
+        if report.get("r2r", {}).get("tokens_per_s"):
+            report["overlap"]["speedup_vs_r2r"] = report["overlap"]["tokens_per_s"] / report["r2r"]["tokens_per_s"]
 
 
 def _progress(done: int, total: int) -> None:
@@ -154,14 +179,19 @@ def _table(doc: dict[str, Any]) -> str:
     lines = [f"{'mode':<7}" + "".join(f"{c[0]:>12}" for c in cols)]
     for mode, row in doc["modes"].items():
         lines.append(f"{mode:<7}" + "".join(f"{_fmt(row.get(key), spec):>12}" for _, key, spec in cols))
-    r = doc["modes"].get("r2r")
-    if r and "ideal_tokens_per_s" in r:
+    for mode in ("r2r", "overlap"):
+        r = doc["modes"].get(mode)
+        if not r or "ideal_tokens_per_s" not in r:
+            continue
         p = r["ideal_parts"]
-        lines.append(f"r2r ideal {r['ideal_tokens_per_s']:.2f} tok/s (small step {1000 * p['t_small_step_s']:.2f} ms, "
+        lines.append(f"{mode} ideal {r['ideal_tokens_per_s']:.2f} tok/s (small step {1000 * p['t_small_step_s']:.2f} ms, "
                      f"router {1000 * p['t_router_s']:.3f} ms, large call of {p['catch_up_k']} tokens "
                      f"{1000 * p['t_large_call_s']:.2f} ms): efficiency {r['efficiency']:.2f}")
         if "speedup_vs_large" in r:
-            lines.append(f"r2r speedup over large-only: {r['speedup_vs_large']:.2f}x")
+            lines.append(f"{mode} speedup over large-only: {r['speedup_vs_large']:.2f}x")
+        if "speedup_vs_r2r" in r:
+            lines.append(f"overlap against r2r: {r['speedup_vs_r2r']:.2f}x "
+                         f"({r['redone_small_steps']} speculative small steps redone)")
     c = doc["config"]
     lines.append(f"router {c['router']}, {c['n_problems']} prompts from {c['problems']}, max {c['max_tokens']} tokens, greedy")
     return "\n".join(lines)

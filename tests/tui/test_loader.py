@@ -47,3 +47,18 @@ def test_gpu_layers_nobody_set_come_from_the_fit_plan(smollm2, monkeypatch):
     write_user_config({"large_gpu_layers": 7})
     choice = resolve_choice(ChatOptions())
     assert choice.large.n_gpu_layers == 7
+
+
+def test_overlap_flag_reaches_the_engine():
+    from r2r_tui.cli import parse_args
+    from r2r_tui.loader import load_choice
+
+    options, _ = parse_args(["--demo", "--overlap", "--threads", "1"])
+    choice = resolve_choice(options)
+    assert choice.overlap
+    loaded = load_choice(choice, lambda message: None)
+    try:
+        assert loaded.engine.overlap
+    finally:
+        loaded.close()
+    assert not resolve_choice(parse_args(["--demo"])[0]).overlap
