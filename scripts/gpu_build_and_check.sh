@@ -10,7 +10,7 @@
 # reference-size ONNX router on the host CPU (scripts/overlap_bench.py, when time is left), and
 # measures the router cost on the GPU.
 #
-# Bring along in .gpu/ (git-ignored), made on a machine with pip:
+# Bring along in .gpu/ (git-ignored), made on a machine with pip by scripts/prepare_gpu_bundle.sh:
 #   .gpu/llama_src.tgz  the sdist's vendor/llama.cpp: CMakeLists.txt cmake ggml src include vendor
 #                       (pip download --no-binary :all: --no-deps llama-cpp-python==0.3.36)
 #   .gpu/py/llama_cpp/  the package's Python files (its lib/ left out)
