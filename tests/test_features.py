@@ -49,6 +49,7 @@ def test_topk_other_k():
     x = np.random.default_rng(2).standard_normal(151936).astype(np.float32)
     for k in (1, 20, 1000):
         np.testing.assert_array_equal(topk_logits(x, k), full_sort_head(x, k))
+    assert topk_logits(x, 0).shape == (0,)
 
 
 def test_entropy_of_uniform_and_peaked_logits():

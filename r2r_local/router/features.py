@@ -20,6 +20,8 @@ def topk_logits(logits: np.ndarray, k: int = TOPK) -> np.ndarray:
     If the guess keeps fewer than k, a full partition decides.
     """
     n = logits.shape[0]
+    if k <= 0:
+        return np.zeros(0, np.float32)
     if n <= k:
         return np.sort(logits)[::-1].astype(np.float32)
     if n >= _SAMPLE_FROM_K * k:
