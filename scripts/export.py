@@ -2,7 +2,8 @@
 
     python scripts/export.py gguf HF_FOLDER OUT.gguf [--outtype f32|f16] [--name NAME]
     python scripts/export.py quantize IN.gguf OUT.gguf TYPE      (Q8_0, Q4_K_M, Q4_0, ...)
-    python scripts/export.py router --checkpoint IN.pt --out OUT.onnx [--fp16]
+    python scripts/export.py router --checkpoint IN.pt --out OUT.onnx [--fp16 | --int8]
+    python scripts/export.py router-int8 IN.onnx OUT.onnx      (an exported router's weights -> int8)
 
 Bad input gets one line on stderr and a non-zero exit status.
 """
@@ -31,11 +32,27 @@ def _quantize(args: argparse.Namespace) -> str:
 
 
 def _router(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
     from r2r_local.export.router import export_router
 
-    r = export_router(args.checkpoint, args.out, fp16=args.fp16)
-    return (f"wrote {r.onnx_path} ({r.bytes:,} bytes, {r.n_params:,} parameters, "
+    out = Path(args.out)
+    fp32_out = out.with_name(out.stem + "-fp32.onnx") if args.int8 else out
+    r = export_router(args.checkpoint, fp32_out, fp16=args.fp16)
+    line = (f"wrote {r.onnx_path} ({r.bytes:,} bytes, {r.n_params:,} parameters, "
             f"{'fp16' if args.fp16 else 'fp32'}) and {r.sidecar_path}; ONNX vs PyTorch max abs diff {r.max_abs_diff:.2e}")
+    if not args.int8:
+        return line
+    args.src, args.dst = str(fp32_out), str(out)
+    return line + "\n" + _router_int8(args)
+
+
+def _router_int8(args: argparse.Namespace) -> str:
+    from r2r_local.export.router import quantize_router_int8
+
+    r = quantize_router_int8(args.src, args.dst)
+    return (f"wrote {r.onnx_path} ({r.bytes:,} bytes, int8 weights) and {r.sidecar_path}; "
+            f"logit max abs diff against {args.src} on random inputs {r.max_abs_diff:.2e}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,8 +73,15 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("router", help="router checkpoint (reference format or ours) -> ONNX + JSON sidecar")
     r.add_argument("--checkpoint", required=True, help="a .pt checkpoint; read with torch.load(weights_only=True)")
     r.add_argument("--out", required=True, help="ONNX file to write (the sidecar goes next to it as .json)")
-    r.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs and output stay float32)")
+    prec = r.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs and output stay float32)")
+    prec.add_argument("--int8", action="store_true",
+                      help="also quantize the weights to int8 (written to --out; the float32 export is kept as OUT-fp32.onnx)")
     r.set_defaults(run=_router)
+    i = sub.add_parser("router-int8", help="exported ONNX router -> int8 weights (same contract, sidecar copied)")
+    i.add_argument("src", help="router .onnx with its .json sidecar")
+    i.add_argument("dst", help="ONNX file to write (its sidecar goes next to it)")
+    i.set_defaults(run=_router_int8)
     return ap
 
 

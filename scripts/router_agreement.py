@@ -1,8 +1,11 @@
 """How often the router decides the same on features from the quantized small GGUF the app
-serves as on features from the F32 GGUF it was converted from, over the same tokens.
+serves as on features from the F32 GGUF it was converted from, over the same tokens; or, with
+--router-b, how often two routers (e.g. float32 and int8 weights) decide the same on the same
+features.
 
     python scripts/router_agreement.py --f32 build/demo/small-f32.gguf \
         --quantized models/demo/demo-small-q8_0.gguf --router models/demo/router.onnx --n 200
+    python scripts/router_agreement.py --router models/demo/router.onnx --router-b router-int8.onnx
 
 The token sequences are the quantized small model's own greedy answers to held-out demo
 problems (what the app serves). Both models are teacher-forced over the same prompt and
@@ -17,6 +20,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -45,15 +49,28 @@ def features(path: str, sequences: list[tuple[list[int], list[int]]], threads: i
     return out
 
 
+def compare(p_a: np.ndarray, p_b: np.ndarray, t_a: float, t_b: float) -> dict:
+    """Agreement of two sets of escalation probabilities [n], each against its threshold."""
+    d_a, d_b = p_a >= t_a, p_b >= t_b
+    either = d_a | d_b
+    return {"positions": int(len(p_a)), "decision_agreement": float(np.mean(d_a == d_b)),
+            "escalations_a": int(d_a.sum()), "escalations_b": int(d_b.sum()), "escalated_by_either": int(either.sum()),
+            "agreement_where_either_escalates": float(np.mean((d_a == d_b)[either])) if either.any() else None,
+            "p_max_abs_diff": float(np.max(np.abs(p_a - p_b))), "p_median_abs_diff": float(np.median(np.abs(p_a - p_b)))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--f32", required=True, help="the F32 small GGUF the quantized one was made from")
+    ap.add_argument("--f32", help="the F32 small GGUF the quantized one was made from")
     ap.add_argument("--quantized", default=None, help="the served small GGUF (default: the demo's)")
     ap.add_argument("--router", default=None, help="ONNX router (default: the demo's)")
+    ap.add_argument("--router-b", help="compare this router with --router on the quantized model's features")
     ap.add_argument("--n", type=int, default=200, help="held-out problems")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if (args.f32 is None) == (args.router_b is None):
+        ap.error("give --f32 (quantized vs F32 features) or --router-b (two routers), one of them")
     logging.basicConfig(level=logging.ERROR)  # llama.cpp's info and warnings stay out of the report
     quantized = args.quantized or str(demo_pair().small)
     router = parse_router(str(args.router or demo_router()))
@@ -65,35 +82,32 @@ def main(argv: list[str] | None = None) -> int:
             gen = engine.generate(prompt, SamplingParams(), GenerationSettings(200)).run()
             sequences.append((prompt, [e.id for e in gen.events]))
     q = features(quantized, sequences, args.threads)
-    f = features(args.f32, sequences, args.threads)
     p_q = np.concatenate([router.probabilities(h, e, k) for _, h, e, k in q])
-    p_f = np.concatenate([router.probabilities(h, e, k) for _, h, e, k in f])
-    argmax_same = np.concatenate([a == b for (a, *_), (b, *_) in zip(q, f)])
-    d_q, d_f = p_q >= router.threshold, p_f >= router.threshold
-    result = {
-        "positions": int(len(p_q)),
-        "threshold": router.threshold,
-        "decision_agreement": float(np.mean(d_q == d_f)),
-        "escalations_quantized": int(d_q.sum()),
-        "escalations_f32": int(d_f.sum()),
-        "escalated_by_either": int((d_q | d_f).sum()),
-        "agreement_where_either_escalates": float(np.mean((d_q == d_f)[d_q | d_f])) if (d_q | d_f).any() else None,
-        "p_max_abs_diff": float(np.max(np.abs(p_q - p_f))),
-        "p_median_abs_diff": float(np.median(np.abs(p_q - p_f))),
-        "argmax_agreement": float(np.mean(argmax_same)),
-        "n_problems": args.n,
-        "f32": args.f32,
-        "quantized": quantized,
-        "router": str(router.path),
-    }
+    if args.router_b:
+        other = parse_router(args.router_b)
+        p_b = np.concatenate([other.probabilities(h, e, k) for _, h, e, k in q])
+        result = compare(p_q, p_b, router.threshold, other.threshold)
+        result.update(n_problems=args.n, quantized=quantized, router_a=str(router.path), router_b=str(other.path),
+                      threshold_a=router.threshold, threshold_b=other.threshold)
+        what = f"{Path(router.path).name} and {Path(other.path).name} decide the same"
+    else:
+        f = features(args.f32, sequences, args.threads)
+        p_f = np.concatenate([router.probabilities(h, e, k) for _, h, e, k in f])
+        result = compare(p_q, p_f, router.threshold, router.threshold)
+        result = {("escalations_quantized" if k == "escalations_a" else "escalations_f32" if k == "escalations_b" else k): v
+                  for k, v in result.items()}
+        argmax_same = np.concatenate([a == b for (a, *_), (b, *_) in zip(q, f)])
+        result.update(threshold=router.threshold, argmax_agreement=float(np.mean(argmax_same)), n_problems=args.n,
+                      f32=args.f32, quantized=quantized, router=str(router.path))
+        what = "router decisions on quantized and F32 features agree"
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['positions']} positions of {args.n} held-out answers: router decisions agree at "
-              f"{result['decision_agreement']:.2%} (escalations: quantized {result['escalations_quantized']}, "
-              f"F32 {result['escalations_f32']}; agreement where either escalates "
-              f"{result['agreement_where_either_escalates']:.2%}); |p| diff max {result['p_max_abs_diff']:.4f}, "
-              f"median {result['p_median_abs_diff']:.5f}; small-model argmax agreement {result['argmax_agreement']:.2%}")
+        either = result["agreement_where_either_escalates"]
+        print(f"{result['positions']} positions of {args.n} held-out answers: {what} at "
+              f"{result['decision_agreement']:.2%} ({result['escalated_by_either']} escalated by either, "
+              f"agreement there {either:.2%}); |p| diff max {result['p_max_abs_diff']:.4f}, "
+              f"median {result['p_median_abs_diff']:.5f}" if either is not None else f"{what}: no escalations")
     return 0
 
 

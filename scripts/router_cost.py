@@ -9,7 +9,7 @@ every read goes to the file), and one call of an ONNX router of the reference ar
 OnnxRouter, on every device asked for. Prints medians, their ratio, config and versions.
 
     python scripts/router_cost.py [--small R1_1.5B_SHAPE.gguf] [--steps 50] [--threads 2]
-                                  [--device cpu|cuda|all] [--torch-cuda] [--router-only] [--json OUT]
+                                  [--device cpu|cuda|all] [--torch-cuda] [--router-only] [--int8] [--json OUT]
 
 Without --small an r1-1.5b-shape Q4_K_M GGUF is written to --workdir first (1.12 GB).
 --router-only skips llama.cpp (random logits and hidden states stand in for the small model's,
@@ -64,7 +64,7 @@ def reference_router(workdir: Path, fp16: bool) -> Path:
     return path
 
 
-def onnx_routers(path: Path, device: str) -> tuple[dict[str, RouterCall], dict[str, str]]:
+def onnx_routers(path: Path, device: str, suffix: str = "") -> tuple[dict[str, RouterCall], dict[str, str]]:
     """OnnxRouter on each wanted device where onnxruntime really runs it there."""
     import onnxruntime as ort
 
@@ -81,8 +81,8 @@ def onnx_routers(path: Path, device: str) -> tuple[dict[str, RouterCall], dict[s
         if dev == "cuda" and router.provider != "CUDAExecutionProvider":
             print(f"the CUDA session fell back to {router.provider}; ort-cuda skipped", file=sys.stderr)
             continue
-        calls[f"ort-{dev}"] = lambda h, e, k, r=router: float(r.probabilities(h[None], e[None], k[None])[0])
-        providers[f"ort-{dev}"] = router.provider
+        calls[f"ort-{dev}{suffix}"] = lambda h, e, k, r=router: float(r.probabilities(h[None], e[None], k[None])[0])
+        providers[f"ort-{dev}{suffix}"] = router.provider
     return calls, providers
 
 
@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-cuda", action="store_true", help="also time the router in PyTorch on CUDA")
     p.add_argument("--router-only", action="store_true", help="no llama.cpp: random logits/hidden")
     p.add_argument("--fp16", action="store_true", help="router weights in float16")
+    p.add_argument("--int8", action="store_true",
+                   help="also time the router with int8 weights (scripts/export.py router-int8) beside it")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "r2r-router-cost"))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = p.parse_args(argv)
@@ -231,13 +233,22 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
     router_path = reference_router(workdir, args.fp16)
     routers, providers = onnx_routers(router_path, args.device)
+    if args.int8:
+        from r2r_local.export.router import quantize_router_int8
+
+        int8_path = router_path.with_name(router_path.stem + "-int8.onnx")
+        if not int8_path.exists():
+            quantize_router_int8(router_path, int8_path)
+        more, more_providers = onnx_routers(int8_path, args.device, suffix="-int8")
+        routers.update(more)
+        providers.update(more_providers)
     if args.torch_cuda:
         import torch
 
         routers["torch-cuda-graph"] = torch_cuda_router(router_path, args.fp16)
         providers["torch-cuda-graph"] = f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
     config = {"steps": args.steps, "router": str(router_path), "router_bytes": router_path.stat().st_size,
-              "router_fp16": args.fp16, "routers": providers,
+              "router_fp16": args.fp16, "router_int8_beside": args.int8, "routers": providers,
               "ort_router_threads": os.environ.get("R2R_ROUTER_THREADS", "1")}
     table = None
     if args.small or not args.router_only:

@@ -110,3 +110,28 @@ def test_overlap_gives_the_same_answers_token_for_token():
         assert overlapped.speculative_steps_redone > 0
     finally:
         pair.close()
+
+
+def test_int8_router_keeps_the_contract_and_the_decisions(tmp_path):
+    """scripts/export.py router-int8 on the shipped router: same ONNX contract and threshold,
+    sidecar says int8 and what it came from, decisions on the demo's features nearly all equal."""
+    src = demo_router()
+    out = tmp_path / "router-int8.onnx"
+    proc = run("scripts/export.py", "router-int8", str(src), str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "int8 weights" in proc.stdout and "pre-processing" not in proc.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["precision"] == "int8" and side["threshold"] == json.loads(src.with_suffix(".json").read_text())["threshold"]
+    assert side["provenance"]["quantized_from_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert out.stat().st_size < src.stat().st_size / 3
+    same = run("scripts/router_agreement.py", "--router-b", str(src), "--n", "3", "--threads", str(THREADS), "--json")
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["decision_agreement"] == 1.0 and json.loads(same.stdout)["p_max_abs_diff"] == 0.0
+    q = run("scripts/router_agreement.py", "--router-b", str(out), "--n", "3", "--threads", str(THREADS), "--json")
+    assert q.returncode == 0, q.stderr
+    doc = json.loads(q.stdout)
+    assert doc["positions"] > 100 and doc["decision_agreement"] >= 0.98 and 0 < doc["p_max_abs_diff"] < 0.5
+    bad = run("scripts/export.py", "router-int8", str(tmp_path / "missing.onnx"), str(tmp_path / "x.onnx"))
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "missing.onnx" in bad.stderr
+    again = run("scripts/export.py", "router-int8", str(out), str(out))
+    assert again.returncode == 1 and "must differ from the input" in again.stderr

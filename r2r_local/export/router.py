@@ -7,6 +7,8 @@ The ONNX file follows the runtime contract (r2r_local/router/onnx.py): inputs `h
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,53 @@ def export_router(checkpoint: str | Path, out: str | Path, *, fp16: bool = False
     side.write_text(json.dumps(meta, indent=2))
     n_params = sum(p.numel() for p in net.parameters())
     return ExportResult(out, side, diff, n_params, out.stat().st_size)
+
+
+def quantize_router_int8(src: str | Path, out: str | Path, *, check_batch: int = 16, seed: int = 0) -> ExportResult:
+    """An exported router with its weights in int8 (onnxruntime's dynamic quantization of the
+    MatMul/Gemm weights, per output channel; activations are quantized per call). Four times
+    smaller, and on a CPU several times faster for a router of the reference size, whose call
+    is bound by reading its weights. Same ONNX contract; the sidecar is copied with precision
+    "int8" and what it was made from. max_abs_diff: of the logit against `src` on random inputs."""
+    import hashlib
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src, out = Path(src), Path(out)
+    if out.suffix != ".onnx":
+        raise RouterError(f"router output {out}: the file name must end in .onnx")
+    if out.resolve() == src.resolve():
+        raise RouterError(f"router output {out}: must differ from the input")
+    from r2r_local.router.onnx import OnnxRouter, read_sidecar
+
+    router = OnnxRouter(src)  # checks the file and its sidecar first: one clear line if they are bad
+    meta = dict(read_sidecar(src))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:  # quantize_dynamic writes side files next to its output
+        tmp_out = Path(tmp) / "router-int8.onnx"
+        logging.disable(logging.WARNING)  # its advice to pre-process is for image models
+        try:
+            quantize_dynamic(str(src), str(tmp_out), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
+        shutil.move(str(tmp_out), out)
+    meta["precision"] = "int8"
+    meta["provenance"] = {**meta.get("provenance", {}), "quantized_from": str(src.resolve()),
+                          "quantized_from_sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
+                          "quantization": "onnxruntime quantize_dynamic, QInt8 weights per channel"}
+    side = sidecar_path(out)
+    side.write_text(json.dumps(meta, indent=2))
+    quantized = OnnxRouter(out)
+    rng = np.random.default_rng(seed)
+    d, k = router.d, int(meta.get("topk", 100))
+    feeds = (rng.normal(size=(check_batch, d)).astype(np.float32),
+             (rng.normal(size=(check_batch, d)) * 0.05).astype(np.float32),
+             (-np.sort(-rng.normal(size=(check_batch, k)) * 3, axis=1)).astype(np.float32))
+    diff = float(np.abs(quantized.logits(*feeds) - router.logits(*feeds)).max())
+    meta["provenance"]["int8_vs_source_max_abs_logit_diff"] = diff
+    side.write_text(json.dumps(meta, indent=2))
+    return ExportResult(out, side, diff, 0, out.stat().st_size)
 
 
 class _Float32Io:

@@ -122,17 +122,22 @@ class OnnxRouter:
                 raise RouterError(f"router {self.path}: input '{name}' has shape {shape}, expected [B, {width}]")
         return session
 
-    def probabilities(
-        self, hidden: np.ndarray, token_embedding: np.ndarray, topk: np.ndarray
-    ) -> np.ndarray:
-        """float32 [B]: escalation probabilities for a batch of float32 [B,d], [B,d], [B,100]."""
+    def logits(self, hidden: np.ndarray, token_embedding: np.ndarray, topk: np.ndarray) -> np.ndarray:
+        """float32 [B]: the graph's raw output for a batch of float32 [B,d], [B,d], [B,100]."""
         feeds = {
             "hidden": np.ascontiguousarray(hidden, dtype=np.float32),
             "token_embedding": np.ascontiguousarray(token_embedding, dtype=np.float32),
             "topk_logits": np.ascontiguousarray(topk, dtype=np.float32),
         }
         (logit,) = self._session.run([OUTPUT], feeds)
-        return (1.0 / (1.0 + np.exp(-logit.reshape(-1).astype(np.float64)))).astype(np.float32)
+        return logit.reshape(-1)
+
+    def probabilities(
+        self, hidden: np.ndarray, token_embedding: np.ndarray, topk: np.ndarray
+    ) -> np.ndarray:
+        """float32 [B]: escalation probabilities, sigmoid of `logits`."""
+        logit = self.logits(hidden, token_embedding, topk)
+        return (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float32)
 
     def decide(self, step: Step) -> Decision:
         if step.hidden is None:
