@@ -95,12 +95,12 @@ timeout "$(( $(left) > 60 ? 60 : 5 ))" python3 scripts/decode_time.py "$WORK/r1-
 [ -s "$OUT/bench.json" ] && [ -s "$OUT/catch_up.json" ] \
   && python3 scripts/gpu_check_summary.py "$OUT/bench.json" --catch-up "$OUT/catch_up.json" | tee "$OUT/summary.txt"
 
-say "overlap: the reference-size router on the host's CPU (8 onnxruntime threads) beside the GPU's steps"
+say "overlap: the reference-size router (int8) on the host's CPU (8 onnxruntime threads) beside the GPU's steps"
 [ "$(left)" -gt 150 ] && R2R_ROUTER_THREADS=8 timeout "$(( $(left) - 60 ))" python3 scripts/overlap_bench.py \
-  --small "$WORK/r1-1.5b.gguf" --large "$WORK/r1-32b.gguf" --gpu-layers -1 --threads 4 --work "$WORK" \
+  --small "$WORK/r1-1.5b.gguf" --large "$WORK/r1-32b.gguf" --gpu-layers -1 --threads 4 --int8 --work "$WORK" \
   --json "$OUT/overlap.json" 2>&1 | tail -3
 
 say "router cost on the GPU (torch CUDA graph) and CPU (onnxruntime)"
 timeout "$(( $(left) > 5 ? $(left) : 5 ))" python3 scripts/router_cost.py --router-only --torch-cuda --device cpu \
-  --steps 200 --json "$OUT/router_cost.json" 2>&1 | tail -8
+  --int8 --steps 200 --json "$OUT/router_cost.json" 2>&1 | tail -8
 say "done"

@@ -67,7 +67,7 @@ step "r2r doctor"
 python -m r2r_local.cli doctor | tee "$OUT/doctor.txt"
 
 step "router cost on the GPU (reference size, torch)"
-python scripts/router_cost.py --router-only --torch-cuda --device cpu --steps 200 --json "$OUT/router_cost.json" \
+python scripts/router_cost.py --router-only --torch-cuda --device cpu --int8 --steps 200 --json "$OUT/router_cost.json" \
   || echo "  router cost not measured (torch without CUDA?)"
 
 if [ ${#missing6[@]} -gt 0 ]; then

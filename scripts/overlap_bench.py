@@ -9,7 +9,7 @@ greedy). Both routed modes make the same decisions; the overlap mode runs the sm
 step on its proposal while the router decides.
 
     python scripts/overlap_bench.py [--small S.gguf] [--large L.gguf] [--share 0.12] [--threads 1]
-                                    [--n 5] [--max-tokens 128] [--gpu-layers N] [--work DIR] [--json OUT]
+                                    [--n 5] [--max-tokens 128] [--gpu-layers N] [--int8] [--work DIR] [--json OUT]
 
 Defaults: SmolLM2-135M-Instruct on both sides (the large model then always agrees, so no
 speculative step is ever redone), one llama.cpp thread (the router's onnxruntime thread gets
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu-layers", type=int, default=None,
                    help="small model layers on the GPU (default: all on a GPU build of llama.cpp, else 0); "
                         "the large model's come from the fit plan")
+    p.add_argument("--int8", action="store_true", help="the router with int8 weights (scripts/export.py router-int8)")
     p.add_argument("--work", help="folder for the router (default: a temporary one)")
     p.add_argument("--json", metavar="OUT", help="also write r2r bench's JSON here")
     args = p.parse_args(argv)
@@ -97,11 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         if not d:
             raise R2RError(f"{small}: no embedding_length in its header")
         router = write_reference_router(work / f"reference-router-d{d}.onnx", RouterArch(d=d))
+        if args.int8:
+            from r2r_local.export.router import quantize_router_int8
+
+            router = quantize_router_int8(router, work / f"reference-router-d{d}-int8.onnx").onnx_path
         threshold = calibrate(small, router, args.share, args.threads, args.n, args.max_tokens, gpu_layers)
     except R2RError as e:
         print(f"overlap_bench: {e}", file=sys.stderr)
         return 1
-    print(f"router: reference architecture, d={d}, {RouterArch(d=d).n_params / 1e6:.1f}M parameters, "
+    print(f"router: reference architecture, d={d}, {RouterArch(d=d).n_params / 1e6:.1f}M parameters"
+          f"{' (int8 weights)' if args.int8 else ''}, "
           f"threshold {threshold:.6f} for a share of ~{args.share}", file=sys.stderr)
     cmd = [sys.executable, "-m", "r2r_local.cli", "bench", "--small", small, "--large", large,
            "--router", f"{router}@{threshold:.6f}", "--modes", "small,large,r2r,overlap", "--n", str(args.n),
