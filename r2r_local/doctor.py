@@ -127,6 +127,32 @@ def check_models(small: str | None, large: str | None, router: str | None,
     return info, found
 
 
+CPU_ROUTER_BYTES = 50_000_000  # a float32 router this big costs milliseconds a call on a CPU
+
+
+def check_router_cost(router: str | None, ort_cuda: bool) -> tuple[dict[str, Any], list[Finding]]:
+    """A big float32 router that onnxruntime must run on the CPU reads all its weights on every
+    token (the reference size: 225 MB, ~7 ms a call on a 2-core CPU); in int8 it is ~3x faster."""
+    if not router or not router.endswith(".onnx") or not Path(router).is_file():
+        return {}, []
+    from r2r_local.errors import RouterError
+    from r2r_local.router.onnx import read_sidecar
+
+    try:
+        precision = read_sidecar(router).get("precision", "fp32")
+    except RouterError as e:
+        return {}, [Finding("problem", str(e), "re-export the router: python scripts/export.py router ...")]
+    size = Path(router).stat().st_size
+    info = {"precision": precision, "runs_on": "cuda" if ort_cuda else "cpu"}
+    if ort_cuda or precision != "fp32" or size < CPU_ROUTER_BYTES:
+        return info, []
+    int8 = str(Path(router).with_name(Path(router).stem + "-int8.onnx"))
+    return info, [Finding("warning", f"router {router}: {size / 1e6:.0f} MB of float32 weights read on the CPU "
+                                     "for every token (~3x slower than in int8)",
+                          f"python scripts/export.py router-int8 {router} {int8}   then: r2r models add "
+                          f"--small S --large L --router {int8}   (and try --overlap)")]
+
+
 def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes: int | None,
               assumed: bool, offload: bool, layers: tuple[int | None, int | None] = (None, None),
               ) -> tuple[dict[str, Any] | None, list[Finding]]:
@@ -181,6 +207,9 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     router = router or cfg.get("router")
     n_ctx = n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
     models, f = check_models(small, large, router, source)
+    findings += f
+    cost, f = check_router_cost(router, bool(ort.get("cuda_ok")))
+    models["router"] |= cost
     findings += f
     free = assume_free_bytes if assume_free_bytes is not None else gq.best_free_bytes
     fit, f = check_fit(models, router, n_ctx, free, assume_free_bytes is not None, llama["gpu_offload"],

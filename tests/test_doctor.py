@@ -110,3 +110,20 @@ def test_the_probe_model_is_valid_onnx_and_runs():
     sess = ort.InferenceSession(tiny_model_bytes(), providers=["CPUExecutionProvider"])
     x = np.array([[1, 2, 3, 4]], dtype=np.float32)
     assert np.array_equal(sess.run(None, {"x": x})[0], 2 * x)
+
+
+def test_a_big_float32_router_on_the_cpu_gets_the_int8_hint(tmp_path):
+    router = tmp_path / "router.onnx"
+    with router.open("wb") as f:  # doctor reads only the size and the sidecar: a sparse file will do
+        f.truncate(225_000_000)
+    side = {"format": "r2r-local-router", "version": 1, "threshold": 0.5, "d": 1536, "precision": "fp32"}
+    router.with_suffix(".json").write_text(json.dumps(side))
+    proc = doctor(tmp_path, "--router", str(router))
+    assert proc.returncode == 0, proc.stderr
+    assert "225 MB of float32 weights read on the CPU" in proc.stdout
+    assert f"python scripts/export.py router-int8 {router} {tmp_path / 'router-int8.onnx'}" in proc.stdout
+    router.with_suffix(".json").write_text(json.dumps(side | {"precision": "int8"}))
+    proc = doctor(tmp_path, "--router", str(router), "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["models"]["router"]["precision"] == "int8"
+    assert not any("float32 weights" in f["what"] for f in doc["findings"])
