@@ -241,6 +241,18 @@ def convert_router(checkpoint: Path, small: Path | None = None, progress: Progre
     return out
 
 
+def int8_router(onnx: Path, progress: Progress | None = None) -> Path:
+    """The converted router with int8 weights beside it (made once; scripts/export.py router-int8)."""
+    out = onnx.with_name(onnx.stem + "-int8.onnx")
+    if not (out.is_file() and out.with_suffix(".json").is_file()):
+        from r2r_local.export.router import quantize_router_int8
+
+        r = quantize_router_int8(onnx, out)
+        if progress:
+            progress(f"router: {out} (int8 weights; logit max abs diff {r.max_abs_diff:.2e} on random inputs)")
+    return out
+
+
 def small_identity(small: Path) -> dict[str, object]:
     """What a router sidecar records about the small model it reads (DESIGN.md section 3)."""
     from r2r_local.backends.gguf_file import read_header

@@ -253,3 +253,21 @@ def test_add_refuses_a_non_gguf_and_a_router_of_the_wrong_size(capsys, smollm2, 
     linear_router(router, 64)
     rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2), "--router", str(router))
     assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_pull_can_configure_the_router_in_int8(capsys, hub, dirs, smollm2, monkeypatch):
+    from r2r_local.export.router import quantize_router_int8
+
+    def export_router(checkpoint: Path, out: Path, *, small_model: dict | None = None) -> None:
+        linear_router(Path(out), 576)  # stands in for the torch converter
+
+    fake = types.ModuleType("r2r_local.export.router")
+    fake.export_router, fake.quantize_router_int8 = export_router, quantize_router_int8
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", fake)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_catalog(dirs / "known.toml", smollm2)))
+    rc, _, err = r2r(capsys, "models", "pull", "tiny", "--int8-router")
+    assert rc == 0, err
+    configured = Path(load_user_config()["router"])
+    assert configured.name == "default_router-int8.onnx" and configured.is_file()
+    assert json.loads(configured.with_suffix(".json").read_text())["precision"] == "int8"
+    assert "int8 weights" in err

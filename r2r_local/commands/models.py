@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pull.add_argument("name", help="a pair from `r2r models list`, e.g. r1-q4")
     pull.add_argument("--dry-run", action="store_true", help="say what would be downloaded, download nothing")
     pull.add_argument("--no-router", action="store_true", help="skip the published router")
+    pull.add_argument("--int8-router", action="store_true",
+                      help="also store the converted router with int8 weights and configure that one "
+                           "(~3x faster on a CPU; see the README for what it changes)")
     _add_setup_flags(pull)
     pull.set_defaults(func=run_pull)
 
@@ -128,7 +131,8 @@ _CHECK_WORDS = {"cached": ": verified earlier, unchanged since", "verified": ": 
 # --- pull --------------------------------------------------------------------------------------
 
 def run_pull(args: argparse.Namespace) -> int:
-    from r2r_local.catalog import check_pairing, convert_router, fetch, find_pair, local_path, stderr_progress
+    from r2r_local.catalog import (check_pairing, convert_router, fetch, find_pair, int8_router, local_path,
+                                   stderr_progress)
 
     pair = find_pair(args.name)
     files = [("small", pair.small), ("large", pair.large)]
@@ -148,6 +152,8 @@ def run_pull(args: argparse.Namespace) -> int:
     router = None
     if "router" in got:
         onnx = convert_router(got["router"], got["small"], stderr_progress)
+        if onnx and args.int8_router:
+            onnx = int8_router(onnx, stderr_progress)
         router = str(onnx) if onnx else None
         if router is None:
             stderr_progress("router: the config gets no router; add one later with r2r models add --router PATH")
