@@ -6,7 +6,8 @@ prompt so machine noise falls on all of them alike. The routed mode also gets it
 same run (the large call at the run's mean catch-up length): the gap is our system overhead.
 The optional `overlap` mode is the routed mode with the small model's next step run while the
 router decides (Engine's overlap); its ideal is 1 / (max(t_small_step, t_router) + share x
-t_large_call).
+t_large_call). The optional `ahead` mode lets the small model write ahead during the large
+model's calls (ahead.py); it is held to the plain ideal, which it can beat.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from r2r_local.pair import LoadedPair
 from r2r_local.router import Router, Step
 from r2r_local.router.baselines import SmallOnly
 
-MODES = ("small", "large", "r2r", "overlap")
-ROUTED = ("r2r", "overlap")
+MODES = ("small", "large", "r2r", "overlap", "ahead")
+ROUTED = ("r2r", "overlap", "ahead")
 DEFAULT_PROMPTS = [
     "Explain why the sky is blue in a few sentences.",
     "Write a short story about a robot who learns to paint.",
@@ -174,9 +175,12 @@ class Bench:
 
     def __init__(self, pair: LoadedPair, router: Router, *, max_tokens: int,
                  checker: Callable[[str, str], bool] | None = None,
-                 overlap_router: Router | None = None) -> None:
-        """overlap_router: the overlap mode's own router (for a random router: another instance
-        with the same seed, so both routed modes make the same decisions); default `router`."""
+                 mode_routers: dict[str, Router] | None = None) -> None:
+        """mode_routers: a routed mode's own router ("overlap", "ahead"; for a random router,
+        another instance with the same seed, so its stream is its own); default `router`."""
+        from r2r_local.ahead import AheadEngine
+
+        own = mode_routers or {}
         self.pair, self.router = pair, router
         self.settings = GenerationSettings(max_tokens=max_tokens)
         self.checker = checker or (lambda text, answer: last_number(text) == answer)
@@ -184,7 +188,8 @@ class Bench:
             "small": Engine(pair.small, pair.large, SmallOnly(), n_shared=pair.n_shared),
             "large": Engine(pair.large, pair.large, SmallOnly(), n_shared=pair.n_shared),
             "r2r": Engine(pair.small, pair.large, router, n_shared=pair.n_shared),
-            "overlap": Engine(pair.small, pair.large, overlap_router or router, n_shared=pair.n_shared, overlap=True),
+            "overlap": Engine(pair.small, pair.large, own.get("overlap", router), n_shared=pair.n_shared, overlap=True),
+            "ahead": AheadEngine(pair.small, pair.large, own.get("ahead", router), n_shared=pair.n_shared),
         }
         self.records: list[TokenRecord] = []
 

@@ -9,6 +9,7 @@ from typing import Callable
 from r2r_local.backends.llama_cpp import LlamaCppBackend
 from r2r_local.config import ModelSpec
 from r2r_local.engine import Engine
+from r2r_local.errors import ConfigError
 from r2r_local.router import Router, parse_router
 from r2r_local.vocab import shared_vocab_size, vocab_hash
 
@@ -25,7 +26,15 @@ class LoadedPair:
     def router(self, spec: str, seed: int = 0) -> Router:
         return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
 
-    def engine(self, router: Router, *, overlap: bool = False) -> Engine:
+    def engine(self, router: Router, *, overlap: bool = False, ahead: bool = False) -> Engine:
+        """The routed loop over this pair; `overlap` and `ahead` pick its opt-in variants
+        (engine.py, ahead.py), one at a time."""
+        if ahead and overlap:
+            raise ConfigError("--ahead and --overlap cannot be combined (yet): choose one")
+        if ahead:
+            from r2r_local.ahead import AheadEngine
+
+            return AheadEngine(self.small, self.large, router, n_shared=self.n_shared)
         return Engine(self.small, self.large, router, n_shared=self.n_shared, overlap=overlap)
 
     def close(self) -> None:

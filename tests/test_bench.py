@@ -62,18 +62,20 @@ def test_same_model_gives_same_answers_in_every_mode(result):
     assert json.loads((out / "bench.json").read_text()) == doc
 
 
-def test_overlap_mode_makes_the_same_tokens_as_r2r(tmp_path):
-    """The demo pair's models differ, so the overlap mode redoes speculative steps; its tokens,
-    decisions and share must still be r2r's exactly, and its ideal uses max(small, router)."""
+def test_overlap_and_ahead_modes_make_the_same_tokens_as_r2r(tmp_path):
+    """The demo pair's models differ, so the overlap mode redoes speculative steps and the ahead
+    mode drops tokens written ahead; their tokens, decisions and share must still be r2r's
+    exactly (entropy:T decides on the step alone), and overlap's ideal uses max(small, router)."""
     from r2r_local.bench import ideal_tokens_per_s
 
-    proc = r2r("bench", "--demo", "--n", "6", "--threads", str(THREADS), "--modes", "large,r2r,overlap",
-               "--router", "random:0.2", "--json", "--out", str(tmp_path))
+    proc = r2r("bench", "--demo", "--n", "6", "--threads", str(THREADS), "--modes", "large,r2r,overlap,ahead",
+               "--router", "entropy:0.3", "--json", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    r, o = doc["modes"]["r2r"], doc["modes"]["overlap"]
+    r, o, a = doc["modes"]["r2r"], doc["modes"]["overlap"], doc["modes"]["ahead"]
     for key in ("accuracy", "n_tokens", "large_share", "large_calls", "mean_catch_up"):
-        assert o[key] == r[key], key
+        assert o[key] == r[key] == a[key], key
+    assert a["ahead_tokens_kept"] + a["ahead_tokens_dropped"] > 0
     assert o["redone_small_steps"] > 0 and o["speedup_vs_r2r"] == pytest.approx(o["tokens_per_s"] / r["tokens_per_s"])
     assert o["ideal_tokens_per_s"] == pytest.approx(ideal_tokens_per_s(o["ideal_parts"], o["large_share"], overlap=True))
     parts = {"t_small_step_s": 2.0, "t_router_s": 1.0, "t_large_call_s": 10.0}
@@ -81,13 +83,13 @@ def test_overlap_mode_makes_the_same_tokens_as_r2r(tmp_path):
     assert ideal_tokens_per_s(parts, 0.1) == pytest.approx(1 / 4.0)
     with (tmp_path / "tokens.csv").open() as f:
         rows = list(csv.DictReader(f))
-    by_mode = {m: [(x["problem"], x["id"], x["source"]) for x in rows if x["mode"] == m] for m in ("r2r", "overlap")}
-    assert by_mode["r2r"] == by_mode["overlap"]
+    by_mode = {m: [(x["problem"], x["id"], x["source"]) for x in rows if x["mode"] == m] for m in ("r2r", "overlap", "ahead")}
+    assert by_mode["r2r"] == by_mode["overlap"] == by_mode["ahead"]
 
 
 def test_help_documents_every_output_field():
     text = r2r("bench", "--help").stdout
-    for field in FIELDS + R2R_FIELDS + ["speedup_vs_r2r", "redone_small_steps"]:
+    for field in FIELDS + R2R_FIELDS + ["speedup_vs_r2r", "redone_small_steps", "ahead_tokens_kept", "ahead_tokens_dropped"]:
         assert field in text, field
 
 

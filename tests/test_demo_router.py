@@ -135,3 +135,28 @@ def test_int8_router_keeps_the_contract_and_the_decisions(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "missing.onnx" in bad.stderr
     again = run("scripts/export.py", "router-int8", str(out), str(out))
     assert again.returncode == 1 and "must differ from the input" in again.stderr
+
+
+def test_writing_ahead_gives_the_same_answers_token_for_token():
+    """--ahead on the demo pair with its trained router: the large model often disagrees, so
+    tokens written ahead are dropped; what is committed must be the plain loop's exactly."""
+    from r2r_local.chat import Message, chat_tokens
+    from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
+    from r2r_local.demo import task
+    from r2r_local.pair import load_pair
+
+    files = demo_pair()
+    spec = dict(n_ctx=512, threads=THREADS)
+    pair = load_pair(ModelSpec(str(files.small), role="small", **spec), ModelSpec(str(files.large), role="large", **spec))
+    try:
+        router = pair.router(str(demo_router()))
+        plain, ahead = pair.engine(router), pair.engine(router, ahead=True)
+        for p in task.problems(task.EVAL_SEED, 30, task.HELDOUT):
+            prompt = chat_tokens(pair.small, [Message("user", p.message)])
+            a = plain.generate(prompt, SamplingParams(), GenerationSettings(200)).run()
+            b = ahead.generate(prompt, SamplingParams(), GenerationSettings(200)).run()
+            assert [(e.id, e.source, e.caught_up) for e in b.events] == [(e.id, e.source, e.caught_up) for e in a.events]
+            assert b.text == a.text and pair.small.tokens == ahead.sequence
+        assert ahead.ahead_tokens_kept > 0 and ahead.ahead_tokens_dropped > 0
+    finally:
+        pair.close()

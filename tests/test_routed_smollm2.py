@@ -58,6 +58,16 @@ def test_overlap_keeps_the_models_own_greedy_output(pair, reference, router):
         assert pair.small.tokens == engine.sequence  # no speculative position left in the cache
 
 
+@pytest.mark.parametrize("router", ["llm", "entropy:1.0"])
+def test_writing_ahead_keeps_the_models_own_greedy_output(pair, reference, router):
+    engine = pair.engine(pair.router(router, seed=1), ahead=True)
+    for prompt in PROMPTS:
+        tokens = chat_tokens(pair.small, [Message("user", prompt)])
+        gen = engine.generate(tokens, SamplingParams(), GenerationSettings(max_tokens=N_TOKENS)).run()
+        assert [e.id for e in gen.events] == reference[prompt]
+        assert pair.small.tokens == engine.sequence
+
+
 def test_large_share_follows_the_router(pair):
     prompt = PROMPTS[0]
     shares = {r: _run(pair, r, prompt).stats for r in ["slm", "llm", "random:0.3"]}

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from r2r_local.commands import OVERLAP_HELP
+from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP
 from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
 from r2r_local.router.baselines import SPEC_HELP
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--small-gpu-layers", type=int, metavar="N", help="small model layers on the GPU (-1 = all)")
     g.add_argument("--large-gpu-layers", type=int, metavar="N", help="large model layers on the GPU (-1 = all)")
     g.add_argument("--overlap", action="store_true", help=OVERLAP_HELP)
+    g.add_argument("--ahead", action="store_true", help=AHEAD_HELP)
     c = p.add_argument_group("chat")
     c.add_argument("--system", default="", metavar="TEXT", help="system prompt of new conversations")
     c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="per answer (default %(default)s)")
@@ -41,7 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
     options = ChatOptions(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
                           threads=args.threads, small_gpu_layers=args.small_gpu_layers,
                           large_gpu_layers=args.large_gpu_layers, demo=args.demo, config_file=args.config,
-                          overlap=args.overlap)
+                          overlap=args.overlap, ahead=args.ahead)
     app_kwargs = dict(history=args.history, system=args.system,
                       sampling=SamplingParams(temperature=args.temperature, seed=args.seed),
                       settings=GenerationSettings(max_tokens=args.max_tokens))

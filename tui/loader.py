@@ -37,6 +37,7 @@ class ChatOptions:
     demo: bool = False
     config_file: Path | None = None
     overlap: bool = False
+    ahead: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ModelChoice:
     source: str
     plan: str | None = None
     overlap: bool = False  # the engine's overlap of the router with the small model's next step
+    ahead: bool = False  # the small model writes ahead during the large model's calls
 
 
 @dataclass
@@ -94,7 +96,7 @@ def resolve_choice(options: ChatOptions, config: dict[str, Any] | None = None) -
     unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if pick(k, None) is None]
     router = pick("router", DEFAULT_ROUTER)
     choice = ModelChoice(small_spec, large_spec, router, describe(small_spec, large_spec), given,
-                         overlap=options.overlap)
+                         overlap=options.overlap, ahead=options.ahead)
     return fit_layers(choice, unset) if unset else choice
 
 
@@ -125,7 +127,8 @@ def demo_choice(options: ChatOptions) -> ModelChoice:
     small = ModelSpec(str(pair.small), n_ctx=n_ctx, threads=threads, role="small")
     large = ModelSpec(str(pair.large), n_ctx=n_ctx, threads=threads, role="large")
     router = options.router or (str(demo_router()) if demo_router() else FALLBACK_ROUTER)
-    return ModelChoice(small, large, router, "built-in demo pair (addition)", "demo", overlap=options.overlap)
+    return ModelChoice(small, large, router, "built-in demo pair (addition)", "demo", overlap=options.overlap,
+                       ahead=options.ahead)
 
 
 def describe(small: ModelSpec, large: ModelSpec) -> str:
@@ -162,7 +165,7 @@ def load_choice(choice: ModelChoice, progress: Progress) -> Loaded:
     pair = load_pair(choice.small, choice.large, progress=report)
     try:
         progress(f"setting up the router {choice.router}")
-        engine = pair.engine(pair.router(choice.router), overlap=choice.overlap)
+        engine = pair.engine(pair.router(choice.router), overlap=choice.overlap, ahead=choice.ahead)
     except BaseException:
         pair.close()
         raise

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import (OVERLAP_HELP, add_model_flags, add_sampling_flags, load_pair_for, router_spec,
+from r2r_local.commands import (AHEAD_HELP, OVERLAP_HELP, add_model_flags, add_sampling_flags, load_pair_for, router_spec,
                                 sampling_params, versions)
 from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, as_dict
 from r2r_local.errors import ConfigError
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
     add_sampling_flags(gen)
     gen.add_argument("--overlap", action="store_true", help=OVERLAP_HELP)
+    gen.add_argument("--ahead", action="store_true", help=AHEAD_HELP)
     gen.add_argument("--json", action="store_true", help="print one JSON document instead of streaming")
     gen.set_defaults(func=run)
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     small_spec, large_spec, pair = load_pair_for(args)
     try:
         router = pair.router(router_spec(args, "slm"), seed=args.seed)
-        engine = pair.engine(router, overlap=args.overlap)
+        engine = pair.engine(router, overlap=args.overlap, ahead=args.ahead)
         if args.raw:
             prompt = raw_tokens(pair.small, prompt_text)
         else:
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         config = {
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
-            "threshold": router.threshold, "overlap": engine.overlap, "raw": args.raw, "sampling": as_dict(sampling),
+            "threshold": router.threshold, "overlap": engine.overlap, "ahead": args.ahead, "raw": args.raw,
+            "sampling": as_dict(sampling),
             "generation": as_dict(settings), "prompt_tokens": len(prompt), "n_shared_vocab": pair.n_shared,
             "params_small": pair.small.n_params, "params_large": pair.large.n_params,
             "stop_reason": gen.stop_reason, "versions": versions(),

@@ -62,3 +62,9 @@ def test_overlap_flag_reaches_the_engine():
     finally:
         loaded.close()
     assert not resolve_choice(parse_args(["--demo"])[0]).overlap
+    choice = resolve_choice(parse_args(["--demo", "--ahead", "--threads", "1"])[0])
+    loaded = load_choice(choice, lambda message: None)
+    try:
+        assert type(loaded.engine).__name__ == "AheadEngine" and loaded.engine.ahead
+    finally:
+        loaded.close()
