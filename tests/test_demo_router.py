@@ -95,7 +95,7 @@ def test_overlap_gives_the_same_answers_token_for_token():
     from r2r_local.pair import load_pair
 
     files = demo_pair()
-    spec = dict(n_ctx=512, threads=THREADS)
+    spec = dict(n_ctx=512, threads=1)  # two models step at once: one thread each (see the README)
     pair = load_pair(ModelSpec(str(files.small), role="small", **spec), ModelSpec(str(files.large), role="large", **spec))
     try:
         router = pair.router(str(demo_router()))
@@ -146,7 +146,7 @@ def test_writing_ahead_gives_the_same_answers_token_for_token():
     from r2r_local.pair import load_pair
 
     files = demo_pair()
-    spec = dict(n_ctx=512, threads=THREADS)
+    spec = dict(n_ctx=512, threads=1)  # two models step at once: one thread each (see the README)
     pair = load_pair(ModelSpec(str(files.small), role="small", **spec), ModelSpec(str(files.large), role="large", **spec))
     try:
         router = pair.router(str(demo_router()))

@@ -48,8 +48,22 @@ def test_every_router_gives_the_models_own_greedy_output(pair, reference, router
     assert gen.text == "".join(e.text for e in gen.events)
 
 
+@pytest.fixture(scope="module")
+def pair_1t(smollm2):
+    """SmolLM2 on both sides with one llama.cpp thread each: the engines below step both models
+    at once from two threads, which makes multi-threaded llama.cpp spin against itself (README)."""
+    from r2r_local.config import ModelSpec
+    from r2r_local.pair import load_pair
+
+    spec = dict(n_ctx=512, threads=1)
+    p = load_pair(ModelSpec(str(smollm2), role="small", **spec), ModelSpec(str(smollm2), role="large", **spec))
+    yield p
+    p.close()
+
+
 @pytest.mark.parametrize("router", ["random:0.3", "entropy:1.0"])
-def test_overlap_keeps_the_models_own_greedy_output(pair, reference, router):
+def test_overlap_keeps_the_models_own_greedy_output(pair_1t, reference, router):
+    pair = pair_1t
     engine = pair.engine(pair.router(router, seed=1), overlap=True)
     for prompt in PROMPTS:
         tokens = chat_tokens(pair.small, [Message("user", prompt)])
@@ -59,7 +73,8 @@ def test_overlap_keeps_the_models_own_greedy_output(pair, reference, router):
 
 
 @pytest.mark.parametrize("router", ["llm", "entropy:1.0"])
-def test_writing_ahead_keeps_the_models_own_greedy_output(pair, reference, router):
+def test_writing_ahead_keeps_the_models_own_greedy_output(pair_1t, reference, router):
+    pair = pair_1t
     engine = pair.engine(pair.router(router, seed=1), ahead=True)
     for prompt in PROMPTS:
         tokens = chat_tokens(pair.small, [Message("user", prompt)])

@@ -327,6 +327,11 @@ class LlamaCppBackend:
     def embedding_row(self, token: int) -> np.ndarray:
         return self._table.row(token)
 
+    @property
+    def spec(self) -> ModelSpec:
+        """What this model was loaded with."""
+        return self._spec
+
     # --- lifetime --------------------------------------------------------------------------------
 
     def close(self) -> None:
