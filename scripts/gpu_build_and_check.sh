@@ -7,7 +7,9 @@
 # while the build runs, then runs `r2r bench` (R2R at the paper's share random:0.124, small-only,
 # large-only), times the 32B's catch-up calls of 1..32 tokens (scripts/decode_time.py --catch-up)
 # to project the ideal speed at exactly that share, runs R2R with and without --overlap with a
-# reference-size ONNX router on the host CPU (scripts/overlap_bench.py, when time is left), and
+# reference-size ONNX router on the host CPU, and with --ahead (scripts/overlap_bench.py, when time
+# is left: with random-weight models the large model never agrees, so this times what writing
+# ahead costs the large model's calls on a GPU, not what it gains), and
 # measures the router cost on the GPU.
 #
 # Bring along in .gpu/ (git-ignored), made on a machine with pip by scripts/prepare_gpu_bundle.sh:
@@ -98,6 +100,7 @@ timeout "$(( $(left) > 60 ? 60 : 5 ))" python3 scripts/decode_time.py "$WORK/r1-
 say "overlap: the reference-size router (int8) on the host's CPU (8 onnxruntime threads) beside the GPU's steps"
 [ "$(left)" -gt 150 ] && R2R_ROUTER_THREADS=8 timeout "$(( $(left) - 60 ))" python3 scripts/overlap_bench.py \
   --small "$WORK/r1-1.5b.gguf" --large "$WORK/r1-32b.gguf" --gpu-layers -1 --threads 4 --int8 --work "$WORK" \
+  --modes small,large,r2r,overlap,ahead \
   --json "$OUT/overlap.json" 2>&1 | tail -3
 
 say "router cost on the GPU (torch CUDA graph) and CPU (onnxruntime)"

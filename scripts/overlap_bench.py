@@ -9,7 +9,8 @@ greedy). Both routed modes make the same decisions; the overlap mode runs the sm
 step on its proposal while the router decides.
 
     python scripts/overlap_bench.py [--small S.gguf] [--large L.gguf] [--share 0.12] [--threads 1]
-                                    [--n 5] [--max-tokens 128] [--gpu-layers N] [--int8] [--work DIR] [--json OUT]
+                                    [--n 5] [--max-tokens 128] [--gpu-layers N] [--int8] [--modes M,...]
+                                    [--work DIR] [--json OUT]
 
 Defaults: SmolLM2-135M-Instruct on both sides (the large model then always agrees, so no
 speculative step is ever redone), one llama.cpp thread (the router's onnxruntime thread gets
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="small model layers on the GPU (default: all on a GPU build of llama.cpp, else 0); "
                         "the large model's come from the fit plan")
     p.add_argument("--int8", action="store_true", help="the router with int8 weights (scripts/export.py router-int8)")
+    p.add_argument("--modes", default="small,large,r2r,overlap",
+                   help="r2r bench modes (default small,large,r2r,overlap; add ahead to time writing ahead too)")
     p.add_argument("--work", help="folder for the router (default: a temporary one)")
     p.add_argument("--json", metavar="OUT", help="also write r2r bench's JSON here")
     args = p.parse_args(argv)
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{' (int8 weights)' if args.int8 else ''}, "
           f"threshold {threshold:.6f} for a share of ~{args.share}", file=sys.stderr)
     cmd = [sys.executable, "-m", "r2r_local.cli", "bench", "--small", small, "--large", large,
-           "--router", f"{router}@{threshold:.6f}", "--modes", "small,large,r2r,overlap", "--n", str(args.n),
+           "--router", f"{router}@{threshold:.6f}", "--modes", args.modes, "--n", str(args.n),
            "--max-tokens", str(args.max_tokens), "--threads", str(args.threads), "--n-ctx", "1024",
            "--small-gpu-layers", str(gpu_layers)]
     if args.json:
@@ -118,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode == 0:
             Path(args.json).write_text(proc.stdout)
             doc = json.loads(proc.stdout)
-            o = doc["modes"]["overlap"]
-            print(f"overlap against r2r: {o['speedup_vs_r2r']:.2f}x; r2r {doc['modes']['r2r']['tokens_per_s']:.1f} "
-                  f"tok/s, overlap {o['tokens_per_s']:.1f} tok/s at share {o['large_share']:.3f}")
+            for mode in ("overlap", "ahead"):
+                o = doc["modes"].get(mode)
+                if o and "speedup_vs_r2r" in o:
+                    print(f"{mode} against r2r: {o['speedup_vs_r2r']:.2f}x; r2r {doc['modes']['r2r']['tokens_per_s']:.1f} "
+                          f"tok/s, {mode} {o['tokens_per_s']:.1f} tok/s at share {o['large_share']:.3f}")
         else:
             sys.stderr.write(proc.stderr)
         return proc.returncode
