@@ -34,9 +34,8 @@ from typing import Iterator
 import numpy as np
 
 from r2r_local.backends import Backend, Output
-from r2r_local.chat import Utf8Stream
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.engine import Engine, Generation, _before_stop, _cut_at_stop
+from r2r_local.engine import Engine, Generation, _Committer, _wait_quietly
 from r2r_local.metering import Meter, TokenEvent
 from r2r_local.router import Decision, Router, Step
 from r2r_local.sampling import sample
@@ -93,13 +92,9 @@ class AheadEngine(Engine):
         committed sequence (a generation abandoned at a yield can leave both)."""
         pending, self._large_pending = self._large_pending, None
         if pending is not None:
-            try:
-                pending.result()
-            except Exception:  # nobody will use this call; a failure in it changes nothing
-                pass
+            _wait_quietly(pending)
         super()._settle()
-        if self.small.n_past > len(self.sequence):
-            self.small.truncate(len(self.sequence))
+        self._drop_uncommitted()
 
     def _loop(
         self,
@@ -147,7 +142,7 @@ class AheadEngine(Engine):
         return _Routed(token, decision, perf_counter() - t)
 
     def _escalate(self, routed: _Routed, t_small: float, i: int, draws: _Draws, sampling: SamplingParams,
-                  settings: GenerationSettings, commit: "_Committer", cancel: threading.Event | None):
+                  settings: GenerationSettings, commit: _Committer, cancel: threading.Event | None):
         """Position i was escalated: the large model chooses in the worker while the small model
         writes ahead; then commit what holds. Returns (stopped, out, t_small, held) for the loop.
         On a cancel the tokens written ahead are dropped, so the loop stops where the plain one would."""
@@ -213,45 +208,3 @@ class _Ahead:
     held: _Routed | None = None
     out: Output | None = None
     t_last: float = 0.0
-
-
-class _Committer:
-    """Commits tokens for one generation: checks the stops, streams the event, extends the
-    sequence. Calling it is a generator returning True when the generation must stop."""
-
-    def __init__(self, engine: AheadEngine, gen: Generation, meter: Meter, settings: GenerationSettings) -> None:
-        self.engine, self.gen, self.meter, self.settings = engine, gen, meter, settings
-        self.utf8, self.pieces = Utf8Stream(), []
-
-    def __call__(self, token: int, source: str, p: float | None, t_small: float, t_router: float,
-                 t_large: float = 0.0, caught_up: int = 0):
-        engine, gen, meter, settings = self.engine, self.gen, self.meter, self.settings
-        meter.add_step(t_small, t_router, t_large, caught_up)
-        if engine.small.is_eog(token):
-            gen.stop_reason = "eos"
-            return True
-        text = self.utf8.feed(engine.small.token_bytes(token))
-        event = TokenEvent(meter.n_tokens, token, text, source, p, t_small, t_router, t_large, caught_up)
-        meter.add_token(event)
-        self.pieces.append(text)
-        yield event
-        if settings.stop and _cut_at_stop(self.pieces, settings.stop, len(text)):
-            gen.stop_reason = "stop"
-            return True
-        if meter.n_tokens >= settings.max_tokens:
-            gen.stop_reason = "max_tokens"
-            return True
-        if len(engine.sequence) + 1 > engine.n_ctx:
-            gen.stop_reason = "context_full"
-            gen.message = f"stopped: the context of {engine.n_ctx} tokens is full (raise --n-ctx)"
-            return True
-        engine.sequence.append(token)
-        return False
-
-    def finish(self) -> None:
-        gen = self.gen
-        self.pieces.append(self.utf8.flush())
-        gen.text = "".join(self.pieces)
-        if gen.stop_reason == "stop":
-            gen.text = _before_stop(gen.text, self.settings.stop)
-        gen.stats = self.meter.stats(self.engine.small.n_params, self.engine.large.n_params)

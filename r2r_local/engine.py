@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Iterator, Sequence
+from typing import Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -152,14 +152,15 @@ class Engine:
         self._pending = _Speculation(proposal, future)
 
     def _small_step(self, token: int) -> Output:
-        """The small model's output after committing `token`: the speculative step when it was
-        on that token, else (after dropping a speculative position) a fresh step."""
+        """The small model's output after `token` was committed (it ends the sequence): the
+        speculative step when it was on that token, else (after dropping the speculative
+        position) a fresh step."""
         spec, self._pending = self._pending, None
         if spec is not None:
             out = spec.future.result()
             if spec.token == token:
                 return out
-            self.small.truncate(len(self.sequence))
+            self.small.truncate(len(self.sequence) - 1)  # drop the step on the replaced proposal
             self.speculative_steps_redone += 1
         return self.small.decode([token], hidden=self.router.needs_hidden)
 
@@ -170,10 +171,11 @@ class Engine:
         spec, self._pending = self._pending, None
         if spec is None:
             return
-        try:
-            spec.future.result()
-        except Exception:  # nobody will use this step; a failure in it changes nothing
-            pass
+        _wait_quietly(spec.future)
+        self._drop_uncommitted()
+
+    def _drop_uncommitted(self) -> None:
+        """Drop small-cache positions past the committed sequence."""
         if self.small.n_past > len(self.sequence):
             self.small.truncate(len(self.sequence))
 
@@ -187,8 +189,7 @@ class Engine:
     ) -> Iterator[TokenEvent]:
         meter = Meter()
         out = self._prefill(prompt, meter)
-        rng = np.random.default_rng(sampling.seed)
-        utf8, pieces, stops = Utf8Stream(), [], settings.stop
+        rng, commit = np.random.default_rng(sampling.seed), _Committer(self, gen, meter, settings)
         start, t_small = perf_counter(), 0.0
         try:
             while True:
@@ -206,38 +207,68 @@ class Engine:
                 if decision.escalate:
                     token, t_large, caught_up = self._large_choice(sampling, u)
                     source = "large"
-                meter.add_step(t_small, t_router, t_large, caught_up)
-                if self.small.is_eog(token):
-                    gen.stop_reason = "eos"
-                    break
-                text = utf8.feed(self.small.token_bytes(token))
-                event = TokenEvent(meter.n_tokens, token, text, source, decision.p,
-                                   t_small, t_router, t_large, caught_up)
-                meter.add_token(event)
-                pieces.append(text)
-                yield event
-                if stops and _cut_at_stop(pieces, stops, len(text)):
-                    gen.stop_reason = "stop"
-                    break
-                if meter.n_tokens >= settings.max_tokens:
-                    gen.stop_reason = "max_tokens"
-                    break
-                if len(self.sequence) + 1 > self.n_ctx:
-                    gen.stop_reason = "context_full"
-                    gen.message = f"stopped: the context of {self.n_ctx} tokens is full (raise --n-ctx)"
+                if (yield from commit(token, source, decision.p, t_small, t_router, t_large, caught_up)):
                     break
                 t = perf_counter()
                 out = self._small_step(token)
                 t_small = perf_counter() - t
-                self.sequence.append(token)
         finally:
             self._settle()
             meter.time_decode = perf_counter() - start
-            pieces.append(utf8.flush())
-            gen.text = "".join(pieces)
-            if gen.stop_reason == "stop":
-                gen.text = _before_stop(gen.text, stops)
-            gen.stats = meter.stats(self.small.n_params, self.large.n_params)
+            commit.finish()
+
+
+class _Committer:
+    """Commits the chosen tokens of one generation: checks the stops, streams the event, extends
+    the sequence (the small model evaluates the token afterwards). Calling it is a generator
+    that yields the token's event and returns True when the generation must stop there (the
+    token is then not added to the sequence)."""
+
+    def __init__(self, engine: Engine, gen: Generation, meter: Meter, settings: GenerationSettings) -> None:
+        self.engine, self.gen, self.meter, self.settings = engine, gen, meter, settings
+        self.utf8, self.pieces = Utf8Stream(), []
+
+    def __call__(self, token: int, source: str, p: float | None, t_small: float, t_router: float,
+                 t_large: float = 0.0, caught_up: int = 0) -> Generator[TokenEvent, None, bool]:
+        engine, gen, meter, settings = self.engine, self.gen, self.meter, self.settings
+        meter.add_step(t_small, t_router, t_large, caught_up)
+        if engine.small.is_eog(token):
+            gen.stop_reason = "eos"
+            return True
+        text = self.utf8.feed(engine.small.token_bytes(token))
+        event = TokenEvent(meter.n_tokens, token, text, source, p, t_small, t_router, t_large, caught_up)
+        meter.add_token(event)
+        self.pieces.append(text)
+        yield event
+        if settings.stop and _cut_at_stop(self.pieces, settings.stop, len(text)):
+            gen.stop_reason = "stop"
+            return True
+        if meter.n_tokens >= settings.max_tokens:
+            gen.stop_reason = "max_tokens"
+            return True
+        if len(engine.sequence) + 1 > engine.n_ctx:
+            gen.stop_reason = "context_full"
+            gen.message = f"stopped: the context of {engine.n_ctx} tokens is full (raise --n-ctx)"
+            return True
+        engine.sequence.append(token)
+        return False
+
+    def finish(self) -> None:
+        """The generation's text and statistics (meter.time_decode set by then)."""
+        gen = self.gen
+        self.pieces.append(self.utf8.flush())
+        gen.text = "".join(self.pieces)
+        if gen.stop_reason == "stop":
+            gen.text = _before_stop(gen.text, self.settings.stop)
+        gen.stats = self.meter.stats(self.engine.small.n_params, self.engine.large.n_params)
+
+
+def _wait_quietly(future: Future) -> None:
+    """Wait for work nobody will use; a failure in it changes nothing."""
+    try:
+        future.result()
+    except Exception:
+        pass
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Callable
 
-from r2r_local.backends.llama_cpp import LlamaCppBackend, supports_gpu_offload
+from r2r_local.backends.llama_cpp import LlamaCppBackend
 from r2r_local.config import ModelSpec
 from r2r_local.engine import Engine
 from r2r_local.errors import ConfigError
@@ -32,7 +31,7 @@ class LoadedPair:
         (engine.py, ahead.py), one at a time."""
         if ahead and overlap:
             raise ConfigError("--ahead and --overlap cannot be combined (yet): choose one")
-        if (ahead or overlap) and any(_cpu_threads(b) > 1 for b in (self.small, self.large)):
+        if (ahead or overlap) and any(b.cpu_threads > 1 for b in (self.small, self.large)):
             log.warning("--%s with more than one llama.cpp thread on the CPU: two models stepping at once "
                         "make llama.cpp's spinning threads fight for the cores (far slower for small models; "
                         "see the README); --threads 1 avoids it", "ahead" if ahead else "overlap")
@@ -45,14 +44,6 @@ class LoadedPair:
     def close(self) -> None:
         self.small.close()
         self.large.close()
-
-
-def _cpu_threads(backend: LlamaCppBackend) -> int:
-    """llama.cpp threads a backend computes with on the CPU (0 when all its layers are on a GPU)."""
-    spec = backend.spec
-    if spec.n_gpu_layers == -1 and supports_gpu_offload():
-        return 0
-    return spec.threads or max(1, os.cpu_count() or 1)
 
 
 def load_pair(small: ModelSpec, large: ModelSpec,

@@ -51,7 +51,7 @@ def _router_int8(args: argparse.Namespace) -> str:
     from r2r_local.export.router import quantize_router_int8
 
     r = quantize_router_int8(args.src, args.dst)
-    return (f"wrote {r.onnx_path} ({r.bytes:,} bytes, int8 weights) and {r.sidecar_path}; "
+    return (f"wrote {r.onnx_path} ({r.bytes:,} bytes, {r.n_params:,} parameters in int8) and {r.sidecar_path}; "
             f"logit max abs diff against {args.src} on random inputs {r.max_abs_diff:.2e}")
 
 

@@ -128,7 +128,7 @@ def test_export_script_router_subcommand(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "q-fp32.json").read_text())["precision"] == "fp32"
     assert json.loads((tmp_path / "q.json").read_text())["precision"] == "int8"
-    assert "int8 weights" in proc.stdout
+    assert "parameters in int8" in proc.stdout
     proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "none.pt"),
                            "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "file not found" in proc.stderr

@@ -69,6 +69,10 @@ def _ensure_backend() -> None:
             _initialised = True
 
 
+def _threads(spec: ModelSpec) -> int:
+    return spec.threads or max(1, os.cpu_count() or 1)
+
+
 def supports_gpu_offload() -> bool:
     """Whether this llama-cpp-python build can put layers on a GPU."""
     return bool(C.llama_supports_gpu_offload())
@@ -156,7 +160,7 @@ class LlamaCppBackend:
         cparams.n_ctx = spec.n_ctx
         cparams.n_batch = _N_BATCH
         cparams.n_ubatch = _N_BATCH
-        threads = spec.threads or max(1, os.cpu_count() or 1)
+        threads = _threads(spec)
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.embeddings = self._want_hidden
@@ -328,9 +332,11 @@ class LlamaCppBackend:
         return self._table.row(token)
 
     @property
-    def spec(self) -> ModelSpec:
-        """What this model was loaded with."""
-        return self._spec
+    def cpu_threads(self) -> int:
+        """llama.cpp threads this model computes with on the CPU (0 when every layer is on a GPU)."""
+        if self._spec.n_gpu_layers == -1 and supports_gpu_offload():
+            return 0
+        return _threads(self._spec)
 
     # --- lifetime --------------------------------------------------------------------------------
 

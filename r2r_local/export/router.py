@@ -106,7 +106,10 @@ def quantize_router_int8(src: str | Path, out: str | Path, *, check_batch: int =
     diff = float(np.abs(quantized.logits(*feeds) - router.logits(*feeds)).max())
     meta["provenance"]["int8_vs_source_max_abs_logit_diff"] = diff
     side.write_text(json.dumps(meta, indent=2))
-    return ExportResult(out, side, diff, 0, out.stat().st_size)
+    import onnx
+
+    n_params = sum(int(np.prod(t.dims)) for t in onnx.load(str(src)).graph.initializer)
+    return ExportResult(out, side, diff, n_params, out.stat().st_size)
 
 
 class _Float32Io:
