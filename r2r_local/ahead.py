@@ -90,11 +90,21 @@ class AheadEngine(Engine):
     def _settle(self) -> None:
         """Wait for a large-model call nobody will use, then drop small-cache positions past the
         committed sequence (a generation abandoned at a yield can leave both)."""
-        pending, self._large_pending = self._large_pending, None
-        if pending is not None:
-            _wait_quietly(pending)
-        super()._settle()
-        self._drop_uncommitted()
+        try:
+            if self._large_pending is not None:
+                _wait_quietly(self._large_pending)
+        finally:
+            self._large_pending = None
+            super()._settle()
+            self._drop_uncommitted()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._large_worker is not None:
+                self._large_worker.shutdown(wait=True)
+                self._large_worker = None
 
     def _loop(
         self,
@@ -108,12 +118,12 @@ class AheadEngine(Engine):
             yield from super()._loop(gen, prompt, sampling, settings, cancel)
             return
         meter = Meter()
-        out = self._prefill(prompt, meter)
+        out = self._prefill(prompt, meter, cancel)
         draws, commit = _Draws(sampling.seed), _Committer(self, gen, meter, settings)
         start, t_small, held = perf_counter(), 0.0, None
         try:
             while True:
-                if cancel is not None and cancel.is_set():
+                if out is None or (cancel is not None and cancel.is_set()):  # None: cancelled in the prompt
                     gen.stop_reason = "cancelled"
                     break
                 i = meter.n_tokens
@@ -151,8 +161,10 @@ class AheadEngine(Engine):
         self._large_pending = self._large_worker.submit(self._large_choice, sampling, draws[i])
         base = len(self.sequence)
         ahead = self._write_ahead(routed.token, i, draws, sampling, settings, cancel)
-        pending, self._large_pending = self._large_pending, None
-        choice, t_large, caught_up = pending.result()
+        # Cleared only once the call is over: an interrupt while waiting leaves it for _settle to
+        # wait for, so the models are never freed under a running call.
+        choice, t_large, caught_up = self._large_pending.result()
+        self._large_pending = None
         large = (choice, "large", routed.decision.p, t_small, routed.t_router, t_large, caught_up)
         cancelled = cancel is not None and cancel.is_set()
         if choice == routed.token and ahead.out is not None and not cancelled:

@@ -63,11 +63,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug: still one line, the traceback on request
+        if _caused_by_interrupt(e):  # e.g. a C extension's import cut short by Ctrl-C
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
         if os.environ.get("R2R_DEBUG"):
             raise
         print(f"{PROG}: internal error: {type(e).__name__}: {e} (set R2R_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 70
+
+
+def _caused_by_interrupt(e: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 if __name__ == "__main__":

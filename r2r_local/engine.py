@@ -19,14 +19,14 @@ are the same as without overlap, token for token.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Generator, Iterator, Sequence
 
 import numpy as np
 
-from r2r_local.backends import Backend, Output
+from r2r_local.backends import N_BATCH, Backend, Output
 from r2r_local.chat import Utf8Stream
 from r2r_local.config import GenerationSettings, SamplingParams
 from r2r_local.errors import ConfigError, PromptTooLongError
@@ -102,7 +102,20 @@ class Engine:
         gen._events = self._loop(gen, list(prompt), sampling, settings, cancel)
         return gen
 
-    def _prefill(self, prompt: list[int], meter: Meter) -> Output:
+    def close(self) -> None:
+        """Wait for work still running in the engine's worker thread (a generation abandoned at a
+        yield, or cut short by Ctrl-C, can leave some) and stop the thread. The backends stay
+        open: whoever loaded them frees them, after this."""
+        try:
+            self._settle()
+        finally:
+            if self._worker is not None:
+                self._worker.shutdown(wait=True)
+                self._worker = None
+
+    def _prefill(self, prompt: list[int], meter: Meter, cancel: threading.Event | None) -> Output | None:
+        """Read the prompt into both caches; None when `cancel` was set while reading (checked
+        between chunks of N_BATCH tokens, so a long prompt stops within one chunk)."""
         self._settle()
         if not prompt:
             raise ConfigError("the prompt is empty")
@@ -120,14 +133,22 @@ class Engine:
         self.large.truncate(min(_common_prefix(self.large.tokens, prompt), keep))
         t = perf_counter()
         self.sequence = list(prompt[:keep])
-        out = self.small.decode(prompt[keep:], hidden=self.router.needs_hidden)
-        self.sequence = list(prompt)
+        out = None
+        for start in range(keep, len(prompt), N_BATCH):
+            if _is_set(cancel):
+                return None
+            end = min(start + N_BATCH, len(prompt))
+            out = self.small.decode(prompt[start:end], hidden=self.router.needs_hidden and end == len(prompt))
+            self.sequence = list(prompt[:end])  # the caches only ever hold a prefix of the sequence
         # The large model reads the prompt now, as it would when running alone, rather than in
         # its first catch-up: that keeps its prefill out of the decode phase (and out of the
         # first escalated token's latency). The last prompt token stays pending, so the first
         # catch-up still yields the logits for the first answer position.
-        if getattr(self.router, "may_escalate", True) and self.large.n_past < len(prompt) - 1:
-            self.large.decode(prompt[self.large.n_past : len(prompt) - 1])
+        if getattr(self.router, "may_escalate", True):
+            for start in range(self.large.n_past, len(prompt) - 1, N_BATCH):
+                if _is_set(cancel):
+                    return None
+                self.large.decode(prompt[start : min(start + N_BATCH, len(prompt) - 1)])
         meter.time_prompt, meter.prompt_tokens, meter.cached_tokens = perf_counter() - t, len(prompt), keep
         return out
 
@@ -155,9 +176,10 @@ class Engine:
         """The small model's output after `token` was committed (it ends the sequence): the
         speculative step when it was on that token, else (after dropping the speculative
         position) a fresh step."""
-        spec, self._pending = self._pending, None
+        spec = self._pending
         if spec is not None:
-            out = spec.future.result()
+            out = spec.future.result()  # an interrupt here leaves it pending for _settle to wait for
+            self._pending = None
             if spec.token == token:
                 return out
             self.small.truncate(len(self.sequence) - 1)  # drop the step on the replaced proposal
@@ -168,11 +190,14 @@ class Engine:
         """Wait for a speculative step nobody will use and drop its position, so the small
         cache holds exactly the committed sequence again. Runs when a generation ends and
         before the next one starts (a generation abandoned at a yield leaves one running)."""
-        spec, self._pending = self._pending, None
+        spec = self._pending
         if spec is None:
             return
-        _wait_quietly(spec.future)
-        self._drop_uncommitted()
+        try:
+            _wait_quietly(spec.future)
+        finally:
+            self._pending = None
+            self._drop_uncommitted()
 
     def _drop_uncommitted(self) -> None:
         """Drop small-cache positions past the committed sequence."""
@@ -188,12 +213,12 @@ class Engine:
         cancel: threading.Event | None,
     ) -> Iterator[TokenEvent]:
         meter = Meter()
-        out = self._prefill(prompt, meter)
+        out = self._prefill(prompt, meter, cancel)
         rng, commit = np.random.default_rng(sampling.seed), _Committer(self, gen, meter, settings)
         start, t_small = perf_counter(), 0.0
         try:
             while True:
-                if cancel is not None and cancel.is_set():
+                if out is None or _is_set(cancel):  # None: cancelled while reading the prompt
                     gen.stop_reason = "cancelled"
                     break
                 u = float(rng.random())
@@ -263,12 +288,22 @@ class _Committer:
         gen.stats = self.meter.stats(self.engine.small.n_params, self.engine.large.n_params)
 
 
+def _is_set(cancel: threading.Event | None) -> bool:
+    return cancel is not None and cancel.is_set()
+
+
 def _wait_quietly(future: Future) -> None:
-    """Wait for work nobody will use; a failure in it changes nothing."""
-    try:
-        future.result()
-    except Exception:
-        pass
+    """Wait for work nobody will use; a failure in it changes nothing. A Ctrl-C does not cut the
+    wait short (the models must not be freed under a running call): it is raised once the work
+    is over."""
+    interrupted = False
+    while not future.done():
+        try:
+            wait([future])
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from r2r_local.backends.llama_cpp import LlamaCppBackend
@@ -22,6 +22,7 @@ class LoadedPair:
     large: LlamaCppBackend
     n_shared: int
     small_vocab_hash: str
+    _engines: list[Engine] = field(default_factory=list, repr=False)
 
     def router(self, spec: str, seed: int = 0) -> Router:
         return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
@@ -38,12 +39,21 @@ class LoadedPair:
         if ahead:
             from r2r_local.ahead import AheadEngine
 
-            return AheadEngine(self.small, self.large, router, n_shared=self.n_shared)
-        return Engine(self.small, self.large, router, n_shared=self.n_shared, overlap=overlap)
+            engine: Engine = AheadEngine(self.small, self.large, router, n_shared=self.n_shared)
+        else:
+            engine = Engine(self.small, self.large, router, n_shared=self.n_shared, overlap=overlap)
+        self._engines.append(engine)
+        return engine
 
     def close(self) -> None:
-        self.small.close()
-        self.large.close()
+        """Free both models, once no engine of this pair has work running on them."""
+        try:
+            for engine in self._engines:
+                engine.close()
+        finally:
+            self._engines.clear()
+            self.small.close()
+            self.large.close()
 
 
 def load_pair(small: ModelSpec, large: ModelSpec,

@@ -12,6 +12,11 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+# Tokens evaluated per llama.cpp call: a longer batch is split into calls of this many, from its
+# first token. The engine reads a prompt in chunks of the same size (checking for a cancel between
+# them), so the splits, and the numbers, are what one call would give.
+N_BATCH = 512
+
 
 @dataclass(frozen=True)
 class Output:

@@ -20,14 +20,13 @@ import numpy as np
 
 import llama_cpp as C
 
-from r2r_local.backends import Output, VocabEntry
+from r2r_local.backends import N_BATCH, Output, VocabEntry
 from r2r_local.backends.gguf_file import EmbeddingTable, check_gguf_path
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
 
 log = logging.getLogger("r2r_local.llama")
 
-_N_BATCH = 512
 # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continue the previous line
 _LEVEL_NAMES = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 _init_lock = threading.Lock()
@@ -37,10 +36,32 @@ _log_partial: list[str] = []
 _log_level = [logging.DEBUG]
 
 
+_interrupt_pending = [False]
+
+
 @C.llama_log_callback
 def _log_callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    """Forward llama.cpp's log to `logging`; remember recent errors for load messages."""
-    piece = text.decode("utf-8", errors="replace")
+    """Forward llama.cpp's log to `logging`; remember recent errors for load messages.
+
+    An exception cannot travel through llama.cpp's C frames (ctypes prints and drops it), so a
+    Ctrl-C that lands in here is kept and raised again once the C call returns
+    (`_raise_if_interrupted`); any other failure to log is dropped quietly."""
+    try:
+        _log(level, text)
+    except KeyboardInterrupt:
+        _interrupt_pending[0] = True
+    except Exception:
+        pass
+
+
+def _raise_if_interrupted() -> None:
+    if _interrupt_pending[0]:
+        _interrupt_pending[0] = False
+        raise KeyboardInterrupt
+
+
+def _log(level: int, text: bytes) -> None:
+    piece = (text or b"").decode("utf-8", errors="replace")
     if level != 5:
         _log_level[0] = _LEVEL_NAMES.get(level, logging.DEBUG)
     _log_partial.append(piece)
@@ -67,6 +88,7 @@ def _ensure_backend() -> None:
                 C.llama_log_set(_log_callback, ctypes.c_void_p(0))
             C.llama_backend_init()
             _initialised = True
+    _raise_if_interrupted()
 
 
 def _threads(spec: ModelSpec) -> int:
@@ -112,6 +134,9 @@ class LlamaCppBackend:
         mparams = C.llama_model_default_params()
         mparams.n_gpu_layers = spec.n_gpu_layers if spec.n_gpu_layers >= 0 else 1_000_000
         model = C.llama_model_load_from_file(self.path.encode(), mparams)
+        if model and _interrupt_pending[0]:
+            C.llama_model_free(model)
+        _raise_if_interrupted()
         if not model:
             reason = _last_error("llama.cpp could not load it (truncated or corrupt GGUF?)")
             raise ModelLoadError(f"{spec.role} model {self.path}: {reason}")
@@ -146,9 +171,9 @@ class LlamaCppBackend:
         context, so the cache starts empty."""
         if self._want_hidden:
             return
-        C.llama_batch_free(self._batch)
-        C.llama_free(self._ctx)
-        self._batch = self._ctx = None
+        batch, ctx, self._batch, self._ctx = self._batch, self._ctx, None, None
+        C.llama_batch_free(batch)
+        C.llama_free(ctx)
         self._want_hidden = self._embeddings_on = True
         self._ctx = self._new_context(self._spec)
         self._mem = C.llama_get_memory(self._ctx)
@@ -158,8 +183,8 @@ class LlamaCppBackend:
     def _new_context(self, spec: ModelSpec):
         cparams = C.llama_context_default_params()
         cparams.n_ctx = spec.n_ctx
-        cparams.n_batch = _N_BATCH
-        cparams.n_ubatch = _N_BATCH
+        cparams.n_batch = N_BATCH
+        cparams.n_ubatch = N_BATCH
         threads = _threads(spec)
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
@@ -167,6 +192,9 @@ class LlamaCppBackend:
         cparams.pooling_type = C.LLAMA_POOLING_TYPE_NONE
         cparams.no_perf = True
         ctx = C.llama_init_from_model(self._model, cparams)
+        if ctx and _interrupt_pending[0]:
+            C.llama_free(ctx)
+        _raise_if_interrupted()
         if not ctx:
             reason = _last_error("llama.cpp could not create a context (out of memory?)")
             raise ModelLoadError(f"{spec.role} model {self.path}: {reason} (n_ctx={spec.n_ctx})")
@@ -303,11 +331,13 @@ class LlamaCppBackend:
         b.n_tokens = n
         _recent_errors.clear()
         rc = C.llama_decode(self._ctx, b)
+        if rc == 0:
+            self.tokens.extend(chunk)  # before a Ctrl-C from the log is raised: the cache holds them
+        _raise_if_interrupted()
         if rc != 0:
             self.truncate(self.n_past)
             reason = "the context is full" if rc == 1 else _last_error(f"llama_decode returned {rc}")
             raise DecodeError(f"{self.role} model {self.path}: decoding failed: {reason}")
-        self.tokens.extend(chunk)
 
     def _read_output(self, hidden: bool) -> Output:
         ptr = C.llama_get_logits_ith(self._ctx, -1)
@@ -341,15 +371,17 @@ class LlamaCppBackend:
     # --- lifetime --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._batch is not None:
-            C.llama_batch_free(self._batch)
-            self._batch = None
-        if self._ctx:
-            C.llama_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            C.llama_model_free(self._model)
-            self._model = None
+        # Each handle is taken before it is freed: an interrupt (Ctrl-C) between the two leaks it
+        # instead of leaving it for __del__ to free a second time.
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            C.llama_batch_free(batch)
+        ctx, self._ctx = self._ctx, None
+        if ctx:
+            C.llama_free(ctx)
+        model, self._model = self._model, None
+        if model:
+            C.llama_model_free(model)
 
     def __del__(self) -> None:
         try:
@@ -392,5 +424,6 @@ def quantize_gguf(src: str, dst: str, ftype_name: str, *, threads: int | None = 
     params.nthread = threads or 0
     params.allow_requantize = True
     rc = C.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    _raise_if_interrupted()
     if rc != 0:
         raise ModelLoadError(f"input {src}: {_last_error(f'llama.cpp could not quantize it (code {rc})')}")
