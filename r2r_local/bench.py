@@ -43,19 +43,21 @@ DEFAULT_PROMPTS = [
 class Problem:
     prompt: str
     answer: str | None = None
+    line: int | None = field(default=None, compare=False)  # where it stands in its file (1-based)
 
 
 def load_prompts(path: str | Path) -> list[Problem]:
     """One prompt per non-empty line."""
     text = _read(path)
-    problems = [Problem(line.strip()) for line in text.splitlines() if line.strip()]
+    problems = [Problem(line.strip(), line=n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not problems:
         raise ConfigError(f"prompts file {path}: has no prompts (one per line)")
     return problems
 
 
 def load_problems(path: str | Path) -> list[Problem]:
-    """JSON lines of {"prompt": str, "answer": str}."""
+    """JSON lines of {"prompt": str, "answer": str} (a number is accepted as the answer); the
+    prompt must not be blank."""
     problems = []
     for n, line in enumerate(_read(path).splitlines(), 1):
         if not line.strip():
@@ -66,7 +68,15 @@ def load_problems(path: str | Path) -> list[Problem]:
             raise ConfigError(f"problems file {path}:{n}: not valid JSON ({e.msg})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("prompt"), str) or "answer" not in doc:
             raise ConfigError(f'problems file {path}:{n}: expected {{"prompt": str, "answer": str}}')
-        problems.append(Problem(doc["prompt"], str(doc["answer"])))
+        if not doc["prompt"].strip():
+            raise ConfigError(f"problems file {path}:{n}: the prompt is empty")
+        answer = doc["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or answer != answer:
+            raise ConfigError(f"problems file {path}:{n}: the answer must be a string or a number, "
+                              f"got {json.dumps(answer)}")
+        if not str(answer).strip():
+            raise ConfigError(f"problems file {path}:{n}: the answer is empty")
+        problems.append(Problem(doc["prompt"], str(answer), line=n))
     if not problems:
         raise ConfigError(f"problems file {path}: has no problems")
     return problems

@@ -38,11 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _prompts(path: str, n: int | None) -> list[Problem]:
+def _prompts(path: str) -> list[Problem]:
     from r2r_local.bench import load_problems, load_prompts
 
-    problems = load_problems(path) if path.endswith(".jsonl") else load_prompts(path)
-    return [p for p in problems[:n] if n is None or n > 0]
+    return load_problems(path) if path.endswith(".jsonl") else load_prompts(path)
 
 
 def make_verifier(spec: str, pair, extract=None):  # type: ignore[no-untyped-def]
@@ -65,23 +64,30 @@ def make_verifier(spec: str, pair, extract=None):  # type: ignore[no-untyped-def
 
 def run(args: argparse.Namespace) -> int:
     from r2r_local.labeling import Labeller, LabelSummary, ShardStore
+    from r2r_local.labeling.shards import atomic_write
     from r2r_local.pair import load_pair
 
     if args.max_tokens < 1 or args.continuation_tokens < 1:
         raise ConfigError("--max-tokens and --continuation-tokens must be >= 1")
-    prompts = _prompts(args.prompts, args.n)
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    if not args.out.strip():
+        raise ConfigError("--out: empty path; give the output directory")
+    store = ShardStore(args.out)
+    store.check_output()
+    every_prompt = _prompts(args.prompts)
+    prompts = every_prompt[:args.n]
     if args.verifier == "correct" and any(p.answer is None for p in prompts):
         raise ConfigError(f"prompts {args.prompts}: the 'correct' verifier needs .jsonl lines with an \"answer\"")
     small_spec, large_spec = model_specs(args)
     pair = load_pair(small_spec, large_spec)
     try:
         verifier = make_verifier(args.verifier, pair, getattr(args, "extract", None))
-        store = ShardStore(args.out)
         config = {"small": str(Path(small_spec.path).resolve()), "large": str(Path(large_spec.path).resolve()),
                   "small_vocab_hash": pair.small_vocab_hash, "n_embd": pair.small.n_embd, "topk": 100,
                   "prompts": str(Path(args.prompts).resolve()), "verifier": args.verifier,
                   "max_tokens": args.max_tokens, "continuation_tokens": args.continuation_tokens}
-        done = store.open(config)
+        done = _open_store(store, config, every_prompt, args.prompts)
         labeller = Labeller(pair, verifier, max_answer_tokens=args.max_tokens,
                             continuation_tokens=args.continuation_tokens)
         total, start = LabelSummary(), time.perf_counter()
@@ -102,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr, flush=True)
         if tty:
             print(file=sys.stderr)
-        summary = _summarise(store) | {"seconds_this_run": time.perf_counter() - start, "versions": versions()}
-        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary = _summarise(store, pair.small.n_embd) | {"seconds_this_run": time.perf_counter() - start,
+                                                          "versions": versions()}
+        atomic_write(Path(args.out) / "summary.json", json.dumps(summary, indent=2).encode())
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
     finally:
@@ -111,10 +118,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summarise(store) -> dict:  # type: ignore[no-untyped-def]
+def _open_store(store, config: dict, problems: list[Problem], path: str) -> set[int]:  # type: ignore[no-untyped-def]
+    """Open the output, checking that the prompts already labelled are still the file's first ones."""
+    from r2r_local.labeling.shards import PromptChanged, prompt_fingerprint
+
+    try:
+        done, unchecked = store.open(config, [prompt_fingerprint(p.prompt, p.answer) for p in problems])
+    except PromptChanged as e:
+        if e.missing:
+            where = f"prompt {e.index + 1} is gone from {path} (it now has {len(problems)} prompts)"
+        else:
+            line = problems[e.index].line
+            where = f"{f'line {line}' if line else f'prompt {e.index + 1}'} of {path} changed"
+        raise ConfigError(f"label output {store.root}: {where} since it was labelled; labels of old and new "
+                          "prompts would mix. Restore the file, or start over with another --out") from None
+    if unchecked:
+        print(f"label: warning: {store.root} was labelled by an older version that kept no prompt fingerprints; "
+              f"cannot check that its {unchecked} labelled prompts are still the first ones of {path}",
+              file=sys.stderr)
+    return done
+
+
+def _summarise(store, n_embd: int) -> dict:  # type: ignore[no-untyped-def]
     from r2r_local.labeling import LabelSummary
 
     s = LabelSummary()
-    for _, shard in store.shards():
+    for _, shard in store.shards(n_embd):
         s.add(LabelSummary(1, len(shard["label"]), int(shard["mismatch"].sum()), int(shard["label"].sum())))
     return s.as_dict()

@@ -27,39 +27,40 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from r2r_local.backends.gguf_file import EmbeddingTable
-    from r2r_local.labeling.shards import ShardStore
+    if args.target_share is not None and not 0.0 < args.target_share < 1.0:
+        raise ConfigError(f"--target-share must be in (0, 1), got {args.target_share}")
+    if args.recall is not None and not 0.0 < args.recall <= 1.0:
+        raise ConfigError(f"--recall must be in (0, 1], got {args.recall}")
+    from r2r_local.labeling.data import LabelledData
+    from r2r_local.labeling.shards import atomic_write
     from r2r_local.labeling.thresholds import rates, threshold_for_recall, threshold_for_share
-    from r2r_local.router.onnx import OnnxRouter, sidecar_path
+    from r2r_local.router.onnx import OnnxRouter, read_sidecar, sidecar_path
 
-    store = ShardStore(args.data)
-    config = store.config()
-    router = OnnxRouter(args.router, n_embd=config["n_embd"], vocab_hash=config.get("small_vocab_hash"))
-    table = EmbeddingTable(config["small"])
+    data = LabelledData(args.data)
+    router = OnnxRouter(args.router, n_embd=data.n_embd, vocab_hash=data.config.get("small_vocab_hash"))
     ps, labels = [], []
-    for _, shard in store.shards():
-        emb = np.stack([table.row(int(t)) for t in shard["small_token"]]) if len(shard["label"]) else None
-        if emb is not None:
-            ps.append(router.probabilities(shard["hidden"].astype(np.float32), emb, shard["topk"]))
+    for _, shard in data.shards():
+        if len(shard["label"]):
+            emb = data.embeddings(shard["small_token"])
+            ps.append(router.probabilities(shard["hidden"].astype(np.float32), emb, shard["topk"].astype(np.float32)))
             labels.append(shard["label"])
     if not ps:
         raise ConfigError(f"labelled data {args.data}: has no positions")
     p, label = np.concatenate(ps), np.concatenate(labels)
+    what = f"router {args.router} on labelled data {args.data}"
     if args.target_share is not None:
-        t = threshold_for_share(p, args.target_share)
+        t = threshold_for_share(p, args.target_share, what)
     else:
-        if not 0.0 < args.recall <= 1.0:
-            raise ConfigError(f"--recall must be in (0, 1], got {args.recall}")
-        t = threshold_for_recall(p, label, args.recall)
+        t = threshold_for_recall(p, label, args.recall, what)
     result = {"old_threshold": router.threshold, **rates(p, label, t)}
     if not args.dry_run:
         side = sidecar_path(args.router)
-        meta = json.loads(side.read_text())
+        meta = read_sidecar(args.router)
         meta["threshold"] = t
         meta["recall_target"] = args.recall
         meta.setdefault("provenance", {})["threshold_chosen_on"] = {"data": str(Path(args.data).resolve()),
                                                                     **{k: v for k, v in result.items()}}
-        side.write_text(json.dumps(meta, indent=2))
+        atomic_write(side, json.dumps(meta, indent=2, allow_nan=False).encode())
         print(f"threshold: wrote {t:.4f} into {side}", file=sys.stderr)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")

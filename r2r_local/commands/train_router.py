@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 from r2r_local.errors import ConfigError
 
@@ -42,11 +47,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_settings(args: argparse.Namespace) -> None:
+    """Every flag checked before the data is read or training starts."""
     if not 0.0 < args.recall <= 1.0:
         raise ConfigError(f"--recall must be in (0, 1], got {args.recall}")
+    if args.target_share is not None and not 0.0 < args.target_share < 1.0:
+        raise ConfigError(f"--target-share must be in (0, 1), got {args.target_share}")
     if args.epochs < 1 or args.batch < 1 or args.patience < 1:
         raise ConfigError("--epochs, --batch and --patience must be >= 1")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ConfigError(f"--lr must be a positive number, got {args.lr}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    _check_output(args.out, "--out")
+    if args.onnx is not None:
+        _check_output(args.onnx, "--onnx")
+        if Path(args.onnx).suffix != ".onnx":
+            raise ConfigError(f"--onnx {args.onnx}: the file name must end in .onnx")
+        _check_output(str(Path(args.onnx).with_suffix(".json")), "--onnx (its JSON sidecar)")
+        if Path(args.onnx).resolve() == Path(args.out).resolve():
+            raise ConfigError("--onnx and --out name the same file")
+
+
+def _check_output(path: str, flag: str) -> None:
+    """The file can be written: a name, not a directory, in a writable directory (made if missing)."""
+    if not path.strip():
+        raise ConfigError(f"{flag}: empty path")
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {p}: is a directory; give a file name")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {p}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {p}: directory {parent} is not writable")
+
+
+def _export_onnx(checkpoint: str, out: str):  # type: ignore[no-untyped-def]
+    """export_router into a temp folder beside `out`, then move the .onnx and its sidecar into
+    place: a failed export leaves an existing router and sidecar as they were."""
+    from r2r_local.export.router import export_router
+    from r2r_local.router.onnx import sidecar_path
+
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        res = export_router(checkpoint, Path(tmp) / target.name)
+        os.replace(res.onnx_path, target)
+        os.replace(res.sidecar_path, sidecar_path(target))
+    return dataclasses.replace(res, onnx_path=target, sidecar_path=sidecar_path(target))
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_settings(args)
     try:
         from r2r_local.train.router_train import TrainSettings, train_and_save
     except ImportError as e:
@@ -61,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
           f"recall {v['recall']:.3f}, precision {v['precision']:.3f}, large share {v['large_share']:.3f}",
           file=sys.stderr)
     if args.onnx:
-        from r2r_local.export.router import export_router
-
-        res = export_router(args.out, args.onnx)
+        res = _export_onnx(args.out, args.onnx)
         report["onnx"] = {"path": str(res.onnx_path), "sidecar": str(res.sidecar_path), "max_abs_diff": res.max_abs_diff}
         print(f"train-router: wrote {res.onnx_path} and {res.sidecar_path} (ONNX vs PyTorch max abs diff "
               f"{res.max_abs_diff:.2e})", file=sys.stderr)

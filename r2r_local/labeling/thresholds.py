@@ -1,4 +1,8 @@
-"""Choosing a router threshold from escalation probabilities on held-out positions (numpy only)."""
+"""Choosing a router threshold from escalation probabilities on held-out positions (numpy only).
+
+A threshold is always a finite number in [1e-6, 1 - 1e-6]: probabilities that are not finite
+(a router or training run that diverged) are refused, never turned into a NaN threshold.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,18 @@ import numpy as np
 from r2r_local.errors import ConfigError
 
 
-def threshold_for_recall(p: np.ndarray, label: np.ndarray, recall: float) -> float:
+def _finite(p: np.ndarray, what: str) -> None:
+    bad = int((~np.isfinite(p)).sum())
+    if bad:
+        raise ConfigError(f"{what}: {bad} of {len(p)} escalation probabilities are NaN or infinite "
+                          "(the router's output is not finite); no threshold chosen")
+
+
+def threshold_for_recall(p: np.ndarray, label: np.ndarray, recall: float, what: str = "router") -> float:
     """The largest threshold that escalates at least `recall` of the positives."""
+    if not 0.0 < recall <= 1.0:
+        raise ConfigError(f"recall must be in (0, 1], got {recall}")
+    _finite(p, what)
     pos = np.sort(p[label == 1])
     if len(pos) == 0:
         raise ConfigError("the held-out data has no divergent positions: cannot choose a threshold for recall")
@@ -18,10 +32,13 @@ def threshold_for_recall(p: np.ndarray, label: np.ndarray, recall: float) -> flo
     return float(np.clip(pos[min(k, len(pos) - 1)], 1e-6, 1 - 1e-6))
 
 
-def threshold_for_share(p: np.ndarray, share: float) -> float:
+def threshold_for_share(p: np.ndarray, share: float, what: str = "router") -> float:
     """The threshold at which about `share` of all positions are escalated."""
     if not 0.0 < share < 1.0:
         raise ConfigError(f"target share must be in (0, 1), got {share}")
+    _finite(p, what)
+    if len(p) == 0:
+        raise ConfigError(f"{what}: no positions to choose a threshold on")
     return float(np.clip(np.quantile(p, 1.0 - share), 1e-6, 1 - 1e-6))
 
 

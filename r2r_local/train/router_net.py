@@ -8,6 +8,7 @@ descending). Output: one logit [B,1]; escalate iff sigmoid(logit) >= threshold.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,15 @@ def save_checkpoint(path: str | Path, net: RouterNet, *, threshold: float, recal
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(doc, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a crash or full disk keeps the old file whole
+    try:
+        torch.save(doc, tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise RouterError(f"router checkpoint {path}: cannot write it ({e.strerror or e})") from None
+        raise
     return path
 
 

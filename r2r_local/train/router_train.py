@@ -12,9 +12,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from r2r_local.backends.gguf_file import EmbeddingTable
 from r2r_local.errors import ConfigError
-from r2r_local.labeling.shards import ShardStore
+from r2r_local.labeling.data import LabelledData
 from r2r_local.labeling.thresholds import rates, threshold_for_recall, threshold_for_share
 from r2r_local.train.router_net import RouterNet, RouterShape, save_checkpoint
 
@@ -41,24 +40,21 @@ class Dataset:
 
 
 def load_dataset(data_dir: str | Path) -> tuple[Dataset, dict[str, Any]]:
-    """All shards of a label directory, with embedding rows read from the small model's GGUF."""
-    store = ShardStore(data_dir)
-    config = store.config()
-    shards = list(store.shards())
+    """All shards of a label directory, validated, with embedding rows read from the small model's GGUF."""
+    data = LabelledData(data_dir)
+    shards = list(data.shards())
     if not shards:
         raise ConfigError(f"labelled data {data_dir}: has no shards yet (run r2r label first)")
-    table = EmbeddingTable(config["small"])
     parts = {k: [] for k in ("hidden", "small_token", "topk", "label", "prompt")}
     for index, s in shards:
         parts["hidden"].append(s["hidden"].astype(np.float32))
         parts["small_token"].append(s["small_token"])
-        parts["topk"].append(s["topk"])
+        parts["topk"].append(s["topk"].astype(np.float32))
         parts["label"].append(s["label"])
         parts["prompt"].append(np.full(len(s["label"]), index))
-    tokens = np.concatenate(parts["small_token"])
-    embedding = np.stack([table.row(int(t)) for t in tokens]) if len(tokens) else np.zeros((0, config["n_embd"]))
-    return Dataset(np.concatenate(parts["hidden"]), embedding.astype(np.float32), np.concatenate(parts["topk"]),
-                   np.concatenate(parts["label"]).astype(np.int8), np.concatenate(parts["prompt"])), config
+    embedding = data.embeddings(np.concatenate(parts["small_token"]))
+    return Dataset(np.concatenate(parts["hidden"]), embedding, np.concatenate(parts["topk"]),
+                   np.concatenate(parts["label"]).astype(np.int8), np.concatenate(parts["prompt"])), data.config
 
 
 def split_by_prompt(data: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -147,10 +143,11 @@ def train(data: Dataset, settings: TrainSettings, progress: Callable[[str], None
     if best_state is not None:
         net.load_state_dict(best_state)
     p = predict(net, va)
+    what = "train-router: training diverged (try a lower --lr)"
     if settings.target_share is not None:
-        threshold = threshold_for_share(p, settings.target_share)
+        threshold = threshold_for_share(p, settings.target_share, what)
     else:
-        threshold = threshold_for_recall(p, va.label, settings.recall)
+        threshold = threshold_for_recall(p, va.label, settings.recall, what)
     report = {"validation": rates(p, va.label, threshold), "train_positions": int(len(tr.label)),
               "train_positives": n_pos, "validation_prompts": int(len(np.unique(va.prompt))),
               "history": history, "best_val_loss": best}

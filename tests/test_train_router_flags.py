@@ -1,0 +1,78 @@
+"""`r2r train-router` checks every flag and output path before it reads data or trains, and a run
+that fails keeps the routers already on disk."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from label_files import synthetic_labels
+from r2r_local.cli import main
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, smollm2):
+    root = tmp_path_factory.mktemp("flags") / "data"
+    synthetic_labels(root, smollm2, n_prompts=3, n=40)
+    return root
+
+
+BAD = {  # flags -> a piece of the message ("{tmp}" is the test's folder)
+    "lr negative": (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+    "lr nan": (["--lr", "nan"], "--lr must be a positive number, got nan"),
+    "lr zero": (["--lr", "0"], "--lr must be a positive number"),
+    "threads 0": (["--threads", "0"], "--threads must be >= 1, got 0"),
+    "threads -3": (["--threads", "-3"], "--threads must be >= 1, got -3"),
+    "seed -1": (["--seed", "-1"], "--seed must be in 0..4294967295, got -1"),
+    "target share nan": (["--target-share", "nan"], "--target-share must be in (0, 1), got nan"),
+    "target share 1": (["--target-share", "1"], "--target-share must be in (0, 1), got 1.0"),
+    "recall nan": (["--recall", "nan"], "--recall must be in (0, 1], got nan"),
+    "out a directory": (["--out", "{tmp}"], "--out {tmp}: is a directory"),
+    "out empty": (["--out", ""], "--out: empty path"),
+    "out under a file": (["--out", "{tmp}/f.txt/r.pt"], "f.txt is not a directory"),
+    "onnx not .onnx": (["--onnx", "{tmp}/r.txt"], "the file name must end in .onnx"),
+    "onnx a directory": (["--onnx", "{tmp}/d.onnx"], "--onnx {tmp}/d.onnx: is a directory"),
+    "onnx sidecar a directory": (["--onnx", "{tmp}/s.onnx"], "{tmp}/s.json: is a directory"),
+    "onnx empty": (["--onnx", ""], "--onnx: empty path"),
+    "onnx is out": (["--onnx", "{tmp}/r.onnx", "--out", "{tmp}/r.onnx"], "name the same file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_flags_are_refused_before_training(tmp_path, data, capsys, case):
+    flags, message = BAD[case]
+    (tmp_path / "f.txt").write_text("a file")
+    (tmp_path / "d.onnx").mkdir()
+    (tmp_path / "s.json").mkdir()
+    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    code = main(["train-router", "--data", str(data), "--out", str(tmp_path / "r.pt"), "--epochs", "1",
+                 "--hidden-dims", "16", *flags])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "internal error" not in err, err
+    assert message.replace("{tmp}", str(tmp_path)) in err and "epoch" not in err
+    assert not (tmp_path / "r.pt").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_a_read_only_output_folder_is_refused_before_training(tmp_path, data, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        code = main(["train-router", "--data", str(data), "--out", str(folder / "r.pt"), "--epochs", "1"])
+    finally:
+        folder.chmod(0o700)
+    err = capsys.readouterr().err
+    assert code == 1 and f"directory {folder} is not writable" in err and "epoch" not in err
+
+
+def test_a_missing_output_folder_is_made(tmp_path, data, capsys):
+    out = tmp_path / "new" / "deeper" / "r.pt"
+    code = main(["train-router", "--data", str(data), "--out", str(out), "--onnx", str(tmp_path / "x" / "r.onnx"),
+                 "--epochs", "1", "--hidden-dims", "16", "--recall", "0.5"])
+    assert code == 0, capsys.readouterr().err
+    assert out.is_file() and (tmp_path / "x" / "r.onnx").is_file() and (tmp_path / "x" / "r.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["r.json", "r.onnx"]  # no temp folder left
