@@ -181,6 +181,10 @@ def run_pull(args: argparse.Namespace) -> int:
     for role, f in files:
         got[role], checks[role] = fetch(f, stderr_progress)
         stderr_progress(f"{role}: {got[role]} ({checks[role]}{_CHECK_WORDS[checks[role]]})")
+    from r2r_local.backends.gguf_file import check_gguf_file
+
+    check_gguf_file(got["small"], "small")
+    check_gguf_file(got["large"], "large")
     n_shared = check_pairing(got["small"], got["large"])
     router = None
     if "router" in got:
