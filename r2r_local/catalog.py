@@ -286,3 +286,12 @@ def check_pairing(small: str | Path, large: str | Path) -> int:
     from r2r_local.vocab import shared_vocab_size
 
     return shared_vocab_size(vocab_entries(small), vocab_entries(large), str(small), str(large))
+
+
+def check_router_for(spec: str, small: str | Path) -> None:
+    """Build the router `spec` for the small model `small` (its hidden size and vocabulary), so a
+    router that cannot serve it fails now, not at chat time; raises R2RError with one line."""
+    from r2r_local.router import parse_router
+
+    ident = small_identity(Path(small))
+    parse_router(spec, n_embd=ident["n_embd"], vocab_hash=ident["vocab_hash"])  # type: ignore[arg-type]

@@ -13,10 +13,39 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r2r_local.errors import ConfigError
+from r2r_local.errors import ConfigError, R2RError
 
 DEFAULT_N_CTX = 4096
 DEFAULT_MAX_TOKENS = 512
+# Bounds that keep a typo from reaching llama.cpp, whose C ints wrap, hang or abort on huge values.
+MAX_THREADS = 1024
+MAX_N_CTX = 2**20  # 1,048,576 tokens: 8x R1's 131,072-token training context
+MAX_SEED = 2**32  # seeds are 0 <= seed < 2**32 (llama.cpp's and numpy's uint32 range)
+
+
+def check_threads(threads: int | None, what: str = "threads") -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"{what} must be between 1 and {MAX_THREADS}, got {threads}")
+
+
+def check_n_ctx(n_ctx: int, what: str = "n-ctx") -> None:
+    if not 16 <= n_ctx <= MAX_N_CTX:
+        raise ConfigError(f"{what} must be between 16 and {MAX_N_CTX}, got {n_ctx}")
+
+
+def check_gpu_layers(n: int | None, what: str = "gpu layers") -> None:
+    if n is not None and n < -1:
+        raise ConfigError(f"{what} must be >= -1 (-1 = all), got {n}")
+
+
+def check_seed(seed: int, what: str = "seed") -> None:
+    if not 0 <= seed < MAX_SEED:
+        raise ConfigError(f"{what} must be between 0 and {MAX_SEED - 1}, got {seed}")
+
+
+def check_free_gb(gb: float | None, what: str = "--assume-free-gb") -> None:
+    if gb is not None and not (math.isfinite(gb) and gb >= 0):
+        raise ConfigError(f"{what} must be a finite number of GB >= 0, got {gb}")
 
 
 @dataclass(frozen=True)
@@ -38,8 +67,7 @@ class SamplingParams:
             raise ConfigError(f"top-k must be >= 0 (0 disables it), got {self.top_k}")
         if not (0.0 < self.top_p <= 1.0):
             raise ConfigError(f"top-p must be in (0, 1], got {self.top_p}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        check_seed(self.seed)
 
     @property
     def greedy(self) -> bool:
@@ -57,12 +85,9 @@ class ModelSpec:
     role: str = "model"
 
     def __post_init__(self) -> None:
-        if self.n_ctx < 16:
-            raise ConfigError(f"n-ctx must be >= 16, got {self.n_ctx}")
-        if self.n_gpu_layers < -1:
-            raise ConfigError(f"gpu layers must be >= -1 (-1 = all), got {self.n_gpu_layers}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        check_n_ctx(self.n_ctx)
+        check_gpu_layers(self.n_gpu_layers)
+        check_threads(self.threads)
 
 
 @dataclass(frozen=True)
@@ -120,38 +145,130 @@ def config_path() -> Path:
 
 
 def load_user_config(path: Path | None = None) -> dict[str, Any]:
-    """The [models] table of the config file, type-checked; {} when there is no file."""
+    """The [models] table of the config file, type- and range-checked; {} when there is no file.
+    Raises ConfigError naming the file at the first bad value."""
+    models, problems = read_user_config(path)
+    if problems:
+        raise ConfigError(problems[0])
+    return models
+
+
+def read_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The valid values of the [models] table and one line naming the file for each bad one
+    (`r2r doctor` reports them all; everything else uses load_user_config)."""
     import tomllib
 
     path = path or config_path()
+    if path.parent.exists() and not path.parent.is_dir():
+        return {}, [f"config directory {path.parent}: is a file, expected a directory"]
     if not path.exists():
-        return {}
+        return {}, []
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"config file {path}: {e}") from None
+        return {}, [f"config file {path}: {e}"]
     models = doc.get("models", {})
     if not isinstance(models, dict):
-        raise ConfigError(f"config file {path}: [models] must be a table")
+        return {}, [f"config file {path}: [models] must be a table"]
+    good, problems = {}, []
     for key, value in models.items():
         want = CONFIG_KEYS.get(key)
-        if want is None:
-            raise ConfigError(f"config file {path}: unknown key models.{key} (known: {', '.join(CONFIG_KEYS)})")
-        if not isinstance(value, want) or isinstance(value, bool):
-            raise ConfigError(f"config file {path}: models.{key} must be a {want.__name__}")
-    return dict(models)
+        try:
+            if want is None:
+                raise ConfigError(f"unknown key models.{key} (known: {', '.join(CONFIG_KEYS)})")
+            if not isinstance(value, want) or isinstance(value, bool):
+                raise ConfigError(f"models.{key} must be a {want.__name__}")
+            _check_value(key, value)
+        except R2RError as e:
+            problems.append(f"config file {path}: {e}")
+            continue
+        good[key] = value
+    return good, problems
 
 
-def write_user_config(models: dict[str, Any], path: Path | None = None) -> Path:
-    """Write the [models] table (replacing the file atomically); returns the path."""
+def _check_value(key: str, value: Any) -> None:
+    """The bounds a flag of the same meaning has; a router spec's syntax (its file is not opened)."""
+    what = f"models.{key}"
+    if key == "n_ctx":
+        check_n_ctx(value, what)
+    elif key == "threads":
+        check_threads(value, what)
+    elif key.endswith("_gpu_layers"):
+        check_gpu_layers(value, what)
+    elif key in ("small", "large") and not value.strip():
+        raise ConfigError(f"{what} is empty, expected the path of a .gguf file")
+    elif key == "router" and not _looks_like_path(value):
+        from r2r_local.router.baselines import check_router_spec
+
+        check_router_spec(value)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return ".onnx" in spec or os.sep in spec
+
+
+HEADER_COMMENT = "written by r2r-local; edit freely"
+
+
+def write_user_config(models: dict[str, Any], path: Path | None = None, drop: tuple[str, ...] = (),
+                      ) -> tuple[Path, Path | None]:
+    """Set `models` (and remove `drop`) in the file's [models] table, keeping every other table,
+    key and comment; returns the path and the backup written, if any.
+
+    Only the lines of the keys set change. Where the file's shape needs a rewrite of the whole
+    document (which keeps every value but not the comments) or a changed line held a comment, the
+    previous file is kept as config.toml.bak first. The file is replaced atomically.
+    """
+    from r2r_local.toml_edit import dumps, edit_table
+
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# written by r2r-local; edit freely", "[models]"]
-    for key, value in models.items():
+    for key in models:
         if key not in CONFIG_KEYS:
             raise ConfigError(f"unknown config key models.{key}")
-        lines.append(f"{key} = {json.dumps(value) if isinstance(value, str) else int(value)}")
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    old = _read_config_text(path)
+    edited = edit_table(old, "models", models, drop)
+    if edited is None:
+        import tomllib
+
+        doc = tomllib.loads(old)  # load_user_config has parsed it already
+        doc["models"] = {k: v for k, v in doc.get("models", {}).items() if k not in drop} | models
+        new, lossless = dumps(doc), False
+    elif not old.strip():
+        new, lossless = dumps({"models": models}, HEADER_COMMENT), True
+    else:
+        new, lossless = edited
+    backup = None
+    if old.strip() and not lossless:
+        backup = path.with_name(path.name + ".bak")
+        _replace(backup, old, path)
+    _replace(path, new, path)
+    return path, backup
+
+
+def _read_config_text(path: Path) -> str:
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"config directory {path.parent}: is a file, expected a directory")
+    try:
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path}: cannot read it ({e})") from None
+
+
+def _replace(target: Path, text: str, config: Path) -> None:
+    """Write `text` to `target` atomically: a temporary file in the same folder, then os.replace."""
+    import tempfile
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if target.is_file() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise ConfigError(f"config file {config}: cannot write {target} ({e.strerror or e})") from None

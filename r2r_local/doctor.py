@@ -97,7 +97,9 @@ def check_onnxruntime(have_gpu: bool) -> tuple[dict[str, Any], list[Finding]]:
 
 def check_models(small: str | None, large: str | None, router: str | None,
                  source: str) -> tuple[dict[str, Any], list[Finding]]:
-    from r2r_local.backends.gguf_file import read_header
+    """Each model file as llama.cpp will see it (header, version, tensor data inside the file) and
+    the router built for the small model (its file, sidecar, graph, hidden size and vocabulary)."""
+    from r2r_local.backends.gguf_file import check_gguf_file
 
     info: dict[str, Any] = {"source": source}
     found = []
@@ -107,24 +109,47 @@ def check_models(small: str | None, large: str | None, router: str | None,
             continue
         entry: dict[str, Any] = {"path": path}
         try:
-            h = read_header(path)
+            h = check_gguf_file(path, role)
             entry |= {"size_bytes": Path(path).stat().st_size, "arch": h.arch,
                       "n_layer": h.arch_int("block_count"), "weights_bytes": sum(t.nbytes for t in h.tensors)}
         except R2RError as e:
             entry["error"] = str(e)
-            found.append(Finding("problem", f"{role} model: {e}",
-                                 f"r2r models add --{role} PATH   (or: r2r models pull NAME)"))
+            found.append(Finding("problem", str(e), f"r2r models add --{role} PATH   (or: r2r models pull NAME)"))
         info[role] = entry
     if not small or not large:
         found.append(Finding("problem", f"no {'small' if not small else 'large'} model configured ({source})",
                              FIX_MODELS))
     info["router"] = {"spec": router}
-    if router and router.endswith(".onnx"):
-        p = Path(router)
-        info["router"] |= {"size_bytes": p.stat().st_size if p.is_file() else None}
-        if not p.is_file():
-            found.append(Finding("problem", f"router {router}: file not found", "r2r models pull r1-q4"))
+    if router is not None:
+        p = Path(router.strip())
+        info["router"] |= {"size_bytes": p.stat().st_size if p.suffix == ".onnx" and p.is_file() else None}
+        small_ok = small and "error" not in info["small"]
+        problem = _router_problem(router, small if small_ok else None)
+        if problem:
+            found.append(Finding("problem", problem, FIX_ROUTER))
     return info, found
+
+
+FIX_ROUTER = ("r2r models add --small S --large L --router ROUTER   (an .onnx exported for this small model, "
+              "or slm | llm | random:P | entropy:T)")
+
+
+def _router_problem(router: str, small: str | None) -> str | None:
+    """Why `router` cannot serve `small` (only its spec and files are checked without a small model)."""
+    from r2r_local.catalog import check_router_for
+    from r2r_local.router.baselines import check_router_spec
+
+    try:
+        path = check_router_spec(router)
+        if small:
+            check_router_for(router, small)
+        elif path is not None:
+            from r2r_local.router.onnx import OnnxRouter
+
+            OnnxRouter(path)
+    except R2RError as e:
+        return str(e)
+    return None
 
 
 CPU_ROUTER_BYTES = 50_000_000  # a float32 router this big costs milliseconds a call on a CPU
@@ -140,8 +165,8 @@ def check_router_cost(router: str | None, ort_cuda: bool) -> tuple[dict[str, Any
 
     try:
         precision = read_sidecar(router).get("precision", "fp32")
-    except RouterError as e:
-        return {}, [Finding("problem", str(e), "re-export the router: python scripts/export.py router ...")]
+    except RouterError:
+        return {}, []  # check_models has reported it
     size = Path(router).stat().st_size
     info = {"precision": precision, "runs_on": "cuda" if ort_cuda else "cpu"}
     if ort_cuda or precision != "fp32" or size < CPU_ROUTER_BYTES:
@@ -182,7 +207,7 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     """Everything `r2r doctor` shows. Paths given here replace the configured ones; layer counts
     given here are checked instead of the automatic plan."""
     from r2r_local.commands import versions
-    from r2r_local.config import DEFAULT_N_CTX, config_path, load_user_config
+    from r2r_local.config import DEFAULT_N_CTX, config_path, read_user_config
     from r2r_local.gpu import query_gpus
 
     gq = query_gpus()
@@ -195,16 +220,13 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     findings += f
     ort, f = check_onnxruntime(have_gpu)
     findings += f
-    try:
-        cfg = load_user_config()
-        source = f"config {config_path()}" if cfg else f"no config file at {config_path()}"
-    except R2RError as e:
-        cfg, source = {}, str(e)
-        findings.append(Finding("problem", str(e), f"fix or delete {config_path()}"))
+    cfg, bad = read_user_config()
+    source = f"config {config_path()}" if cfg or bad else f"no config file at {config_path()}"
+    findings += [Finding("problem", line, f"fix or delete the value in {config_path()}") for line in bad]
     if small or large:
         source = "command line" + (" and " + source if cfg else "")
     small, large = small or cfg.get("small"), large or cfg.get("large")
-    router = router or cfg.get("router")
+    router = router if router is not None else cfg.get("router")
     n_ctx = n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
     models, f = check_models(small, large, router, source)
     findings += f

@@ -8,7 +8,8 @@ def test_round_trip_in_the_user_config_dir(tmp_path, monkeypatch):
     assert load_user_config() == {}
     values = {"small": "/m/small.gguf", "large": 'C:\\models\\"big".gguf', "router": "entropy:1.5",
               "n_ctx": 8192, "large_gpu_layers": -1}
-    path = write_user_config(values)
+    path, backup = write_user_config(values)
+    assert backup is None
     assert path == config_path() == tmp_path / "cfg" / "config.toml"
     assert load_user_config() == values
 
@@ -25,3 +26,95 @@ def test_bad_config_files_name_the_file(tmp_path, text, fragment):
     with pytest.raises(ConfigError, match=fragment) as err:
         load_user_config(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("[models]\nn_ctx = 5\n", "models.n_ctx must be between 16 and 1048576"),
+    ("[models]\nn_ctx = 4294967312\n", "models.n_ctx must be between 16 and 1048576"),
+    ("[models]\nthreads = 0\n", "models.threads must be between 1 and 1024"),
+    ("[models]\nthreads = 100000\n", "models.threads must be between 1 and 1024"),
+    ("[models]\nsmall_gpu_layers = -7\n", "models.small_gpu_layers must be >= -1"),
+    ("[models]\nrouter = \"random:abc\"\n", "'abc' is not a number"),
+    ("[models]\nrouter = \"\"\n", "the router spec is empty"),
+    ("[models]\nsmall = \" \"\n", "models.small is empty"),
+])
+def test_config_values_are_range_checked_naming_the_file(tmp_path, text, fragment):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment) as err:
+        load_user_config(path)
+    assert str(path) in str(err.value)
+
+
+USER_FILE = """\
+# my settings, by hand
+[models]
+small = "/old/small.gguf"
+router = "entropy:0.5"   # a pair-agnostic router
+threads = 2
+
+[other]
+x = 1  # keep me
+list = [1, 2]
+"""
+
+
+def test_writing_keeps_other_tables_keys_and_comments(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+    _, backup = write_user_config({"small": "/new/small.gguf", "large": "/new/large.gguf", "n_ctx": 2048}, path)
+    text = path.read_text()
+    assert backup is None  # only uncommented lines changed: nothing is lost
+    assert text == USER_FILE.replace("/old/", "/new/").replace(
+        "threads = 2\n", 'threads = 2\nlarge = "/new/large.gguf"\nn_ctx = 2048\n')
+    import tomllib
+
+    doc = tomllib.loads(text)
+    assert doc["models"] == {"small": "/new/small.gguf", "router": "entropy:0.5", "threads": 2,
+                             "large": "/new/large.gguf", "n_ctx": 2048}
+    assert doc["other"] == {"x": 1, "list": [1, 2]}
+
+
+def test_a_changed_line_with_a_comment_leaves_a_backup(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+    _, backup = write_user_config({"router": "slm"}, path)
+    assert backup == tmp_path / "config.toml.bak" and backup.read_text() == USER_FILE
+    assert "router = \"slm\"" in path.read_text() and "x = 1  # keep me" in path.read_text()
+
+
+@pytest.mark.parametrize("text", [
+    'models.small = "/old.gguf"\nmodels.threads = 3\n[other]\nx = 1\n',  # dotted keys
+    'models = { small = "/old.gguf", threads = 3 }\n',  # an inline table
+    '[models]\nsmall = """\n/old.gguf"""\nthreads = 3\n',  # a multi-line string
+])
+def test_files_that_need_a_rewrite_keep_every_value_and_a_backup(tmp_path, text):
+    import tomllib
+
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    _, backup = write_user_config({"small": "/new.gguf"}, path)
+    assert backup is not None and backup.read_text() == text
+    doc, old = tomllib.loads(path.read_text()), tomllib.loads(text)
+    old["models"]["small"] = "/new.gguf"
+    assert doc == old
+
+
+def test_dropping_a_key(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[models]\nrouter = "r.onnx"\nthreads = 2\n')
+    _, backup = write_user_config({"small": "/s.gguf"}, path, drop=("router",))
+    assert load_user_config(path) == {"threads": 2, "small": "/s.gguf"}
+    assert backup is not None and "r.onnx" in backup.read_text()
+
+
+def test_dumps_round_trips_toml_values():
+    import datetime as dt
+    import tomllib
+
+    from r2r_local.toml_edit import dumps
+
+    doc = {"a": 1, "b": 1.5, "c": "x\"y\\z\n\u00e9\U0001f600", "d": [1, "two", [3]], "e": True,
+           "t": {"u": {"v": 2}, "w": [{"x": 1}]}, "when": dt.datetime(2024, 1, 2, 3, 4, 5),
+           "weird key": float("inf")}
+    assert tomllib.loads(dumps(doc)) == doc

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from r2r_local.doctor import FIX_LLAMA_CUDA, FIX_ORT_GPU
 from r2r_local.gpu import query_gpus
 from r2r_local.router.onnx_probe import tiny_model_bytes
+from router_files import linear_router
 from shape_headers import R1_1_5B, R1_32B, write_header_only
 
 pytestmark = pytest.mark.skipif(bool(query_gpus().gpus), reason="these expectations are for a machine without a GPU")
@@ -27,7 +29,7 @@ def doctor(tmp_path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def r1_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("r1")
-    return (str(write_header_only(d / "small.gguf", R1_1_5B)), str(write_header_only(d / "large.gguf", R1_32B)))
+    return (str(write_header_only(d / "small.gguf", R1_1_5B, full_size=True)), str(write_header_only(d / "large.gguf", R1_32B, full_size=True)))
 
 
 def test_report_on_a_cpu_only_machine(tmp_path):
@@ -127,3 +129,56 @@ def test_a_big_float32_router_on_the_cpu_gets_the_int8_hint(tmp_path):
     doc = json.loads(proc.stdout)
     assert doc["models"]["router"]["precision"] == "int8"
     assert not any("float32 weights" in f["what"] for f in doc["findings"])
+
+
+def _diagnose(tmp_path, monkeypatch, config: str | None = None, **kw):
+    from r2r_local.doctor import diagnose
+
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "cfg"))
+    if config is not None:
+        (tmp_path / "cfg").mkdir(exist_ok=True)
+        (tmp_path / "cfg" / "config.toml").write_text(config)
+    return [f.what for f in diagnose(**kw).problems]
+
+
+DEMO = Path(__file__).resolve().parents[1] / "models" / "demo"
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda d: d[:100_000], "the file is truncated"),
+    (lambda d: d[:4] + (99).to_bytes(4, "little") + d[8:], "GGUF version 99"),
+])
+def test_a_truncated_or_unsupported_gguf_is_a_problem(tmp_path, monkeypatch, edit, fragment):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(edit((DEMO / "demo-small-q8_0.gguf").read_bytes()))
+    problems = _diagnose(tmp_path, monkeypatch, small=str(bad), large=str(DEMO / "demo-large-q8_0.gguf"))
+    assert any(fragment in p and str(bad) in p for p in problems), problems
+
+
+def _router_case(tmp_path, case: str) -> str:
+    path = tmp_path / "r.onnx"
+    linear_router(path, 64 if case != "wrong-d" else 32)
+    if case == "corrupt":
+        path.write_bytes(b"\x08\x01garbage" * 10)
+    if case == "sidecar":
+        path.with_suffix(".json").write_text(json.dumps({"threshold": 0.5, "d": 64, "small_model": "x"}))
+    return str(path)
+
+
+@pytest.mark.parametrize("case,fragment", [("corrupt", "not a loadable ONNX model"), ("wrong-d", "hidden size 32"),
+                                           ("sidecar", "'small_model' must be an object")])
+def test_a_bad_router_is_a_problem(tmp_path, monkeypatch, case, fragment):
+    router = _router_case(tmp_path, case)
+    problems = _diagnose(tmp_path, monkeypatch, small=str(DEMO / "demo-small-q8_0.gguf"),
+                         large=str(DEMO / "demo-large-q8_0.gguf"), router=router)
+    assert any(fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize("line,fragment", [('router = "random:abc"', "'abc' is not a number"),
+                                           ("threads = 0", "models.threads must be between 1 and 1024"),
+                                           ("small_gpu_layers = -7", "models.small_gpu_layers must be >= -1"),
+                                           ("n_ctx = 5", "models.n_ctx must be between 16")])
+def test_bad_config_values_are_each_a_problem(tmp_path, monkeypatch, line, fragment):
+    problems = _diagnose(tmp_path, monkeypatch, config=f'[models]\n{line}\nlarge_gpu_layers = -5\n')
+    assert any(fragment in p and "config.toml" in p for p in problems), problems
+    assert any("models.large_gpu_layers" in p for p in problems)  # every bad value, not only the first

@@ -225,8 +225,8 @@ def test_add_registers_local_files(capsys, smollm2, dirs):
 
 def test_add_writes_the_planned_layers_for_the_r1_shapes(capsys, dirs):
     words = [f"t{i}" for i in range(50)]
-    small = write_header_only(dirs / "s.gguf", R1_1_5B, tokens=words)
-    large = write_header_only(dirs / "l.gguf", R1_32B, tokens=words, n_padding=3)  # padding rows differ
+    small = write_header_only(dirs / "s.gguf", R1_1_5B, tokens=words, full_size=True)
+    large = write_header_only(dirs / "l.gguf", R1_32B, tokens=words, n_padding=3, full_size=True)  # padding rows differ
     rc, out, err = r2r(capsys, "models", "add", "--small", str(small), "--large", str(large),
                        "--assume-free-gb", "12", "--json")
     assert rc == 0, err
@@ -237,8 +237,8 @@ def test_add_writes_the_planned_layers_for_the_r1_shapes(capsys, dirs):
 
 
 def test_add_refuses_files_that_do_not_pair(capsys, dirs):
-    small = write_header_only(dirs / "s.gguf", R1_1_5B, tokens=["a", "b", "c"])
-    large = write_header_only(dirs / "l.gguf", R1_32B, tokens=["a", "x", "c"])
+    small = write_header_only(dirs / "s.gguf", R1_1_5B, tokens=["a", "b", "c"], full_size=True)
+    large = write_header_only(dirs / "l.gguf", R1_32B, tokens=["a", "x", "c"], full_size=True)
     rc, _, err = r2r(capsys, "models", "add", "--small", str(small), "--large", str(large))
     assert rc == 1 and "different vocabularies" in err and "s.gguf" in err and "l.gguf" in err
     assert not (dirs / "cfg" / "config.toml").exists()
@@ -271,3 +271,37 @@ def test_pull_can_configure_the_router_in_int8(capsys, hub, dirs, smollm2, monke
     assert configured.name == "default_router-int8.onnx" and configured.is_file()
     assert json.loads(configured.with_suffix(".json").read_text())["precision"] == "int8"
     assert "int8 weights" in err
+
+
+def test_add_keeps_what_it_does_not_manage(capsys, smollm2, dirs):
+    cfg = dirs / "cfg" / "config.toml"
+    cfg.parent.mkdir()
+    user = '# mine\n[models]\nrouter = "entropy:0.5"\nthreads = 2\nsmall = "/old.gguf"  # old\n\n[other]\nx = 1  # keep\n'
+    cfg.write_text(user)
+    rc, out, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2))
+    assert rc == 0, err
+    text = cfg.read_text()
+    assert text.startswith('# mine\n[models]\nrouter = "entropy:0.5"\nthreads = 2\n') and text.endswith("[other]\nx = 1  # keep\n")
+    assert load_user_config() | {} == {"router": "entropy:0.5", "threads": 2, "small": str(smollm2.resolve()),
+                                       "large": str(smollm2.resolve()), "n_ctx": 4096,
+                                       "small_gpu_layers": load_user_config()["small_gpu_layers"],
+                                       "large_gpu_layers": load_user_config()["large_gpu_layers"]}
+    assert (dirs / "cfg" / "config.toml.bak").read_text() == user  # the '# old' comment was on a changed line
+    assert "previous config kept as" in out
+
+
+def test_add_leaves_out_a_configured_router_that_does_not_fit(capsys, smollm2, dirs):
+    router = dirs / "r64.onnx"
+    linear_router(router, 64)
+    cfg = dirs / "cfg" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(f'[models]\nrouter = "{router}"\n')
+    rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2))
+    assert rc == 0 and "configured router is left out" in err and "hidden size 64" in err
+    assert "router" not in load_user_config()
+
+
+@pytest.mark.parametrize("layers", [["--small-gpu-layers", "-9"], ["--large-gpu-layers", "-2"]])
+def test_add_rejects_gpu_layers_below_minus_one(capsys, smollm2, dirs, layers):
+    rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2), *layers)
+    assert rc == 1 and "must be >= -1" in err and not (dirs / "cfg" / "config.toml").exists()

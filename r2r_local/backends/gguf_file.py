@@ -45,23 +45,39 @@ def check_gguf_path(path: str | os.PathLike[str], role: str) -> Path:
     return p
 
 
+_EOF = ": the file is truncated or corrupt"
+GGUF_VERSIONS = (2, 3)  # what llama.cpp reads
+MAX_DIMS = 4  # GGML_MAX_DIMS
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 
 
 class _Cursor:
+    """Reads a GGUF header; every count and length is checked against the bytes left in the file
+    before it is used, so a corrupt header fails at once instead of allocating or looping."""
+
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
+        self.size = os.fstat(f.fileno()).st_size
+
+    def left(self) -> int:
+        return self.size - self.f.tell()
+
+    def need(self, n: int, each: int, what: str) -> None:
+        if n * each > self.left():
+            raise ValueError(f"{what} ({n}) runs past the end of the file{_EOF}")
 
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize("<" + fmt)
         data = self.f.read(size)
         if len(data) != size:
-            raise ValueError("unexpected end of file")
+            raise ValueError(f"unexpected end of file{_EOF}")
         return struct.unpack("<" + fmt, data)[0]
 
     def string(self) -> bytes:
-        return self.f.read(self.unpack("Q"))
+        n = self.unpack("Q")
+        self.need(n, 1, "a string length")
+        return self.f.read(n)
 
     def skip_value(self, vtype: int) -> Any:
         if vtype == _STRING:
@@ -69,11 +85,15 @@ class _Cursor:
         if vtype == _ARRAY:
             itype, n = self.unpack("I"), self.unpack("Q")
             if itype == _STRING:
+                self.need(n, 8, "an array length")
                 for _ in range(n):
-                    self.f.seek(self.unpack("Q"), 1)
+                    self.string()
             elif itype in _SCALAR:
-                self.f.seek(struct.calcsize("<" + _SCALAR[itype]) * n, 1)
+                each = struct.calcsize("<" + _SCALAR[itype])
+                self.need(n, each, "an array length")
+                self.f.seek(each * n, 1)
             else:
+                self.need(n, 12, "an array length")
                 for _ in range(n):
                     self.skip_value(itype)
             return None
@@ -137,14 +157,15 @@ class GGUFHeader:
 def _read_array(cur: _Cursor) -> list[Any]:
     itype, n = cur.unpack("I"), cur.unpack("Q")
     if itype == _STRING:
+        cur.need(n, 8, "an array length")
         return [cur.string() for _ in range(n)]
     if itype in _SCALAR:
         fmt = _SCALAR[itype]
         size = struct.calcsize("<" + fmt)
+        cur.need(n, size, "an array length")
         data = cur.f.read(size * n)
-        if len(data) != size * n:
-            raise ValueError("unexpected end of file")
         return list(struct.unpack(f"<{n}{fmt}", data))
+    cur.need(n, 12, "an array length")
     return [cur.skip_value(itype) for _ in range(n)]
 
 
@@ -161,8 +182,10 @@ def read_header(path: str | os.PathLike[str], arrays: Iterable[str] = ()) -> GGU
             if f.read(4) != GGUF_MAGIC:
                 raise ValueError("not a GGUF file (it does not start with 'GGUF')")
             version, n_tensors, n_kv = cur.unpack("I"), cur.unpack("Q"), cur.unpack("Q")
-            if version < 2:
-                raise ValueError(f"GGUF version {version} is not supported")
+            if version not in GGUF_VERSIONS:
+                raise ValueError(f"GGUF version {version} is not supported (llama.cpp reads versions 2 and 3)")
+            cur.need(n_kv, 13, "the metadata count")  # key length, type, one byte of value at least
+            cur.need(n_tensors, 24, "the tensor count")  # name length, n_dims, type, offset
             meta: dict[str, Any] = {}
             kept: dict[str, list[Any]] = {}
             alignment = 32
@@ -179,19 +202,41 @@ def read_header(path: str | os.PathLike[str], arrays: Iterable[str] = ()) -> GGU
                 meta[key] = value.decode("utf-8", errors="replace") if vtype == _STRING else value
                 if key == "general.alignment":
                     alignment = int(value)
+                    if alignment < 1:
+                        raise ValueError(f"general.alignment is {alignment}{_EOF}")
             raw = []
             for _ in range(n_tensors):
                 name = cur.string().decode("utf-8", errors="replace")
-                dims = tuple(cur.unpack("Q") for _ in range(cur.unpack("I")))
+                n_dims = cur.unpack("I")
+                if n_dims > MAX_DIMS:
+                    raise ValueError(f"tensor {name} has {n_dims} dimensions (at most {MAX_DIMS}){_EOF}")
+                dims = tuple(cur.unpack("Q") for _ in range(n_dims))
                 raw.append((name, cur.unpack("I"), dims, cur.unpack("Q")))
             data_start = -(-f.tell() // alignment) * alignment
             tensors = [TensorInfo(n, t, d, tensor_nbytes(t, d), data_start + o) for n, t, d, o in raw]
     except FileNotFoundError:
         raise ModelLoadError(f"model {p}: file not found") from None
-    except (OSError, ValueError, struct.error) as e:
-        hint = ": the file is truncated or corrupt" if "end of file" in str(e) else ""
-        raise ModelLoadError(f"model {p}: cannot read its GGUF header ({e}{hint})") from None
+    except IsADirectoryError:
+        raise ModelLoadError(f"model {p}: is a directory, expected a .gguf file") from None
+    except (OSError, ValueError, OverflowError, struct.error) as e:
+        raise ModelLoadError(f"model {p}: cannot read its GGUF header ({e})") from None
     return GGUFHeader(str(p), meta, tuple(tensors), kept)
+
+
+def check_gguf_file(path: str | os.PathLike[str], role: str) -> GGUFHeader:
+    """`check_gguf_path`, then the header parsed and every tensor's data inside the file: what a
+    config may safely point at (llama.cpp makes the same checks when it loads the file)."""
+    p = check_gguf_path(path, role)
+    try:
+        header = read_header(p)
+    except ModelLoadError as e:
+        raise ModelLoadError(f"{role} {e}") from None
+    size = p.stat().st_size
+    end = max((t.offset + t.nbytes for t in header.tensors), default=0)
+    if end > size:
+        raise ModelLoadError(f"{role} model {p}: the file is truncated: its tensors end at byte {end}, "
+                             f"the file has {size} bytes")
+    return header
 
 
 def find_tensor(path: str | os.PathLike[str], name: str) -> TensorInfo:

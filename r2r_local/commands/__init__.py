@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from r2r_local import __version__
-from r2r_local.config import DEFAULT_N_CTX, ModelSpec, SamplingParams
+from r2r_local.config import (DEFAULT_N_CTX, MAX_N_CTX, MAX_THREADS, ModelSpec, SamplingParams, check_gpu_layers,
+                              check_n_ctx, check_seed, check_threads)
 from r2r_local.errors import ConfigError
 
 
@@ -22,12 +23,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="the built-in demo pair (models/demo: an addition task) and its router when shipped")
     g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the built-in pair)")
     g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the built-in pair)")
-    g.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, metavar="N", help="context length (default %(default)s)")
+    g.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, metavar="N", help=f"context length (16..{MAX_N_CTX}; default %(default)s)")
     g.add_argument("--small-gpu-layers", type=int, default=None, metavar="N",
                    help="small model layers on the GPU (-1 = all; default: the fit plan)")
     g.add_argument("--large-gpu-layers", type=int, default=None, metavar="N",
                    help="large model layers on the GPU (-1 = all; default: as many as fit)")
-    g.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+    g.add_argument("--threads", type=int, default=None, metavar="N", help=f"CPU threads (1..{MAX_THREADS}; default: all cores)")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -36,6 +37,25 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K most likely tokens (0 = off)")
     g.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus sampling mass (1 = off)")
     g.add_argument("--seed", type=int, default=0, metavar="S", help="seed for sampling and random routers")
+
+
+def check_model_flags(args: argparse.Namespace) -> None:
+    """The model flags' bounds, checked before any file is read or model loaded."""
+    check_n_ctx(args.n_ctx)
+    check_threads(args.threads)
+    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
+    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Everything a run's flags can be checked for before loading: model flags, seed, router spec."""
+    from r2r_local.router.baselines import check_router_spec
+
+    check_model_flags(args)
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed)
+    if getattr(args, "router", None) is not None:
+        check_router_spec(args.router)
 
 
 def sampling_params(args: argparse.Namespace) -> SamplingParams:
@@ -49,6 +69,7 @@ def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
     first, then as many large-model layers as fit. Where a GPU is used the plan is said on stderr
     before loading; on a machine without one both models simply run on the CPU.
     """
+    check_model_flags(args)
     small, large = args.small, args.large
     if getattr(args, "demo", False):
         if small or large:
@@ -86,7 +107,7 @@ def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
 
 def router_spec(args: argparse.Namespace, fallback: str) -> str:
     """--router; else with --demo the shipped demo router (or the demo's fallback); else `fallback`."""
-    if args.router:
+    if args.router is not None:
         return args.router
     if getattr(args, "demo", False):
         from r2r_local.demo import FALLBACK_ROUTER, demo_router

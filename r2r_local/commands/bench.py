@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import add_model_flags, load_pair_for, router_spec, versions
+from r2r_local.commands import add_model_flags, check_flags, load_pair_for, router_spec, versions
 from r2r_local.config import as_dict
 from r2r_local.errors import ConfigError
 
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per generation (default 128; 200 with --demo, whose answers run to ~160)")
     p.add_argument("--modes", default="small,large,r2r",
                    help="comma-separated subset of small,large,r2r,overlap,ahead (default small,large,r2r)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random routers")
+    p.add_argument("--seed", type=int, default=0, help="seed of random routers (0 <= S < 2**32)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--out", metavar="DIR", help="also write bench.json, tokens.csv and plots here")
     p.set_defaults(func=run)
@@ -79,6 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
     from r2r_local.bench import DEFAULT_PROMPTS, Problem, load_problems, load_prompts
 
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
     if args.demo and not (args.problems or args.prompts):
         from r2r_local.demo import task
 
@@ -92,8 +94,6 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
     else:
         problems, source = [Problem(p) for p in DEFAULT_PROMPTS], "built-in prompts"
     if args.n is not None:
-        if args.n < 1:
-            raise ConfigError(f"--n must be >= 1, got {args.n}")
         problems = problems[: args.n]
     return problems, source
 
@@ -101,6 +101,9 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
 def run(args: argparse.Namespace) -> int:
     from r2r_local.bench import MODES, Bench
 
+    check_flags(args)
+    if args.out:
+        _check_out(Path(args.out))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
         raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got '{args.modes}'")
@@ -205,6 +208,19 @@ def _table(doc: dict[str, Any]) -> str:
     c = doc["config"]
     lines.append(f"router {c['router']}, {c['n_problems']} prompts from {c['problems']}, max {c['max_tokens']} tokens, greedy")
     return "\n".join(lines)
+
+
+def _check_out(out: Path) -> None:
+    """Fail before the benchmark, not after it, when --out cannot be the output folder."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory (bench writes bench.json, tokens.csv there)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the directory ({e.strerror})") from None
+    for name in ("bench.json", "tokens.csv", "share_along_answer.png"):
+        if (out / name).is_dir():
+            raise ConfigError(f"--out {out}: {out / name} is a directory")
 
 
 def _write_out(out: Path, doc: dict[str, Any], records: list[Any]) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from r2r_local.errors import ConfigError
+from r2r_local.config import check_free_gb, check_gpu_layers, check_n_ctx
 
 GB = 1e9
 
@@ -37,10 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from r2r_local.doctor import diagnose
 
-    if args.n_ctx is not None and args.n_ctx < 16:
-        raise ConfigError(f"n-ctx must be >= 16, got {args.n_ctx}")
-    if args.assume_free_gb is not None and args.assume_free_gb < 0:
-        raise ConfigError(f"--assume-free-gb must be >= 0, got {args.assume_free_gb}")
+    if args.n_ctx is not None:
+        check_n_ctx(args.n_ctx)
+    check_free_gb(args.assume_free_gb)
+    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
+    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
     report = diagnose(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
                       assume_free_bytes=free, small_gpu_layers=args.small_gpu_layers,

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r2r_local.commands import (AHEAD_HELP, OVERLAP_HELP, add_model_flags, add_sampling_flags, load_pair_for, router_spec,
-                                sampling_params, versions)
+from r2r_local.commands import (AHEAD_HELP, OVERLAP_HELP, add_model_flags, add_sampling_flags, check_flags, load_pair_for,
+                                router_spec, sampling_params, versions)
 from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, as_dict
 from r2r_local.errors import ConfigError
 
@@ -36,26 +36,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=run)
 
 
+MAX_PROMPT_BYTES = 10 * 2**20  # 10 MiB: far beyond any context window, small enough to read at once
+
+
 def read_prompt(args: argparse.Namespace) -> str:
+    """The prompt text: valid UTF-8, at most MAX_PROMPT_BYTES, not empty or only whitespace.
+    Files, stdin and devices are read up to one byte past the cap, never without bound."""
     if args.prompt is not None:
-        return args.prompt
-    if args.prompt_file == "-":
-        return sys.stdin.read()
-    path = Path(args.prompt_file)
+        what, text = "--prompt", args.prompt
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:  # argv bytes that are not UTF-8 arrive as lone surrogates
+            raise ConfigError("--prompt: not valid UTF-8 text") from None
+    else:
+        what = "stdin (--prompt-file -)" if args.prompt_file == "-" else f"prompt file {args.prompt_file}"
+        data = _read_capped(args.prompt_file, what)
+        size = len(data)
+        if size > MAX_PROMPT_BYTES:
+            raise ConfigError(f"{what}: the prompt is larger than {MAX_PROMPT_BYTES // 2**20} MiB")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{what}: cannot read it as UTF-8 text ({e})") from None
+    if size > MAX_PROMPT_BYTES:
+        raise ConfigError(f"{what}: the prompt is larger than {MAX_PROMPT_BYTES // 2**20} MiB")
+    if not text.strip():
+        raise ConfigError(f"{what}: the prompt is empty (or only whitespace)")
+    return text
+
+
+def _read_capped(name: str, what: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read(MAX_PROMPT_BYTES + 1)
+    path = Path(name)
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            return f.read(MAX_PROMPT_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"prompt file {path}: file not found") from None
+        raise ConfigError(f"{what}: file not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"prompt file {path}: is a directory") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"prompt file {path}: cannot read it as UTF-8 text ({e})") from None
+        raise ConfigError(f"{what}: is a directory") from None
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot read it ({e.strerror or e})") from None
 
 
 def run(args: argparse.Namespace) -> int:
+    check_flags(args)
     sampling = sampling_params(args)
     settings = GenerationSettings(args.max_tokens, tuple(args.stop))
     prompt_text = read_prompt(args)
+    for stop in args.stop:
+        try:
+            stop.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("--stop: not valid UTF-8 text") from None
 
     from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens
 

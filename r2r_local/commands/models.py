@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r2r_local.config import DEFAULT_N_CTX, ModelSpec, load_user_config, write_user_config
-from r2r_local.errors import ConfigError
+from r2r_local.config import (DEFAULT_N_CTX, check_free_gb, check_gpu_layers, check_n_ctx, load_user_config,
+                              write_user_config)
 
 GB = 1e9
 
@@ -46,6 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_setup_flags(add)
     add.set_defaults(func=run_add)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def check_setup_flags(args: argparse.Namespace) -> None:
+    """pull's and add's flags, checked before anything is read or downloaded."""
+    if args.n_ctx is not None:
+        check_n_ctx(args.n_ctx)
+    check_free_gb(args.assume_free_gb)
+    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
+    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
 
 
 def _add_setup_flags(p: argparse.ArgumentParser) -> None:
@@ -91,22 +100,43 @@ def run_list(args: argparse.Namespace) -> int:
 # --- set-up shared by pull and add -------------------------------------------------------------
 
 def _configure(args: argparse.Namespace, small: Path, large: Path, router: str | None) -> dict[str, Any]:
-    """Plan the fit and (unless --no-config) write the [models] table; returns what was done."""
+    """Plan the fit and (unless --no-config) set the [models] keys; returns what was done.
+
+    Every other key and table of the config file is kept; so is a configured router when none is
+    given, unless it does not fit the new small model."""
     from r2r_local.fit import config_layers, plan_for_machine
 
     cfg = load_user_config()
     n_ctx = args.n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
-    ModelSpec(str(small), n_ctx=n_ctx)  # validates n_ctx with the usual one-line error
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
     plan = plan_for_machine(str(small), str(large), n_ctx=n_ctx, router=router, assume_free_bytes=free,
                             small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers)
-    models = {k: v for k, v in cfg.items() if k not in ("small", "large", "router")}
-    models |= {"small": str(small.resolve()), "large": str(large.resolve()), "n_ctx": n_ctx,
+    changes = {"small": str(small.resolve()), "large": str(large.resolve()), "n_ctx": n_ctx,
                "small_gpu_layers": config_layers(plan.small), "large_gpu_layers": config_layers(plan.large)}
-    if router:
-        models["router"] = str(Path(router).resolve()) if router.endswith(".onnx") else router
-    written = None if args.no_config else str(write_user_config(models))
-    return {"models": models, "fit": plan.as_dict(), "config": written}
+    drop: tuple[str, ...] = ()
+    if router is not None:
+        changes["router"] = str(Path(router).resolve()) if router.endswith(".onnx") else router
+    elif cfg.get("router") and (why := _router_misfit(cfg["router"], small)):
+        drop = ("router",)
+        print(f"r2r: the configured router is left out of the new config: {why}", file=sys.stderr)
+    models = {k: v for k, v in cfg.items() if k not in drop} | changes
+    written = backup = None
+    if not args.no_config:
+        written, backup = write_user_config(changes, drop=drop)
+    return {"models": models, "fit": plan.as_dict(), "config": written and str(written),
+            "backup": backup and str(backup)}
+
+
+def _router_misfit(spec: str, small: Path) -> str | None:
+    """Why a configured router cannot serve `small` (None when it can)."""
+    from r2r_local.catalog import check_router_for
+    from r2r_local.errors import R2RError
+
+    try:
+        check_router_for(spec, small)
+    except R2RError as e:
+        return str(e)
+    return None
 
 
 def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
@@ -118,6 +148,8 @@ def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
         print(f"fit: {line}")
     if done["config"]:
         print(f"config written: {done['config']}")
+        if done["backup"]:
+            print(f"previous config kept as {done['backup']} (some of its comments are not in the new file)")
     else:
         print("config not written (--no-config)")
     for key, value in done["models"].items():
@@ -134,6 +166,7 @@ def run_pull(args: argparse.Namespace) -> int:
     from r2r_local.catalog import (check_pairing, convert_router, fetch, find_pair, int8_router, local_path,
                                    stderr_progress)
 
+    check_setup_flags(args)
     pair = find_pair(args.name)
     files = [("small", pair.small), ("large", pair.large)]
     if pair.router is not None and not args.no_router:
@@ -148,6 +181,10 @@ def run_pull(args: argparse.Namespace) -> int:
     for role, f in files:
         got[role], checks[role] = fetch(f, stderr_progress)
         stderr_progress(f"{role}: {got[role]} ({checks[role]}{_CHECK_WORDS[checks[role]]})")
+    from r2r_local.backends.gguf_file import check_gguf_file
+
+    check_gguf_file(got["small"], "small")
+    check_gguf_file(got["large"], "large")
     n_shared = check_pairing(got["small"], got["large"])
     router = None
     if "router" in got:
@@ -166,27 +203,18 @@ def run_pull(args: argparse.Namespace) -> int:
 # --- add ---------------------------------------------------------------------------------------
 
 def run_add(args: argparse.Namespace) -> int:
-    from r2r_local.backends.gguf_file import check_gguf_path
-    from r2r_local.catalog import check_pairing, vocab_entries
+    from r2r_local.backends.gguf_file import check_gguf_file
+    from r2r_local.catalog import check_pairing, check_router_for
 
-    small = check_gguf_path(args.small, "small")
-    large = check_gguf_path(args.large, "large")
+    check_setup_flags(args)
+    load_user_config()  # a broken config file is reported before the models are read
+    check_gguf_file(args.small, "small")  # the checks llama.cpp makes when it loads them
+    check_gguf_file(args.large, "large")
+    small, large = Path(args.small), Path(args.large)
     n_shared = check_pairing(small, large)
-    if args.router:
-        _check_router(args.router, small, vocab_entries)
+    if args.router is not None:
+        check_router_for(args.router, small)
     done = _configure(args, small, large, args.router)
     done |= {"n_shared_vocab": n_shared, "vocab_check": "tokenizer token lists compared in the GGUF headers"}
     _report(args, done)
     return 0
-
-
-def _check_router(spec: str, small: Path, vocab_entries) -> None:
-    """Fail now, not at chat time, when the router cannot be built for this small model."""
-    from r2r_local.backends.gguf_file import read_header
-    from r2r_local.router import parse_router
-    from r2r_local.vocab import vocab_hash
-
-    if spec.endswith(".onnx") and not Path(spec).is_file():
-        raise ConfigError(f"router {spec}: file not found")
-    n_embd = read_header(small).arch_int("embedding_length")
-    parse_router(spec, n_embd=n_embd, vocab_hash=vocab_hash(vocab_entries(small)))

@@ -36,11 +36,16 @@ def load_manifest(folder: Path | None = None) -> dict:
     path = (folder or demo_dir()) / MANIFEST
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            manifest = json.load(f)
     except FileNotFoundError:
         raise ModelLoadError(f"demo manifest {path}: not found (run scripts/build_demo.py)") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise ModelLoadError(f"demo manifest {path}: cannot read it ({e})") from None
     except json.JSONDecodeError as e:
         raise ModelLoadError(f"demo manifest {path}: not valid JSON ({e.msg})") from None
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"demo manifest {path}: expected a JSON object")
+    return manifest
 
 
 def demo_pair(folder: Path | None = None) -> DemoPair:
@@ -49,7 +54,12 @@ def demo_pair(folder: Path | None = None) -> DemoPair:
     manifest = load_manifest(folder)
     paths = {}
     for role in ("small", "large"):
-        path = folder / manifest["models"][role]["file"]
+        entry = manifest.get("models")
+        entry = entry.get(role) if isinstance(entry, dict) else None
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ModelLoadError(f"demo manifest {folder / MANIFEST}: no models.{role}.file (run scripts/build_demo.py)")
+        path = folder / name
         if not path.is_file():
             raise ModelLoadError(f"demo {role} model {path}: not found")
         paths[role] = path

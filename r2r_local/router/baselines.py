@@ -80,31 +80,69 @@ def _number(spec: str, text: str) -> float:
         raise ConfigError(f"router '{spec}': '{text}' is not a number ({SPEC_HELP})") from None
 
 
+def _split_path(spec: str) -> tuple[str, str | None]:
+    """(path, threshold text or None) of an ONNX spec `path[@T]`; a path may hold an '@' of its own."""
+    is_path = spec.endswith(".onnx") or Path(spec).exists()
+    if is_path or "@" not in spec:
+        return spec, None
+    path, _, threshold = spec.rpartition("@")
+    return path, threshold
+
+
+def check_router_spec(spec: str) -> Path | None:
+    """Check a router spec without loading anything; returns the ONNX path it names, if any.
+
+    Raises ConfigError/RouterError with one line: empty spec, a bad number, a missing file, a
+    directory where a router file belongs, a threshold outside (0, 1)."""
+    from r2r_local.errors import RouterError
+
+    spec = spec.strip()
+    kind, _, arg = spec.partition(":")
+    if not spec:
+        raise ConfigError(f"the router spec is empty: expected {SPEC_HELP}")
+    if spec in ("slm", "llm"):
+        return None
+    if kind == "random" and arg:
+        RandomRouter(_number(spec, arg))
+        return None
+    if kind == "entropy" and arg:
+        EntropyRouter(_number(spec, arg))
+        return None
+    path, threshold = _split_path(spec)
+    p = Path(path)
+    if not (path.endswith(".onnx") or p.exists()):
+        raise ConfigError(f"unknown router '{spec}': expected {SPEC_HELP}")
+    if p.is_dir():
+        raise RouterError(f"router {path}: is a directory, expected an .onnx file")
+    if not p.exists():
+        raise RouterError(f"router {path}: file not found")
+    if threshold is not None:
+        value = _number(spec, threshold)
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"router '{spec}': the threshold after '@' must be in (0, 1)")
+    return p
+
+
 def parse_router(
     spec: str, *, seed: int = 0, n_embd: int | None = None, vocab_hash: str | None = None
 ) -> Router:
     """Build a router from its spec. An ONNX router is checked against the small model's
     hidden size `n_embd` and vocabulary hash when these are given."""
+    path = check_router_spec(spec)
     spec = spec.strip()
     kind, _, arg = spec.partition(":")
     if spec == "slm":
         return SmallOnly()
     if spec == "llm":
         return LargeOnly()
-    if kind == "random" and arg:
+    if kind == "random" and path is None:
         return RandomRouter(_number(spec, arg), seed)
-    if kind == "entropy" and arg:
+    if kind == "entropy" and path is None:
         return EntropyRouter(_number(spec, arg))
-    is_path = spec.endswith(".onnx") or Path(spec).exists()  # a path may hold an '@' of its own
-    path, at, threshold = (spec, "", "") if is_path or "@" not in spec else spec.rpartition("@")
-    if path.endswith(".onnx") or Path(path).exists():
-        from r2r_local.router.onnx import OnnxRouter
+    from r2r_local.router.onnx import OnnxRouter
 
-        router = OnnxRouter(path, n_embd=n_embd, vocab_hash=vocab_hash)
-        if at:
-            value = _number(spec, threshold)
-            if not 0.0 < value < 1.0:
-                raise ConfigError(f"router '{spec}': the threshold after '@' must be in (0, 1)")
-            router.threshold = value
-        return router
-    raise ConfigError(f"unknown router '{spec}': expected {SPEC_HELP}")
+    router = OnnxRouter(path, n_embd=n_embd, vocab_hash=vocab_hash)
+    threshold = _split_path(spec)[1]
+    if threshold is not None:
+        router.threshold = _number(spec, threshold)
+    return router

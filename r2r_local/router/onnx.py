@@ -30,23 +30,57 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+_OPTIONAL_FIELDS = {"recall_target": (int, float), "topk": int, "precision": str, "format": str, "version": int,
+                    "provenance": dict}
+
+
 def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
-    """The sidecar as a dict, validated: threshold in (0,1), d a positive int."""
+    """The sidecar as a dict, validated: threshold in (0,1), d a positive int, the other known
+    fields of their JSON type (small_model an object with a string vocab_hash and an int n_embd)."""
     path = sidecar_path(onnx_path)
     if not path.is_file():
         raise RouterError(f"router {onnx_path}: its sidecar {path} is missing")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise RouterError(f"router sidecar {path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict):
         raise RouterError(f"router sidecar {path}: expected a JSON object")
     threshold, d = meta.get("threshold"), meta.get("d")
-    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+    if not _is(threshold, (int, float)) or not 0.0 < threshold < 1.0:
         raise RouterError(f"router sidecar {path}: 'threshold' must be a number in (0, 1)")
-    if not isinstance(d, int) or d <= 0:
+    if not _is(d, int) or d <= 0:
         raise RouterError(f"router sidecar {path}: 'd' must be a positive integer")
+    for key, want in _OPTIONAL_FIELDS.items():
+        if meta.get(key) is not None and not _is(meta[key], want):
+            raise RouterError(f"router sidecar {path}: '{key}' has the wrong type ({type(meta[key]).__name__})")
+    if meta.get("topk") is not None and meta["topk"] != TOPK:
+        raise RouterError(f"router sidecar {path}: 'topk' must be {TOPK}, got {meta['topk']}")
+    small = meta.get("small_model")
+    if small is not None:
+        if not isinstance(small, dict):
+            raise RouterError(f"router sidecar {path}: 'small_model' must be an object")
+        for key, want in (("vocab_hash", str), ("n_embd", int), ("path", str)):
+            if small.get(key) is not None and not _is(small[key], want):
+                raise RouterError(f"router sidecar {path}: 'small_model.{key}' must be "
+                                  f"{'a string' if want is str else 'an integer'}")
     return meta
+
+
+def _is(value: Any, want: type | tuple[type, ...]) -> bool:
+    """isinstance for JSON values, where true and false are not numbers."""
+    return isinstance(value, want) and not isinstance(value, bool)
+
+
+def _router_threads() -> int:
+    text = os.environ.get("R2R_ROUTER_THREADS", "1")
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise RouterError(f"R2R_ROUTER_THREADS must be an integer between 1 and 1024, got '{text}'")
+    return n
 
 
 def _gpu_present() -> bool:
@@ -80,6 +114,7 @@ class OnnxRouter:
         self.d = int(self.meta["d"])
         self._check_pairing(n_embd, vocab_hash)
         self._session = self._open()
+        self._run_options = self._quiet_run()
         self.provider = self._session.get_providers()[0]
 
     @property
@@ -99,10 +134,10 @@ class OnnxRouter:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # fatal only: errors are raised as RouterError, its own log lines would repeat them
         # One thread that sleeps when idle: a spinning pool fights llama.cpp's own threads for
         # the same cores, and a router this small gains little from more threads.
-        opts.intra_op_num_threads = int(os.environ.get("R2R_ROUTER_THREADS", "1"))
+        opts.intra_op_num_threads = _router_threads()
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
@@ -110,17 +145,38 @@ class OnnxRouter:
         except Exception as e:  # onnxruntime raises its own types for bad files
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RouterError(f"router {self.path}: not a loadable ONNX model ({first})") from None
+        self._check_io(session)
+        return session
+
+    @staticmethod
+    def _quiet_run():  # type: ignore[no-untyped-def]
+        import onnxruntime as ort
+
+        run = ort.RunOptions()
+        run.log_severity_level = 4
+        return run
+
+    def _check_io(self, session: Any) -> None:
+        """Names, element types and ranks of the graph's inputs and output (DESIGN.md section 3)."""
         names = {i.name: i for i in session.get_inputs()}
-        if set(names) != set(INPUTS) or [o.name for o in session.get_outputs()] != [OUTPUT]:
+        outputs = session.get_outputs()
+        if set(names) != set(INPUTS) or [o.name for o in outputs] != [OUTPUT]:
             raise RouterError(
                 f"router {self.path}: expected inputs {', '.join(INPUTS)} and output '{OUTPUT}', "
-                f"found inputs {', '.join(sorted(names))}"
+                f"found inputs {', '.join(sorted(names))} and outputs {', '.join(o.name for o in outputs)}"
             )
         for name, width in (("hidden", self.d), ("token_embedding", self.d), ("topk_logits", TOPK)):
-            shape = names[name].shape
+            node = names[name]
+            shape = node.shape
+            if node.type != "tensor(float)":
+                raise RouterError(f"router {self.path}: input '{name}' is {node.type}, expected tensor(float)")
             if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
                 raise RouterError(f"router {self.path}: input '{name}' has shape {shape}, expected [B, {width}]")
-        return session
+        out = outputs[0]
+        if out.type not in ("tensor(float)", "tensor(float16)", "tensor(double)"):
+            raise RouterError(f"router {self.path}: output '{OUTPUT}' is {out.type}, expected tensor(float)")
+        if out.shape is not None and (len(out.shape) != 2 or (isinstance(out.shape[1], int) and out.shape[1] != 1)):
+            raise RouterError(f"router {self.path}: output '{OUTPUT}' has shape {out.shape}, expected [B, 1]")
 
     def logits(self, hidden: np.ndarray, token_embedding: np.ndarray, topk: np.ndarray) -> np.ndarray:
         """float32 [B]: the graph's raw output for a batch of float32 [B,d], [B,d], [B,100]."""
@@ -129,8 +185,17 @@ class OnnxRouter:
             "token_embedding": np.ascontiguousarray(token_embedding, dtype=np.float32),
             "topk_logits": np.ascontiguousarray(topk, dtype=np.float32),
         }
-        (logit,) = self._session.run([OUTPUT], feeds)
-        return logit.reshape(-1)
+        try:
+            (logit,) = self._session.run([OUTPUT], feeds, self._run_options)
+        except Exception as e:  # onnxruntime raises its own types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RouterError(f"router {self.path}: failed while running ({first})") from None
+        logit = np.asarray(logit).reshape(-1)
+        if logit.shape[0] != hidden.shape[0]:
+            raise RouterError(f"router {self.path}: returned {logit.shape[0]} values for {hidden.shape[0]} positions")
+        if np.isnan(logit).any():  # +-inf are clear decisions; NaN would silently never escalate
+            raise RouterError(f"router {self.path}: returned NaN (a broken model or broken weights)")
+        return logit.astype(np.float32)
 
     def probabilities(
         self, hidden: np.ndarray, token_embedding: np.ndarray, topk: np.ndarray
