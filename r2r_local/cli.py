@@ -8,17 +8,19 @@ Each subcommand lives in `r2r_local/commands/<name>.py` and registers itself her
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from typing import Sequence
 
 from r2r_local import __version__
-from r2r_local.commands import bench, doctor, generate, label, models, threshold, train_router
 from r2r_local.errors import R2RError
 
 PROG = "r2r"
-COMMANDS = [generate, bench, label, train_router, threshold, doctor, models]
+# Imported when the parser is built, inside main's error handling: a Ctrl-C while numpy or
+# onnxruntime load is then one line like any other.
+COMMANDS = ["generate", "bench", "label", "train_router", "threshold", "doctor", "models"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"r2r-local {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log llama.cpp and library details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in COMMANDS:
-        command.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"r2r_local.commands.{name}").register(sub)
     return parser
 
 
@@ -46,13 +48,13 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
-    _setup_logging(args.verbose)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        _setup_logging(args.verbose)
         return args.func(args)
     except R2RError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
