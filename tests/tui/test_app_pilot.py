@@ -85,7 +85,8 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
     assert [m.role for m in stored] == ["user", "assistant"] and stored[0].content == prompt
     # source marking: exactly the large model's pieces are coloured
     stats = answer.stats
-    # (in the rendered Markdown the large model's runs of letters and digits carry the colour)
+    # (in the rendered Markdown the large model's text carries the colour: every word and number,
+    # and the punctuation that is not Markdown syntax; see marked_markdown.wrappable)
     large_runs = [[]]  # the text of each run of consecutive large-model pieces
     for p in stored[-1].pieces:
         if p.source == "large":
@@ -94,7 +95,9 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
             large_runs.append([])
     large_words = [w for run in large_runs for w in re.findall(r"[^\W_]+", "".join(run))]
     assert 0 < stats["large_tokens"] < stats["n_tokens"]
-    assert marked_spans == large_words != []
+    assert [w for span in marked_spans for w in re.findall(r"[^\W_]+", span)] == large_words != []
+    large_text = "".join(p.text for p in stored[-1].pieces if p.source == "large")
+    assert all(not c.isspace() and c in large_text for span in marked_spans for c in span)
     assert LARGE_COLOUR in svg_marked.lower() and LARGE_COLOUR not in svg_plain.lower()
     # marking off: the same Markdown, nothing coloured
     assert plain_spans == [] and markdown_source == shown and markdown_blocks >= 1
