@@ -110,7 +110,9 @@ class AssistantMessage(Vertical):
         self._dirty = True
         if self.markdown.ready and not self._pumping:
             self._pumping = True
-            self.run_worker(self._pump(), group="markdown")
+            # The function, not a coroutine object: a worker that never starts (the app quits)
+            # must not leave a coroutine behind that was never awaited.
+            self.run_worker(self._pump, group="markdown")
 
     def on_marked_markdown_ready(self, event: MarkedMarkdown.Ready) -> None:
         event.stop()

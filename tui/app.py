@@ -7,7 +7,8 @@ in a thread worker that stores every piece in the history before posting it to t
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +20,7 @@ from textual.widgets import Footer, Static
 
 from r2r_local.chat import Message
 from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
-from r2r_local.errors import R2RError
+from r2r_local.errors import PromptTooLongError, R2RError
 
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
@@ -28,12 +29,29 @@ from r2r_tui.loader import Loaded, Loader, core_loader
 from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
 from r2r_tui.prompt_input import PromptInput
 from r2r_tui.status_bar import StatusBar, StatusFigures
-from r2r_tui.store import History, HistoryError, StoredMessage
+from r2r_tui.store import REGENERATION_DROPPED, History, HistoryError, StoredMessage
 from r2r_tui.streaming import Answer, stream_answer
 from r2r_tui.system_prompt_screen import SystemPromptScreen
 from r2r_tui.user_message import UserMessage
 
 MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
+# At quit the generation worker gets this long to stop; one still inside llama.cpp after it keeps
+# the models (closing them under it would crash the process, which is exiting anyway).
+UNMOUNT_WAIT_S = 2.0
+
+
+@dataclass
+class _Generation:
+    """One answer being written. done is set by its worker once it no longer uses the models.
+
+    replaces: the stored answer a regeneration is to replace (kept if this one is dropped);
+    user: (text, stored id, widget) of the user message this answer follows, on a fresh send."""
+
+    message_id: int
+    cancel: threading.Event
+    done: threading.Event
+    replaces: int | None = None
+    user: tuple[str, int, UserMessage] | None = None
 
 
 class ChatApp(App[None]):
@@ -72,10 +90,11 @@ class ChatApp(App[None]):
         self.turn_ids: list[int] = []
         self.marking = True
         self.mode = "router"
-        self.generating = False
-        self._cancel: threading.Event | None = None
-        self._worker_done = threading.Event()
-        self._worker_done.set()
+        self._gen: _Generation | None = None  # the answer being written
+        self._last_done: threading.Event | None = None  # the latest generation worker's `done`
+        self._loading = False  # the load worker runs
+        self._last_failed: int | None = None  # a stored answer that failed without text, ending the conversation
+        self._busy_noted = 0.0  # when "an answer is being written" was last shown
         self._regenerations = 0
         self._session = [0, 0]  # tokens, large tokens over the answers of this run
         self.last_answer: Answer | None = None
@@ -93,6 +112,15 @@ class ChatApp(App[None]):
         yield Footer(compact=True, show_command_palette=False)
 
     @property
+    def generating(self) -> bool:
+        return self._gen is not None
+
+    @property
+    def workers_in_flight(self) -> bool:
+        """Whether a worker thread (loading, or an answer that did not stop) still runs."""
+        return self._loading or (self._last_done is not None and not self._last_done.is_set())
+
+    @property
     def chat(self) -> VerticalScroll:
         return self.query_one("#chat", VerticalScroll)
 
@@ -105,8 +133,13 @@ class ChatApp(App[None]):
         try:
             self.history = self._history_arg if isinstance(self._history_arg, History) else History(self._history_arg)
         except HistoryError as e:
-            self.notify(str(e), title=e.title, severity="error", timeout=30)
+            self._error(e, timeout=30)
+        self._loading = True
         self._load_models()
+
+    def _error(self, e: R2RError, timeout: float = 20, suffix: str = "") -> None:
+        """One notification for an error (its text shown literally, never as markup)."""
+        self.notify(str(e) + suffix, title=e.title, severity="error", timeout=timeout, markup=False)
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -120,6 +153,8 @@ class ChatApp(App[None]):
         except Exception as e:  # a bug, still shown in the app without a traceback
             self.post_message(LoadFailed("Internal error", f"{type(e).__name__}: {e}"))
             return
+        finally:
+            self._loading = False
         if self._shutting_down:  # the app closed while loading: nobody will take the models
             loaded.close()
             return
@@ -130,7 +165,7 @@ class ChatApp(App[None]):
 
     def on_load_failed(self, event: LoadFailed) -> None:
         self.query_one(LoadPanel).fail(event.title, event.message)
-        self.notify(event.message, title=event.title, severity="error", timeout=30)
+        self.notify(event.message, title=event.title, severity="error", timeout=30, markup=False)
         self.status.show(replace(self.status.figures, state="no models"))
 
     def on_models_loaded(self, event: ModelsLoaded) -> None:
@@ -156,17 +191,23 @@ class ChatApp(App[None]):
                 self.conversation = history.new_conversation(title, self.system, self.loaded.choice.description)
             mid = history.add_user(self.conversation, event.text)
         except HistoryError as e:  # nothing is sent that could not be stored; the prompt is kept
-            self.notify(str(e), title=e.title, severity="error", timeout=20)
+            self._error(e)
             return
         self.query_one(PromptInput).clear()
         self.turns.append(Message("user", event.text))
         self.turn_ids.append(mid)
-        self.chat.mount(UserMessage(event.text))
-        self._start_answer()
+        view = UserMessage(event.text)
+        self.chat.mount(view)
+        self._last_failed = None
+        if not self._start_answer(user=(event.text, mid, view)):
+            self._take_back((event.text, mid, view))
 
     def _can_generate(self) -> bool:
         if self.generating:
-            self.notify("an answer is being written: Esc stops it", severity="warning")
+            now = time.monotonic()
+            if now - self._busy_noted > self.NOTIFICATION_TIMEOUT:  # one toast, not one per key press
+                self._busy_noted = now
+                self.notify("an answer is being written: Esc stops it", severity="warning")
             return False
         if self.loaded is None:
             self.notify("no models are loaded", severity="error")
@@ -180,41 +221,50 @@ class ChatApp(App[None]):
         assert self.history is not None  # checked by _can_generate
         return self.history
 
-    def _start_answer(self) -> None:
+    def _start_answer(self, *, replaces: int | None = None, user: tuple[str, int, UserMessage] | None = None) -> bool:
+        """Store an empty answer and start writing it; False (and a notification) if it cannot be stored.
+
+        replaces: regenerate this stored answer; it stays (hidden) until the new one ends normally."""
         assert self.loaded is not None and self.conversation is not None
         engine = self.loaded.engine
         engine.router = self.router if self.mode == "router" else self.loaded.pair.router(self.mode)
-        messages = ([Message("system", self.system)] if self.system else []) + list(self.turns)
+        turns = self.turns[:-1] if replaces is not None and self.turn_ids[-1:] == [replaces] else self.turns
+        messages = ([Message("system", self.system)] if self.system else []) + list(turns)
         try:
-            mid = self._require_history().start_answer(self.conversation, engine.router.name)
+            mid = self._require_history().start_answer(self.conversation, engine.router.name, replaces=replaces)
         except HistoryError as e:
-            self.notify(str(e), title=e.title, severity="error", timeout=20)
-            return
+            self._error(e)
+            return False
+        old = self._view(replaces) if replaces is not None else None
+        if old is not None:
+            old.display = False
         view = AssistantMessage(mid, marking=self.marking)
         self.chat.mount(view)
         self.chat.anchor()  # follow the answer as it grows, until the user scrolls away
-        self.generating = True
-        self._cancel = threading.Event()
-        self._worker_done.clear()
+        gen = self._gen = _Generation(mid, threading.Event(), threading.Event(), replaces, user)
+        self._last_done = gen.done
+        self._busy_noted = 0.0
         sampling = replace(self.sampling, seed=self.sampling.seed + self._regenerations)
         self._show_status("writing", answer_share=0.0)
-        self._generate(messages, mid, self._cancel, sampling)
+        self._generate(messages, gen, sampling)
+        return True
 
     @work(thread=True, exit_on_error=False, group="generate")
-    def _generate(self, messages: list[Message], mid: int, cancel: threading.Event, sampling: SamplingParams) -> None:
+    def _generate(self, messages: list[Message], gen: _Generation, sampling: SamplingParams) -> None:
         assert self.loaded is not None
+        mid = gen.message_id
         try:
             answer = stream_answer(self.loaded.engine, messages, self._require_history(), mid,
                                    lambda progress: self.post_message(AnswerProgress(mid, progress)),
-                                   cancel, sampling, self.settings)
+                                   gen.cancel, sampling, self.settings)
         except R2RError as e:
-            self.post_message(AnswerFailed(mid, e.title, str(e)))
+            self.post_message(AnswerFailed(mid, e.title, str(e), isinstance(e, PromptTooLongError)))
         except Exception as e:  # a bug: shown, the conversation kept
             self.post_message(AnswerFailed(mid, "Internal error", f"{type(e).__name__}: {e}"))
         else:
             self.post_message(AnswerDone(mid, answer))
         finally:
-            self._worker_done.set()
+            gen.done.set()  # this generation's own event: a later answer's worker is not affected
 
     def _view(self, mid: int) -> AssistantMessage | None:
         return next((v for v in self.query(AssistantMessage) if v.message_id == mid), None)
@@ -229,32 +279,109 @@ class ChatApp(App[None]):
                           session_share=large / tokens if tokens else None,
                           tokens_per_s=p.tokens_per_s or None, activated_params_b=p.activated_params_b)
 
+    def _finished(self, mid: int) -> _Generation | None:
+        """The generation that wrote `mid`, no longer current."""
+        gen = self._gen
+        if gen is None or gen.message_id != mid:
+            return None
+        self._gen = None
+        self._busy_noted = 0.0
+        return gen
+
     def on_answer_done(self, event: AnswerDone) -> None:
+        gen = self._finished(event.message_id)
         answer = event.answer
-        self.generating = False
         self.last_answer = answer
-        self.turns.append(Message("assistant", answer.answer))
-        self.turn_ids.append(event.message_id)
         stats = answer.stats or {}
         self._session[0] += stats.get("n_tokens", 0)
         self._session[1] += stats.get("large_tokens", 0)
         view = self._view(event.message_id)
+        state = "stopped" if answer.stop_reason == "cancelled" else "ready"
+        if gen is not None and gen.replaces is not None and (answer.stop_reason or "error") in REGENERATION_DROPPED:
+            self._keep_replaced(gen, view)  # the store dropped the new answer
+            self.notify("regeneration stopped: the previous answer is kept", severity="warning")
+            self._show_status(state)
+            return
+        if gen is not None and gen.replaces is not None:
+            self._drop_replaced(gen)
+        self.turns.append(Message("assistant", answer.answer))
+        self.turn_ids.append(event.message_id)
         if view is not None:
             view.finish(_note(answer.stop_reason, answer.message, stats))
-        self._show_stats(stats, "stopped" if answer.stop_reason == "cancelled" else "ready")
+        self._show_stats(stats, state)
         if answer.message:
-            self.notify(answer.message, severity="warning")
+            self.notify(answer.message, severity="warning", markup=False)
 
     def on_answer_failed(self, event: AnswerFailed) -> None:
-        self.generating = False
+        gen = self._finished(event.message_id)
         view = self._view(event.message_id)
+        self._show_status("error")
+        if gen is not None and gen.replaces is not None:  # the store dropped the new answer
+            self._keep_replaced(gen, view)
+            self.notify(f"{event.message}; the previous answer is kept", title=event.title, severity="error",
+                        timeout=20, markup=False)
+            return
+        if (event.prompt_too_long and gen is not None and gen.user is not None and view is not None
+                and not view.pieces and self._take_back(gen.user, event.message_id)):
+            n_ctx = self.loaded.engine.n_ctx if self.loaded is not None else "?"
+            self.notify(f"The message does not fit the context of {n_ctx} tokens: it is back in the prompt box. "
+                        "ctrl+n starts a new conversation; --n-ctx raises the limit.",
+                        title=event.title, severity="error", timeout=30, markup=False)
+            return
         if view is not None:
             view.finish(f"[{event.title}: {event.message}]")
             if view.answer:
                 self.turns.append(Message("assistant", view.answer))
                 self.turn_ids.append(event.message_id)
-        self.notify(event.message, title=event.title, severity="error", timeout=20)
-        self._show_status("error")
+            else:
+                self._last_failed = event.message_id  # not a turn; a regenerate replaces it
+        self.notify(event.message, title=event.title, severity="error", timeout=20, markup=False)
+
+    def _keep_replaced(self, gen: _Generation, view: AssistantMessage | None) -> None:
+        """A dropped regeneration: its view goes, the answer it was to replace shows again."""
+        if view is not None:
+            view.remove()
+        old = self._view(gen.replaces) if gen.replaces is not None else None
+        if old is not None:
+            old.display = True
+
+    def _drop_replaced(self, gen: _Generation) -> None:
+        """A regeneration that ended normally: the answer it replaced leaves the screen and the turns."""
+        old = self._view(gen.replaces) if gen.replaces is not None else None
+        if old is not None:
+            old.remove()
+        if self.turn_ids[-1:] == [gen.replaces]:
+            self.turns.pop()
+            self.turn_ids.pop()
+        if self._last_failed == gen.replaces:
+            self._last_failed = None
+
+    def _take_back(self, user: tuple[str, int, UserMessage], answer: int | None = None) -> bool:
+        """Remove a user message that got no answer (and its stored empty answer) from the history and
+        the screen, and put its text back into the prompt box. False if the history refused."""
+        text, mid, widget = user
+        history = self._require_history()
+        try:
+            if answer is not None:
+                history.delete_message(answer)
+            history.delete_message(mid)
+            if self.conversation is not None and not history.messages(self.conversation):
+                history.delete_conversation(self.conversation)
+                self.conversation = None
+        except HistoryError as e:
+            self._error(e)
+            return False
+        view = self._view(answer) if answer is not None else None
+        if view is not None:
+            view.remove()
+        widget.remove()
+        if self.turn_ids[-1:] == [mid]:
+            self.turns.pop()
+            self.turn_ids.pop()
+        prompt = self.query_one(PromptInput)
+        prompt.text = text + ("\n" + prompt.text if prompt.text.strip() else "")
+        prompt.focus()
+        return True
 
     # --- status ---------------------------------------------------------------------------------
 
@@ -288,27 +415,23 @@ class ChatApp(App[None]):
         return True
 
     def action_stop(self) -> None:
-        if self.generating and self._cancel is not None:
-            self._cancel.set()
+        if self._gen is not None:
+            self._gen.cancel.set()
 
     def action_regenerate(self) -> None:
+        """Write the last answer again; the old one is kept until the new one ends normally."""
         if not self._can_generate() or not self.turns:
             return
-        history = self._require_history()
-        if self.turns[-1].role == "assistant":
-            self.turns.pop()
-            history.delete_message(self.turn_ids.pop())
-            views = list(self.query(AssistantMessage))
-            if views:
-                views[-1].remove()
+        replaces = self.turn_ids[-1] if self.turns[-1].role == "assistant" else self._last_failed
         self._regenerations += 1
-        self._start_answer()
+        self._start_answer(replaces=replaces)
 
     def action_new_chat(self) -> None:
         if self.generating:
             self.notify("an answer is being written: Esc stops it first", severity="warning")
             return
         self.conversation, self.turns, self.turn_ids = None, [], []
+        self._last_failed = None
         self.system = self.default_system
         for widget in list(self.query(UserMessage)) + list(self.query(AssistantMessage)):
             widget.remove()
@@ -323,28 +446,41 @@ class ChatApp(App[None]):
         if self.generating:
             self.notify("an answer is being written: Esc stops it first", severity="warning")
             return
-        self.push_screen(HistoryScreen(self.history.conversations()), self._open_conversation)
+        try:
+            conversations = self.history.conversations()
+        except HistoryError as e:
+            self._error(e)
+            return
+        self.push_screen(HistoryScreen(conversations), self._open_conversation)
 
     def _open_conversation(self, conversation: int | None) -> None:
         if conversation is None or self.history is None:
             return
-        stored = self.history.conversation(conversation)
+        try:  # everything is read before the current conversation leaves the screen
+            stored = self.history.conversation(conversation)
+            messages = self.history.messages(conversation) if stored is not None else []
+        except HistoryError as e:
+            self._error(e)
+            return
         if stored is None:
             return
         self.action_new_chat()
         self.conversation, self.system = stored.id, stored.system
         last_stats: dict | None = None
-        for m in self.history.messages(stored.id):
+        for m in messages:
             self._show_stored(m)
             if m.role == "assistant":
                 last_stats = m.stats
+        self._last_failed = messages[-1].id if messages and messages[-1].failed_empty else None
         if last_stats:
             self._show_stats(last_stats, "reopened")
         self.chat.anchor()  # the end of the conversation, once its Markdown has been laid out
 
     def _show_stored(self, m: StoredMessage) -> None:
-        self.turns.append(Message(m.role, m.content))
-        self.turn_ids.append(m.id)
+        """Show a stored message; it becomes a turn exactly when the live session made it one."""
+        if not m.failed_empty:
+            self.turns.append(Message(m.role, m.content))
+            self.turn_ids.append(m.id)
         if m.role == "user":
             self.chat.mount(UserMessage(m.content))
             return
@@ -357,9 +493,13 @@ class ChatApp(App[None]):
         def save(text: str | None) -> None:
             if text is None:
                 return
-            self.system = text
             if self.conversation is not None and self.history is not None:
-                self.history.set_system(self.conversation, text)
+                try:
+                    self.history.set_system(self.conversation, text)
+                except HistoryError as e:  # the prompt stays what the history holds
+                    self._error(e, suffix="; the system prompt is unchanged")
+                    return
+            self.system = text
             self.notify("system prompt set" if text else "system prompt cleared")
 
         self.push_screen(SystemPromptScreen(self.system), save)
@@ -396,10 +536,12 @@ class ChatApp(App[None]):
 
     def on_unmount(self) -> None:
         self._shutting_down = True
-        if self._cancel is not None:
-            self._cancel.set()
-        # The worker stops within one token; the models must outlive it.
-        self._worker_done.wait(timeout=30)
+        if self._gen is not None:
+            self._gen.cancel.set()
+        # The worker stops within one token (or prompt chunk); the models and the history must
+        # outlive it. One still inside llama.cpp keeps them: the process is exiting.
+        if self._last_done is not None and not self._last_done.wait(timeout=UNMOUNT_WAIT_S):
+            return
         if self.loaded is not None:
             self.loaded.close()
             self.loaded = None
@@ -410,6 +552,8 @@ class ChatApp(App[None]):
 def _note(stop_reason: str | None, message: str | None, stats: dict) -> str:
     if stop_reason == "cancelled":
         return "[stopped]"
+    if stop_reason == "error":
+        return "[failed]"
     if stop_reason == "interrupted":
         return "[interrupted: the app closed while this answer was written]"
     if stop_reason == "max_tokens":
@@ -436,8 +580,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
     logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
     logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
-    ChatApp(core_loader(options), **kwargs).run()
-    return 0
+    return run_chat(ChatApp(core_loader(options), **kwargs))
+
+
+def run_chat(app: ChatApp, **run_options: object) -> int:
+    """Run the app; once it has exited, end the process without waiting for a worker still inside
+    llama.cpp (a model loading, an answer that did not stop): Python would join those threads
+    at exit, and a load cannot be interrupted. For main() only, never for an app in a test."""
+    import asyncio
+    import os
+    import sys
+
+    loop = asyncio.new_event_loop()
+    try:
+        app.run(loop=loop, **run_options)  # type: ignore[arg-type]
+        if not app.workers_in_flight:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+    except KeyboardInterrupt:  # Ctrl+C after the terminal was given back: no traceback
+        pass
+    if app.workers_in_flight:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP
-from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
+from r2r_local.config import DEFAULT_MAX_TOKENS, DEFAULT_N_CTX, GenerationSettings, ModelSpec, SamplingParams
+from r2r_local.errors import ConfigError
 from r2r_local.router.baselines import SPEC_HELP
 
 from r2r_tui.loader import ChatOptions
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str, Any]]:
     """(model options for the loader, keyword arguments of ChatApp); raises ConfigError on bad values."""
     args = build_parser().parse_args(argv)
+    check_model_flags(args)
     options = ChatOptions(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
                           threads=args.threads, small_gpu_layers=args.small_gpu_layers,
                           large_gpu_layers=args.large_gpu_layers, demo=args.demo, config_file=args.config,
@@ -47,3 +49,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
                       sampling=SamplingParams(temperature=args.temperature, seed=args.seed),
                       settings=GenerationSettings(max_tokens=args.max_tokens))
     return options, app_kwargs
+
+
+def check_model_flags(args: argparse.Namespace) -> None:
+    """Refuse what would otherwise be silently ignored: --demo with model paths, a config file
+    that is not there, and values the core's ModelSpec refuses (its own validators decide)."""
+    if args.demo and (args.small or args.large):
+        raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
+    if args.config is not None and not args.config.is_file():
+        raise ConfigError(f"config file {args.config} does not exist")
+    n_ctx = args.n_ctx if args.n_ctx is not None else DEFAULT_N_CTX
+    for layers in (args.small_gpu_layers, args.large_gpu_layers):
+        ModelSpec("", n_ctx=n_ctx, n_gpu_layers=layers if layers is not None else 0, threads=args.threads)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
@@ -46,7 +47,8 @@ class HistoryScreen(ModalScreen[int | None]):
         self.dismiss(int(event.option.id or 0))
 
 
-def _line(c: StoredConversation) -> str:
+def _line(c: StoredConversation) -> Content:
+    """One option's text, shown literally: a title such as "What is [/] in Rich?" is not markup."""
     when = datetime.fromtimestamp(c.updated).strftime("%Y-%m-%d %H:%M")
     title = c.title if len(c.title) <= 60 else c.title[:59] + "…"
-    return f"{when}  {title}  ({c.n_messages} messages)"
+    return Content(f"{when}  {title}  ({c.n_messages} messages)")

@@ -123,9 +123,12 @@ def demo_choice(options: ChatOptions) -> ModelChoice:
     from r2r_local.demo import FALLBACK_ROUTER, demo_pair, demo_router
 
     pair = demo_pair()
-    n_ctx, threads = options.n_ctx or DEFAULT_N_CTX, options.threads
-    small = ModelSpec(str(pair.small), n_ctx=n_ctx, threads=threads, role="small")
-    large = ModelSpec(str(pair.large), n_ctx=n_ctx, threads=threads, role="large")
+    n_ctx = options.n_ctx if options.n_ctx is not None else DEFAULT_N_CTX
+    threads = options.threads
+    small = ModelSpec(str(pair.small), n_ctx=n_ctx, threads=threads, role="small",
+                      n_gpu_layers=options.small_gpu_layers or 0)
+    large = ModelSpec(str(pair.large), n_ctx=n_ctx, threads=threads, role="large",
+                      n_gpu_layers=options.large_gpu_layers or 0)
     router = options.router or (str(demo_router()) if demo_router() else FALLBACK_ROUTER)
     return ModelChoice(small, large, router, "built-in demo pair (addition)", "demo", overlap=options.overlap,
                        ahead=options.ahead)

@@ -1,14 +1,27 @@
-"""Markdown in which the large model's words are coloured.
+"""Markdown in which the large model's text is coloured.
 
 The source handed to Textual's Markdown widget carries two private-use characters around each
-run of letters and digits that the large model wrote; every block strips them from its text and
-colours what was between them. Only letter/digit runs are wrapped, so Markdown's own syntax
-(`#`, `-`, `*`, backticks, an ordered list's number at the start of a line) is never split and
-parses as usual. Code blocks drop the marks (they show uncoloured).
+run of non-whitespace characters that the large model wrote; every block strips them from its
+text and colours what was between them. A mark must never change how the Markdown parses, so a
+character is left bare where it may be syntax (see `wrappable`):
+- Markdown's own punctuation: \\ ` * _ ~ [ ] ( ) < > | & # and quotes are never wrapped, nor is any other
+  punctuation right beside one of them (a mark there would change how `*`, `_` or `~` flank);
+- a line's block markers (indentation, `>`, list markers such as `-`, `+`, `*`, `1.`, `2)`,
+  heading `#`s), lines made only of `-`, `=`, `*`, `_`, `:`, `|`, `+` (rules, setext
+  underlines, table delimiter rows), fence lines, and HTML blocks (a line opening with `<`,
+  up to the next blank line);
+- a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (`<...>`), any word
+  that linkify may turn into a link (`://`, `@`, `www.`, `name.tld`), and, in a document
+  with a link reference definition, that line and every `[label]`.
+Everything else the large model wrote is coloured: words, numbers, `+`, `=`, `.`, `==`, `!`,
+`→`. Inside a fenced code block (opened at the margin) every non-whitespace character is
+wrapped, since code is literal; the fence block strips the marks and lays the colour over its
+syntax highlighting.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -25,10 +38,9 @@ LARGE_STYLE = "bold #ff9f1a"
 
 
 def marked_source(pieces: Iterable[Piece], part: str, marking: bool) -> str:
-    """The text of one part; with `marking`, the large model's letter/digit runs wrapped in marks.
+    """The text of one part; with `marking`, the large model's wrappable runs wrapped in marks.
 
-    Leading and trailing whitespace is dropped. A number that opens a line and is followed by
-    "." or ")" may be an ordered-list marker, so it stays bare."""
+    Leading and trailing whitespace is dropped."""
     chunks = [(p.text, p.source == "large") for p in pieces if p.part == part]
     text = "".join(t for t, _ in chunks)
     lead = len(text) - len(text.lstrip())
@@ -36,27 +48,98 @@ def marked_source(pieces: Iterable[Piece], part: str, marking: bool) -> str:
     if not marking:
         return text
     large = [flag for t, flag in chunks for _ in t][lead:lead + len(text)]
+    ok = wrappable(text)
     out: list[str] = []
-    line_blank = True  # only spaces or tabs so far on the current line
     i = 0
     while i < len(text):
-        if not (large[i] and text[i].isalnum()):
+        if not (large[i] and ok[i]):
             out.append(text[i])
-            line_blank = text[i] == "\n" or (line_blank and text[i] in " \t")
             i += 1
             continue
         j = i
-        while j < len(text) and large[j] and text[j].isalnum():
+        while j < len(text) and large[j] and ok[j]:
             j += 1
-        run = text[i:j]
-        list_marker = line_blank and run.isdigit() and text[j:j + 1] in (".", ")")
-        out.append(run if list_marker else START + run + END)
-        line_blank, i = False, j
+        out.append(START + text[i:j] + END)
+        i = j
     return "".join(out)
 
 
+SYNTAX = frozenset("\\`*_~[]()<>|&#\"'")  # quotes: they open link titles
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_PREFIX = re.compile(r"^(?:[ \t]*(?:>|(?:[-+*]|\d{1,9}[.)]|#{1,6})(?=[ \t]|$)))*[ \t]*")
+_STRUCTURAL = re.compile(r"^[ \t]*[-=*_:|+][-=*_:|+ \t]*$")
+_HTML_BLOCK = re.compile(r"^ {0,3}<")
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
+# An HTML tag, comment or autolink may run over lines: bare up to its `>` (or the end).
+_HTML_INLINE = re.compile(r"<[A-Za-z/!?][^>]*>?")
+_LABEL = re.compile(r"\[[^\[\]\n]*\]")
+_BARE = re.compile(r"\]\((?:<[^<>\n]*>|[^\s()]*)|\\.|&#?\w+;|\S*(?:://|@|www\.|\w\.[A-Za-z]{2,})\S*", re.DOTALL)
+
+
+def wrappable(text: str) -> list[bool]:
+    """For each character of a Markdown source: whether marks around it leave the parse unchanged."""
+    ok = [False] * len(text)
+    labels = bool(_REFERENCE.search(text))  # then a mark in a [label] could break the reference
+    tags = {k for m in _HTML_INLINE.finditer(text) for k in range(m.start(), m.end())}
+    fence: tuple[str, int] | None = None  # the open fence's character and length
+    html = False
+    pos = 0
+    for line in text.split("\n"):
+        start, end = pos, pos + len(line)
+        pos = end + 1
+        if fence is not None:
+            close = _FENCE.match(line)
+            if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= fence[1] \
+                    and not line[close.end():].strip():
+                fence = None
+                continue
+            for k in range(start, end):
+                ok[k] = not text[k].isspace()
+            continue
+        if not line.strip():
+            html = False
+            continue
+        opened = _FENCE.match(line)
+        if opened:  # never wrapped; only a fence at the margin is surely not inside a list item
+            if not html and not line[0].isspace() and not (opened.group(1)[0] == "`" and "`" in line[opened.end():]):
+                fence = (opened.group(1)[0], len(opened.group(1)))
+            continue
+        if html or _HTML_BLOCK.match(line):
+            html = True
+            continue
+        if _STRUCTURAL.match(line):
+            continue
+        if labels and _REFERENCE.match(line):
+            continue
+        _inline(text, start + _PREFIX.match(line).end(), end, ok, labels, tags)
+    return ok
+
+
+def _inline(text: str, a: int, b: int, ok: list[bool], labels: bool, tags: set[int]) -> None:
+    bare: set[int] = set()
+    for pattern in (_BARE, _LABEL) if labels else (_BARE,):
+        for m in pattern.finditer(text, a, b):
+            bare.update(range(m.start(), m.end()))
+    for k in range(a, b):
+        c = text[k]
+        if c.isspace() or k in bare or k in tags or c in SYNTAX:
+            continue
+        if c.isalnum():
+            ok[k] = True
+            continue
+        before = text[k - 1] if k > 0 else "\n"
+        after = text[k + 1] if k + 1 < len(text) else "\n"
+        ok[k] = before not in SYNTAX and after not in SYNTAX
+
+
+# The marks as markdown-it percent-encodes them in a link target.
+_ENCODED = ("%EE%80%80", "%EE%80%81")
+
+
 def strip_marks(text: str) -> str:
-    return text.replace(START, "").replace(END, "")
+    for mark in (START, END) + _ENCODED:
+        text = text.replace(mark, "")
+    return text
 
 
 def apply_marks(content: Content) -> Content:
@@ -100,9 +183,16 @@ def _marked_class(cls: type[MarkdownBlock]) -> type[MarkdownBlock]:
     still finds the block's own DEFAULT_CSS."""
     if issubclass(cls, MarkdownFence):
         def __init__(self, markdown: Markdown, token, code: str) -> None:  # type: ignore[no-untyped-def]
-            cls.__init__(self, markdown, token, strip_marks(code))
+            self.marked_code = apply_marks(Content(code))
+            cls.__init__(self, markdown, token, self.marked_code.plain)
+            self._highlighted_code = self._highlighted_code.add_spans(self.marked_code.spans)
 
-        return type(cls.__name__, (cls,), {"__init__": __init__})
+        def notify_style_update(self) -> None:  # type: ignore[no-untyped-def]
+            cls.notify_style_update(self)  # highlights again (without the colour)...
+            self._highlighted_code = self._highlighted_code.add_spans(self.marked_code.spans)
+            self.set_content(self._highlighted_code)  # ...so the colour goes back on
+
+        return type(cls.__name__, (cls,), {"__init__": __init__, "notify_style_update": notify_style_update})
     return type(cls.__name__, (cls,), {"_token_to_content": _marked_token_to_content, "marked_content": None})
 
 
@@ -130,10 +220,17 @@ class MarkedMarkdown(Markdown):
         self.post_message(self.Ready(self))
 
     def large_spans(self) -> list[str]:
-        """The texts shown in the large model's colour, in document order."""
+        """The texts shown in the large model's colour outside code blocks, in document order."""
+        return self._spans("marked_content")
+
+    def large_code_spans(self) -> list[str]:
+        """The texts shown in the large model's colour inside code blocks, in document order."""
+        return self._spans("marked_code")
+
+    def _spans(self, attribute: str) -> list[str]:
         out = []
         for block in self.query(MarkdownBlock):
-            content = getattr(block, "marked_content", None)
+            content = getattr(block, attribute, None)
             if content is not None:
                 out += [content.plain[s.start:s.end] for s in content.spans if s.style == LARGE_STYLE]
         return out

@@ -46,6 +46,9 @@ class AnswerDone(Message):
 
 @dataclass
 class AnswerFailed(Message):
+    """prompt_too_long: the error was PromptTooLongError (the conversation does not fit the context)."""
+
     message_id: int
     title: str
     message: str
+    prompt_too_long: bool = False

@@ -85,7 +85,8 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
     assert [m.role for m in stored] == ["user", "assistant"] and stored[0].content == prompt
     # source marking: exactly the large model's pieces are coloured
     stats = answer.stats
-    # (in the rendered Markdown the large model's runs of letters and digits carry the colour)
+    # (in the rendered Markdown the large model's text carries the colour: every word and number,
+    # and the punctuation that is not Markdown syntax; see marked_markdown.wrappable)
     large_runs = [[]]  # the text of each run of consecutive large-model pieces
     for p in stored[-1].pieces:
         if p.source == "large":
@@ -94,7 +95,9 @@ async def test_send_streams_marks_large_tokens_and_updates_the_stats():
             large_runs.append([])
     large_words = [w for run in large_runs for w in re.findall(r"[^\W_]+", "".join(run))]
     assert 0 < stats["large_tokens"] < stats["n_tokens"]
-    assert marked_spans == large_words != []
+    assert [w for span in marked_spans for w in re.findall(r"[^\W_]+", span)] == large_words != []
+    large_text = "".join(p.text for p in stored[-1].pieces if p.source == "large")
+    assert all(not c.isspace() and c in large_text for span in marked_spans for c in span)
     assert LARGE_COLOUR in svg_marked.lower() and LARGE_COLOUR not in svg_plain.lower()
     # marking off: the same Markdown, nothing coloured
     assert plain_spans == [] and markdown_source == shown and markdown_blocks >= 1
@@ -301,18 +304,37 @@ async def test_system_prompt_multiline_input_and_new_chat():
     assert history.messages(first)[0].content == "Line one\nLine two"
 
 
-async def test_a_generation_error_is_shown_and_the_conversation_kept():
-    app = make_app(n_ctx=64)
+def _notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_a_message_longer_than_the_context_goes_back_to_the_prompt_box():
+    """It is removed from the screen and the history (nothing stored blocks the conversation),
+    its text is back in the prompt box, one line says why; a short message then works."""
+    app = make_app(n_ctx=64, max_tokens=8)
+    long_text = "Please tell me, in great detail and with many examples, " * 40 + "why?"
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         # llama.cpp rounds a context up (to 256 here): a pasted prompt well beyond it
-        app.query_one(PromptInput).text = "Please tell me, in great detail and with many examples, " * 40
-        await send(pilot, "why?")
+        app.query_one(PromptInput).text = long_text
+        await send(pilot, "")
         await answered(pilot)
-        note = str(_views(app)[-1].note.render())
+        await pilot.pause(0.1)
+        n_ctx = app.loaded.engine.n_ctx
+        box = app.query_one(PromptInput).text
+        on_screen = len(list(app.query(UserMessage))), len(_views(app))
+        turns, conversation = list(app.turns), app.conversation
+        notes = _notes(app)
+        stored = History().conversations()
         state = app.status.figures.state
-        stored = History().messages(app.conversation)
+        app.query_one(PromptInput).text = ""
+        await send(pilot, "Hi")
+        await answered(pilot)
+        after = [(m.role, m.stop_reason) for m in History().messages(app.conversation)]
         assert app.is_running and not app.generating
-    assert "Prompt too long" in note and "context holds" in note
+    assert box == long_text.strip() and on_screen == (0, 0) and turns == [] and conversation is None
+    assert stored == []
+    assert [n for n in notes if f"does not fit the context of {n_ctx} tokens" in n and "ctrl+n" in n
+            and "--n-ctx" in n]
     assert state == "error"
-    assert [(m.role, m.complete, m.stop_reason) for m in stored] == [("user", True, None), ("assistant", True, "error")]
+    assert after[0] == ("user", None) and after[1][0] == "assistant" and after[1][1] != "error"

@@ -28,3 +28,96 @@ def test_console_entry_point_reports_bad_values_on_one_line():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["r2r-chat: error: temperature must be >= 0, got -1.0"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--demo", "--small", "s.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
+    (["--demo", "--large", "l.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
+    (["--demo", "--n-ctx", "0"], "n-ctx must be >= 16, got 0"),
+    (["--n-ctx", "8"], "n-ctx must be >= 16, got 8"),
+    (["--demo", "--small-gpu-layers", "-5"], "gpu layers must be >= -1 (-1 = all), got -5"),
+    (["--large-gpu-layers", "-2"], "gpu layers must be >= -1 (-1 = all), got -2"),
+    (["--demo", "--threads", "0"], "threads must be >= 1, got 0"),
+    (["--config", "/nonexistent.toml"], "config file /nonexistent.toml does not exist"),
+])
+def test_flags_that_would_be_ignored_or_are_invalid_are_refused(argv, message):
+    with pytest.raises(ConfigError) as err:
+        parse_args(argv)
+    assert str(err.value) == message
+
+
+def test_a_missing_config_file_ends_the_console_script_with_one_line():
+    code = "import sys; from r2r_tui.app import main; sys.exit(main(['--config', '/nonexistent.toml']))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["r2r-chat: error: config file /nonexistent.toml does not exist"]
+
+
+def test_valid_model_flags_pass(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[models]\n")
+    options, _ = parse_args(["--demo", "--n-ctx", "16", "--small-gpu-layers", "-1", "--threads", "1",
+                             "--config", str(config)])
+    assert (options.n_ctx, options.small_gpu_layers, options.config_file) == (16, -1, config)
+
+
+QUIT_WHILE_LOADING = """
+import sys, time
+import r2r_tui.app as app
+
+def slow_loader(options):
+    def load(progress):
+        progress("loading the large model (a very long load)")
+        time.sleep(60)  # one llama.cpp call: it cannot be interrupted
+    return load
+
+app.core_loader = slow_loader
+sys.exit(app.main(["--history", sys.argv[1]]))
+"""
+
+
+def test_quitting_while_models_load_ends_the_process_at_once(tmp_path):
+    """r2r-chat in a real terminal (a pty): ctrl+q during a load that takes a minute."""
+    import os
+    import pty
+    import select
+    import time
+
+    env = dict(os.environ, R2R_CONFIG_DIR=str(tmp_path / "config"), R2R_DATA_DIR=str(tmp_path / "data"),
+               TERM="xterm-256color", COLUMNS="100", LINES="30")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console script in the terminal
+        os.execve(sys.executable, [sys.executable, "-c", QUIT_WHILE_LOADING, str(tmp_path / "h.db")], env)
+    output = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal output
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    return
+
+    try:
+        read_for(0.5)
+        deadline = time.monotonic() + 30
+        while b"very long load" not in output and time.monotonic() < deadline:
+            read_for(0.2)
+        assert b"very long load" in output, output[-2000:]
+        os.write(fd, b"\x11")  # ctrl+q
+        quit_at = time.monotonic()
+        status = None
+        while status is None and time.monotonic() - quit_at < 15:
+            read_for(0.1)
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+        exited_after = time.monotonic() - quit_at
+    finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 0, exited_after
+    assert exited_after < 10 and b"Traceback" not in output

@@ -95,3 +95,103 @@ async def test_marked_blocks_lay_out_exactly_like_textuals_own():
     plain = await _shape(Markdown(), "".join(t for _, t in PIECES))
     marked = await _shape(MarkedMarkdown(), marked_source(_pieces(), "answer", True))
     assert plain == marked and len(plain) > 8
+
+
+TRICKY = [
+    "# Title #\n\nSetext\n===\n\nOther\n---\n\n***\n\n- a\n+ b\n* c\n\n1. one\n2) two\n10. ten\n",
+    "> quote with *em* and **strong** and _u_ and __uu__ and ~~gone~~.\n> > nested - item\n",
+    "Intra**word**emphasis, **.**, *(x)*, _a_b_, foo*bar*, 2*3*4, a_b_c and **\"q\"**.\n",
+    "Code `a + b == c` and ``x ` y`` and `+`.\n\n```python\ndef f(x):\n    return x + 1  # → ok\n```\n\n~~~\n*not em* [no](link)\n~~~\n",
+    "    indented code * _ [x]\n\nafter\n",
+    "| a | b |\n|---|:-:|\n| 1 + 1 | = 2 |\n| x | y! |\n",
+    "[link](http://x.org/a_b) ![img](i.png) <http://auto.link> <b>html</b> &amp; &#35; \\* \\_ \\\\.\n",
+    "[ref]: http://example.com \"T\"\n\nSee [ref] and [x][ref]. Mail me@x.org, www.site.com, file.py.\n",
+    "<div>\n*raw* html block\n</div>\n\nAfter: a - b + c = d, 3.14, !, ==, →, ...\n",
+    "- item\n  ```\n  code in item\n  ```\n- [ ] task\n- [x] done\n\n1986. A year\n1.5 is not a list\n",
+    "Line with hard break  \nnext\\\nlast. Trailing #\n\n- - -\n\n_ _ _\n\n+ plus\n\n+5 not a list\n= not setext\n",
+    "a **b.** c, (**d**), **e**.f, __g__h, 'q' \"r\", x^2, 100%, $5, @, {}, ;:?\n",
+    "[a link](/path/x \"its title\") and [b](</p q> 'single') and [c](/u (paren)).\n",
+]
+
+
+def _tokens(source: str):
+    """The markdown-it token stream, marks stripped, adjacent text joined (what Textual renders)."""
+    from markdown_it import MarkdownIt
+
+    from r2r_tui.marked_markdown import strip_marks
+
+    def flat(tokens):
+        out = []
+        for t in tokens:
+            attrs = {k: strip_marks(str(v)) for k, v in (t.attrs or {}).items()}
+            row = (t.type, t.tag, t.nesting, strip_marks(t.content) if not t.children else "",
+                   t.markup, strip_marks(t.info), tuple(sorted(attrs.items())))
+            if t.type == "text" and out and out[-1][0] == "text":
+                prev = out.pop()
+                row = ("text", "", 0, prev[3] + row[3], "", "", ())
+            out.append(row)
+            if t.children:
+                out += flat(t.children)
+        return out
+
+    return flat(MarkdownIt("gfm-like").parse(source))
+
+
+def _all_large(doc: str, every: int) -> list[Piece]:
+    """The document cut into pieces of `every` characters, alternately large and small (every=0:
+    all large)."""
+    if every == 0:
+        return [Piece(0, "large", "answer", doc)]
+    return [Piece(i, "large" if (i // every) % 2 == 0 else "small", "answer", doc[i:i + every])
+            for i in range(0, len(doc), every)]
+
+
+@pytest.mark.parametrize("doc", TRICKY)
+@pytest.mark.parametrize("every", [0, 1, 2, 3])
+def test_marks_never_change_how_the_markdown_parses(doc, every):
+    pieces = _all_large(doc, every)
+    marked = marked_source(pieces, "answer", True)
+    assert _tokens(marked) == _tokens(marked_source(pieces, "answer", False))
+
+
+def test_marks_never_change_how_random_markdown_parses():
+    """Random soups of Markdown syntax (seeded), each in four ways of being split between the models."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = list("ab1 *_~`[]()<>!#-+=.:|\\&\"'\n>") + ["  ", "\n\n", "1. ", "- ", "```\n", "http://x.y", "→",
+                                                          "<b>", "    ", "\n===\n", "\n---\n", "|---|\n"]
+    for _ in range(400):
+        doc = "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60)))
+        for every in (0, 1, 2, 3):
+            pieces = _all_large(doc, every)
+            assert _tokens(marked_source(pieces, "answer", True)) == _tokens(marked_source(pieces, "answer", False)), doc
+
+
+def test_punctuation_and_symbols_of_the_large_model_are_marked():
+    pieces = [Piece(0, "small", "answer", "So 2"), Piece(1, "large", "answer", " +"), Piece(2, "small", "answer", " 2"),
+              Piece(3, "large", "answer", " ="), Piece(4, "small", "answer", " 4"), Piece(5, "large", "answer", "."),
+              Piece(6, "small", "answer", " a"), Piece(7, "large", "answer", " =="), Piece(8, "small", "answer", " b"),
+              Piece(9, "large", "answer", "!"), Piece(10, "small", "answer", " x"), Piece(11, "large", "answer", " →"),
+              Piece(12, "small", "answer", " y")]
+    src = marked_source(pieces, "answer", True)
+    assert src == (f"So 2 {START}+{END} 2 {START}={END} 4{START}.{END} a {START}=={END} b{START}!{END} "
+                   f"x {START}→{END} y")
+
+
+@pytest.mark.anyio
+async def test_large_text_in_fenced_code_is_coloured():
+    pieces = [Piece(0, "small", "answer", "Code:\n\n```python\n"), Piece(1, "large", "answer", "x = 1"),
+              Piece(2, "small", "answer", " + y\n```\n")]
+    app = _Doc(marked_source(pieces, "answer", True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        md = app.query_one(MarkedMarkdown)
+        [fence] = md.query(MarkdownFence)
+        code_spans = md.large_code_spans()
+        shown = fence._highlighted_code
+        screen = app.export_screenshot()
+    assert fence.code == "x = 1 + y" and fence.lexer == "python"
+    assert code_spans == ["x", "=", "1"]
+    assert [shown.plain[s.start:s.end] for s in shown.spans if s.style == LARGE_STYLE] == ["x", "=", "1"]
+    assert START not in screen and "#ff9f1a" in screen.lower()

@@ -92,3 +92,149 @@ def test_migrations_run_once_and_keep_data(tmp_path):
     h.close()
     h = History(path)  # a second open must not re-run the migration (it would fail on CREATE TABLE)
     assert [c.title for c in h.conversations()] == ["kept"] and h.schema_version == SCHEMA_VERSION
+
+
+def _open_and_write(path: str, start, n: int) -> str:
+    """One of several processes opening a new history at the same moment (see the test below)."""
+    start.wait()
+    try:
+        h = History(path)
+        c = h.new_conversation(f"from {n}")
+        h.add_user(c, "hello")
+        h.close()
+        return "ok"
+    except HistoryError as e:
+        return str(e)
+
+
+def test_several_processes_opening_a_new_file_at_once_all_succeed(tmp_path):
+    import multiprocessing
+
+    n = 6
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(n)
+        with ctx.Pool(n) as pool:
+            results = pool.starmap(_open_and_write, [(str(tmp_path / "new.db"), start, i) for i in range(n)])
+    assert results == ["ok"] * n
+    h = History(tmp_path / "new.db")
+    assert h.schema_version == SCHEMA_VERSION and len(h.conversations()) == n
+
+
+def test_dev_null_names_the_real_problem_not_a_rollback():
+    with pytest.raises(HistoryError) as err:
+        History("/dev/null")
+    assert "/dev/null" in str(err.value) and "rollback" not in str(err.value)
+
+
+def test_a_foreign_database_is_refused_as_not_a_history(tmp_path):
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE conversations (id INTEGER PRIMARY KEY, whatever TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(HistoryError, match="not an r2r-chat history") as err:
+        History(path)
+    assert str(path) in str(err.value) and "already exists" not in str(err.value)
+
+
+def test_a_version_1_file_opens_and_keeps_its_data(tmp_path):
+    from r2r_tui.store import MIGRATIONS, _statements
+
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    for statement in _statements(MIGRATIONS[0]):
+        db.execute(statement)
+    db.execute("INSERT INTO conversations (title, created, updated) VALUES ('old', 1, 1)")
+    db.execute("INSERT INTO messages (conversation_id, role, content, created) VALUES (1, 'user', 'hi', 1)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    h = History(path)
+    assert h.schema_version == SCHEMA_VERSION
+    assert [m.content for m in h.messages(1)] == ["hi"] and h.conversations()[0].n_messages == 1
+
+
+def test_stats_that_are_not_a_json_object_read_as_none(tmp_path):
+    h = History(tmp_path / "h.db")
+    c = h.new_conversation("s")
+    ids = []
+    for stats in ("not json {", "[1, 2]", "42", '{"n_tokens": 3}'):
+        a = h.start_answer(c, "slm")
+        h.finish_answer(a, "x", "", "eos", None)
+        h._run("UPDATE messages SET stats = ? WHERE id = ?", (stats, a))
+        ids.append(a)
+    assert [m.stats for m in h.messages(c)] == [None, None, None, {"n_tokens": 3}]
+
+
+def test_a_damaged_file_raises_history_errors_on_reading(tmp_path):
+    path = tmp_path / "d.db"
+    h = History(path)
+    c = h.new_conversation("x")
+    for _ in range(300):
+        h.add_user(c, "hello world " * 50)
+    h.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    with open(path, "r+b") as f:
+        f.seek(4096 * 2)
+        f.write(b"\xff" * 4096 * 3)
+    h = History(path)
+    with pytest.raises(HistoryError, match="malformed"):
+        h.messages(c)
+    with pytest.raises(HistoryError, match="malformed"):
+        h.conversations()
+
+
+def _answered(h: History, c: int, text: str, replaces: int | None = None, stop: str = "eos") -> tuple[int, bool]:
+    a = h.start_answer(c, "slm", replaces=replaces)
+    h.add_pieces(a, 0, [Piece(0, "small", "answer", text)])
+    return a, h.finish_answer(a, text, "", stop, None)
+
+
+def test_a_regeneration_replaces_the_old_answer_only_when_it_finishes_normally(tmp_path):
+    h = History(tmp_path / "h.db")
+    c = h.new_conversation("r")
+    h.add_user(c, "q")
+    old, _ = _answered(h, c, "old answer")
+    for stop in ("cancelled", "error"):
+        new, kept = _answered(h, c, "new", replaces=old, stop=stop)
+        assert not kept and [m.content for m in h.messages(c)] == ["q", "old answer"]
+    new, kept = _answered(h, c, "new answer", replaces=old, stop="max_tokens")
+    assert kept and [(m.id, m.content) for m in h.messages(c)] == [(h.messages(c)[0].id, "q"), (new, "new answer")]
+    assert h.conversations()[0].n_messages == 2
+
+
+def test_a_crash_mid_regeneration_keeps_the_old_answer(tmp_path):
+    path = tmp_path / "h.db"
+    h = History(path)
+    c = h.new_conversation("r")
+    h.add_user(c, "q")
+    old, _ = _answered(h, c, "old answer")
+    h.close()
+    code = textwrap.dedent(f"""
+        import os
+        from r2r_tui.store import History, Piece
+        h = History({str(path)!r})
+        a = h.start_answer({c}, "slm", replaces={old})
+        h.add_pieces(a, 0, [Piece(0, "small", "answer", "half a new")])
+        os._exit(9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    h = History(path)
+    assert [(m.role, m.content, m.stop_reason) for m in h.messages(c)] == [("user", "q", None),
+                                                                          ("assistant", "old answer", "eos")]
+    assert h.conversations()[0].n_messages == 2
+
+
+def test_failed_empty_answers_are_marked(tmp_path):
+    h = History(tmp_path / "h.db")
+    c = h.new_conversation("f")
+    h.add_user(c, "q")
+    a = h.start_answer(c, "slm")
+    h.finish_answer(a, "", "", "error", None)
+    b, _ = _answered(h, c, "partial", stop="error")
+    cancelled, _ = _answered(h, c, "", stop="cancelled")
+    assert [m.failed_empty for m in h.messages(c)] == [False, True, False, False]
