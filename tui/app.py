@@ -25,7 +25,7 @@ from r2r_local.errors import PromptTooLongError, R2RError
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
 from r2r_tui.load_panel import LoadPanel
-from r2r_tui.loader import Loaded, Loader, core_loader
+from r2r_tui.loader import Loaded, Loader
 from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
 from r2r_tui.prompt_input import PromptInput
 from r2r_tui.status_bar import StatusBar, StatusFigures
@@ -564,46 +564,10 @@ def _note(stop_reason: str | None, message: str | None, stats: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The r2r-chat console script."""
-    import logging
-    import sys
+    """The r2r-chat console script (r2r_tui.cli.main), for `python -m r2r_tui.app`."""
+    from r2r_tui.cli import main as cli_main
 
-    from textual.logging import TextualHandler
-
-    from r2r_tui.cli import parse_args
-
-    try:
-        options, kwargs = parse_args(argv)
-    except R2RError as e:
-        print(f"r2r-chat: error: {e}", file=sys.stderr)
-        return 2
-    # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
-    logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
-    logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
-    return run_chat(ChatApp(core_loader(options), **kwargs))
-
-
-def run_chat(app: ChatApp, **run_options: object) -> int:
-    """Run the app; once it has exited, end the process without waiting for a worker still inside
-    llama.cpp (a model loading, an answer that did not stop): Python would join those threads
-    at exit, and a load cannot be interrupted. For main() only, never for an app in a test."""
-    import asyncio
-    import os
-    import sys
-
-    loop = asyncio.new_event_loop()
-    try:
-        app.run(loop=loop, **run_options)  # type: ignore[arg-type]
-        if not app.workers_in_flight:
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
-    except KeyboardInterrupt:  # Ctrl+C after the terminal was given back: no traceback
-        pass
-    if app.workers_in_flight:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(app.return_code or 0)
-    return app.return_code or 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""The r2r-chat command line: flags -> ChatOptions (models) and the app's own settings."""
+"""The r2r-chat command line: flags -> ChatOptions (models) and the app's own settings; the
+console script that runs the app."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP
 from r2r_local.config import DEFAULT_MAX_TOKENS, DEFAULT_N_CTX, GenerationSettings, ModelSpec, SamplingParams
-from r2r_local.errors import ConfigError
+from r2r_local.errors import ConfigError, R2RError
 from r2r_local.router.baselines import SPEC_HELP
 
 from r2r_tui.loader import ChatOptions
+
+if TYPE_CHECKING:
+    from r2r_tui.app import ChatApp
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,3 +65,47 @@ def check_model_flags(args: argparse.Namespace) -> None:
     n_ctx = args.n_ctx if args.n_ctx is not None else DEFAULT_N_CTX
     for layers in (args.small_gpu_layers, args.large_gpu_layers):
         ModelSpec("", n_ctx=n_ctx, n_gpu_layers=layers if layers is not None else 0, threads=args.threads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The r2r-chat console script."""
+    import logging
+    import sys
+
+    from textual.logging import TextualHandler
+
+    from r2r_tui.app import ChatApp
+    from r2r_tui.loader import core_loader
+
+    try:
+        options, kwargs = parse_args(argv)
+    except R2RError as e:
+        print(f"r2r-chat: error: {e}", file=sys.stderr)
+        return 2
+    # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
+    logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
+    logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
+    return run_chat(ChatApp(core_loader(options), **kwargs))
+
+
+def run_chat(app: "ChatApp", **run_options: object) -> int:
+    """Run the app; once it has exited, end the process without waiting for a worker still inside
+    llama.cpp (a model loading, an answer that did not stop): Python would join those threads
+    at exit, and a load cannot be interrupted. For main() only, never for an app in a test."""
+    import asyncio
+    import os
+    import sys
+
+    loop = asyncio.new_event_loop()
+    try:
+        app.run(loop=loop, **run_options)  # type: ignore[arg-type]
+        if not app.workers_in_flight:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+    except KeyboardInterrupt:  # Ctrl+C after the terminal was given back: no traceback
+        pass
+    if app.workers_in_flight:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)
+    return app.return_code or 0

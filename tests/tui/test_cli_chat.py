@@ -24,7 +24,7 @@ def test_a_bad_value_is_an_error_before_the_app_starts():
 
 
 def test_console_entry_point_reports_bad_values_on_one_line():
-    code = "import sys; from r2r_tui.app import main; sys.exit(main(['--temperature', '-1']))"
+    code = "import sys; from r2r_tui.cli import main; sys.exit(main(['--temperature', '-1']))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["r2r-chat: error: temperature must be >= 0, got -1.0"]
@@ -49,7 +49,7 @@ def test_flags_that_would_be_ignored_or_are_invalid_are_refused(argv, message):
 
 
 def test_a_missing_config_file_ends_the_console_script_with_one_line():
-    code = "import sys; from r2r_tui.app import main; sys.exit(main(['--config', '/nonexistent.toml']))"
+    code = "import sys; from r2r_tui.cli import main; sys.exit(main(['--config', '/nonexistent.toml']))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["r2r-chat: error: config file /nonexistent.toml does not exist"]
@@ -65,7 +65,8 @@ def test_valid_model_flags_pass(tmp_path):
 
 QUIT_WHILE_LOADING = """
 import sys, time
-import r2r_tui.app as app
+import r2r_tui.cli as cli
+import r2r_tui.loader as loader
 
 def slow_loader(options):
     def load(progress):
@@ -73,8 +74,8 @@ def slow_loader(options):
         time.sleep(60)  # one llama.cpp call: it cannot be interrupted
     return load
 
-app.core_loader = slow_loader
-sys.exit(app.main(["--history", sys.argv[1]]))
+loader.core_loader = slow_loader
+sys.exit(cli.main(["--history", sys.argv[1]]))
 """
 
 
