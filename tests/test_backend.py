@@ -61,3 +61,22 @@ def test_embedding_rows_come_from_the_gguf(smollm2, backend):
         np.testing.assert_array_equal(backend.embedding_row(token), dequantize(tensor.data[token], tensor.tensor_type))
     loc = find_tensor(smollm2, "token_embd.weight")
     assert loc.shape == (576, 49152) and EmbeddingTable(smollm2).n_rows == 49152
+
+
+def test_a_failed_switch_to_hidden_states_is_an_error_not_a_crash_and_can_be_retried(smollm2, monkeypatch):
+    import llama_cpp as C
+
+    from r2r_local.errors import DecodeError, ModelLoadError
+
+    with LlamaCppBackend(ModelSpec(str(smollm2), n_ctx=256, threads=THREADS)) as b:
+        b.decode([1, 2, 3])
+        monkeypatch.setattr(C, "llama_init_from_model", lambda model, params: None)  # out of memory, say
+        with pytest.raises(ModelLoadError):
+            b.enable_hidden()
+        monkeypatch.undo()
+        assert b.tokens == []
+        with pytest.raises(DecodeError, match="no context"):
+            b.decode([1])
+        b.enable_hidden()  # asked again, it now succeeds
+        out = b.decode([1, 2, 3], hidden=True)
+        assert out.hidden is not None and out.hidden.shape == (576,)

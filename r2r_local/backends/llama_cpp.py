@@ -149,7 +149,7 @@ class LlamaCppBackend:
         self.size_bytes = int(C.llama_model_size(model))
         self._want_hidden = want_hidden
         self._spec = spec
-        self._ctx = self._new_context(spec)
+        self._ctx = self._new_context(spec, embeddings=want_hidden)
         self.n_ctx = int(C.llama_n_ctx(self._ctx))
         self._mem = C.llama_get_memory(self._ctx)
         self._n_batch = int(C.llama_n_batch(self._ctx))
@@ -172,15 +172,17 @@ class LlamaCppBackend:
         if self._want_hidden:
             return
         batch, ctx, self._batch, self._ctx = self._batch, self._ctx, None, None
-        C.llama_batch_free(batch)
-        C.llama_free(ctx)
+        self.tokens = []
+        if batch is not None:
+            C.llama_batch_free(batch)
+        if ctx:
+            C.llama_free(ctx)
+        self._ctx = self._new_context(self._spec, embeddings=True)  # on failure: no context, asked again
         self._want_hidden = self._embeddings_on = True
-        self._ctx = self._new_context(self._spec)
         self._mem = C.llama_get_memory(self._ctx)
         self._batch = C.llama_batch_init(self._n_batch, 0, 1)
-        self.tokens = []
 
-    def _new_context(self, spec: ModelSpec):
+    def _new_context(self, spec: ModelSpec, *, embeddings: bool):
         cparams = C.llama_context_default_params()
         cparams.n_ctx = spec.n_ctx
         cparams.n_batch = N_BATCH
@@ -188,7 +190,7 @@ class LlamaCppBackend:
         threads = _threads(spec)
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
-        cparams.embeddings = self._want_hidden
+        cparams.embeddings = embeddings
         cparams.pooling_type = C.LLAMA_POOLING_TYPE_NONE
         cparams.no_perf = True
         ctx = C.llama_init_from_model(self._model, cparams)
@@ -261,6 +263,8 @@ class LlamaCppBackend:
         return len(self.tokens)
 
     def decode(self, tokens: Sequence[int], *, hidden: bool = False) -> Output:
+        if not self._ctx or self._batch is None:
+            raise DecodeError(f"{self.role} model {self.path}: no context (closed, or its creation failed)")
         if not tokens:
             raise ValueError("decode needs at least one token")
         if hidden and not self._want_hidden:
