@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from r2r_local.config import check_seed
 from r2r_local.errors import ConfigError
 
 
@@ -59,8 +60,7 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise ConfigError(f"--lr must be a positive number, got {args.lr}")
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    if not 0 <= args.seed < 2**32:
-        raise ConfigError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    check_seed(args.seed, "--seed")
     _check_output(args.out, "--out")
     if args.onnx is not None:
         _check_output(args.onnx, "--onnx")
