@@ -167,6 +167,16 @@ def test_a_failed_write_leaves_the_config_file_and_no_temp_files(tmp_path, monke
     assert path.read_text() == USER_FILE and [p.name for p in tmp_path.iterdir()] == ["config.toml"]
 
 
+def test_new_keys_go_before_the_comment_of_the_next_table():
+    from r2r_local.toml_edit import edit_table
+
+    text = '[models]\nsmall = "a"\n\n# notes for foo\n[foo]\nx = 1\n'
+    new, lossless = edit_table(text, "models", {"n_ctx": 8192})
+    assert new == '[models]\nsmall = "a"\nn_ctx = 8192\n\n# notes for foo\n[foo]\nx = 1\n' and lossless
+    inside = '[models]\n# the pair\nsmall = "a"  # mine\n# threads = 4\n'
+    assert edit_table(inside, "models", {"n_ctx": 1})[0] == '[models]\n# the pair\nsmall = "a"  # mine\nn_ctx = 1\n# threads = 4\n'
+
+
 def test_dumps_round_trips_toml_values():
     import datetime as dt
     import tomllib
