@@ -213,11 +213,16 @@ HEADER_COMMENT = "written by r2r-local; edit freely"
 def write_user_config(models: dict[str, Any], path: Path | None = None, drop: tuple[str, ...] = (),
                       ) -> tuple[Path, Path | None]:
     """Set `models` (and remove `drop`) in the file's [models] table, keeping every other table,
-    key and comment; returns the path and the backup written, if any.
+    key and comment; returns the path and the backup that holds the previous file, if one was
+    needed.
 
     Only the lines of the keys set change. Where the file's shape needs a rewrite of the whole
-    document (which keeps every value but not the comments) or a changed line held a comment, the
-    previous file is kept as config.toml.bak first. The file is replaced atomically.
+    document (which keeps every value but not the comments) or a changed or dropped line held a
+    comment, the previous file is kept first, byte for byte and with its mode, in the first free
+    one of config.toml.bak, config.toml.bak.1, ... (or in an existing backup that already holds
+    exactly it): a backup is never overwritten, so the user's original survives any number of
+    edits. A dropped key's value alone is not backed up: the caller names it (`r2r models add`
+    prints the router it leaves out). The file is replaced atomically.
     """
     from r2r_local.toml_edit import dumps, edit_table
 
@@ -237,12 +242,29 @@ def write_user_config(models: dict[str, Any], path: Path | None = None, drop: tu
         new, lossless = dumps({"models": models}, HEADER_COMMENT), True
     else:
         new, lossless = edited
-    backup = None
-    if old.strip() and not lossless:
-        backup = path.with_name(path.name + ".bak")
-        _replace(backup, old, path)
-    _replace(path, new, path)
+    backup = _backup(path) if old.strip() and not lossless else None
+    _write(path, new.encode("utf-8"), path)
     return path, backup
+
+
+def _backup(path: Path) -> Path:
+    """Keep the current `path` in a backup file of its own (see write_user_config); returns it."""
+    try:
+        data, mode = path.read_bytes(), path.stat().st_mode & 0o7777
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e})") from None
+    for n in range(10_000):
+        backup = path.with_name(path.name + (".bak" if n == 0 else f".bak.{n}"))
+        try:
+            if backup.read_bytes() == data:
+                return backup
+            continue
+        except FileNotFoundError:
+            _write(backup, data, path, mode)
+            return backup
+        except OSError:
+            continue  # unreadable (or a directory): leave it alone, try the next name
+    raise ConfigError(f"config file {path}: too many backups beside it ({path.name}.bak.*); delete some")
 
 
 def _read_config_text(path: Path) -> str:
@@ -254,21 +276,11 @@ def _read_config_text(path: Path) -> str:
         raise ConfigError(f"config file {path}: cannot read it ({e})") from None
 
 
-def _replace(target: Path, text: str, config: Path) -> None:
-    """Write `text` to `target` atomically: a temporary file in the same folder, then os.replace."""
-    import tempfile
+def _write(target: Path, data: bytes, config: Path, mode: int | None = None) -> None:
+    """Replace `target` with `data` atomically (r2r_local.atomic); errors name the config file."""
+    from r2r_local.atomic import write_bytes
 
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o777 if target.is_file() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(target, data, mode=mode)
     except OSError as e:
         raise ConfigError(f"config file {config}: cannot write {target} ({e.strerror or e})") from None

@@ -22,8 +22,11 @@ _HEADER = re.compile(r"\s*\[")
 def edit_table(text: str, table: str, values: dict[str, Any], drop: Iterable[str] = ()) -> tuple[str, bool] | None:
     """`text` with `[table]`'s keys in `values` set (str or int values) and those in `drop`
     removed, other lines untouched; plus whether nothing but those keys' old values was lost
-    (False when a changed line held a comment or a key was dropped). None when the result would
-    not parse to exactly the intended document (the caller then rewrites the whole file)."""
+    (False when a changed or dropped line held a comment). None when the result would not parse
+    to exactly the intended document (the caller then rewrites the whole file).
+
+    New keys go after the table's last line that is not blank or a comment: blank lines and
+    comments just above the next table's header belong to that table."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -44,9 +47,10 @@ def edit_table(text: str, table: str, values: dict[str, Any], drop: Iterable[str
         for i in range(start + 1, end):
             key = _line_key(lines[i])
             if key in todo or key in set(drop):
-                lossless &= "#" not in lines[i] and key in todo
+                lossless &= "#" not in lines[i]  # a dropped value is the caller's to report
                 lines[i] = f"{key} = {_value(todo.pop(key))}\n" if key in todo else ""
-        last = max((i for i in range(start, end) if lines[i].strip()), default=start)
+        last = max((i for i in range(start, end) if lines[i].strip() and not lines[i].lstrip().startswith("#")),
+                   default=start)
         lines[last + 1:last + 1] = [f"{k} = {_value(v)}\n" for k, v in todo.items()]
         if not lines[last].endswith("\n"):
             lines[last] += "\n"

@@ -105,7 +105,76 @@ def test_dropping_a_key(tmp_path):
     path.write_text('[models]\nrouter = "r.onnx"\nthreads = 2\n')
     _, backup = write_user_config({"small": "/s.gguf"}, path, drop=("router",))
     assert load_user_config(path) == {"threads": 2, "small": "/s.gguf"}
-    assert backup is not None and "r.onnx" in backup.read_text()
+    assert backup is None  # only the value is gone, and the caller names it (models add prints it)
+
+
+def test_dropping_a_key_with_a_comment_leaves_a_backup(tmp_path):
+    path = tmp_path / "config.toml"
+    text = '[models]\nrouter = "r.onnx"  # trained on my data\nthreads = 2\n'
+    path.write_text(text)
+    _, backup = write_user_config({"small": "/s.gguf"}, path, drop=("router",))
+    assert backup == tmp_path / "config.toml.bak" and backup.read_text() == text
+
+
+TWO_COMMENTS = '[models]\nsmall = "/a.gguf"  # first\nrouter = "entropy:0.5"  # second\n'
+
+
+def test_lossy_edits_in_a_row_never_overwrite_a_backup(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(TWO_COMMENTS.replace("\n", "\r\n").encode())
+    _, first = write_user_config({"small": "/b.gguf"}, path)
+    after_first = path.read_bytes()
+    _, second = write_user_config({"router": "slm"}, path)
+    assert first == tmp_path / "config.toml.bak" and second == tmp_path / "config.toml.bak.1"
+    assert first.read_bytes() == TWO_COMMENTS.replace("\n", "\r\n").encode()  # the original, byte for byte
+    assert second.read_bytes() == after_first and b"# second" in after_first and b"# first" not in after_first
+    assert load_user_config(path) == {"small": "/b.gguf", "router": "slm"}
+
+
+def test_a_backup_identical_to_the_file_is_reused(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(TWO_COMMENTS)
+    (tmp_path / "config.toml.bak").write_text("# something else\n")
+    _, first = write_user_config({"small": "/b.gguf"}, path)
+    path.write_text(TWO_COMMENTS)
+    _, again = write_user_config({"small": "/c.gguf"}, path)
+    assert first == again == tmp_path / "config.toml.bak.1" and first.read_text() == TWO_COMMENTS
+    assert (tmp_path / "config.toml.bak").read_text() == "# something else\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "config.toml.bak", "config.toml.bak.1"]
+
+
+def test_the_backup_and_the_new_file_keep_the_config_files_mode(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(TWO_COMMENTS)
+    path.chmod(0o600)
+    _, backup = write_user_config({"small": "/b.gguf"}, path)
+    assert backup is not None
+    assert backup.stat().st_mode & 0o777 == 0o600 and path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_write_leaves_the_config_file_and_no_temp_files(tmp_path, monkeypatch, error):
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+
+    def fail(src, dst):
+        raise error
+
+    monkeypatch.setattr("os.replace", fail)
+    with pytest.raises(ConfigError if isinstance(error, OSError) else KeyboardInterrupt) as err:
+        write_user_config({"small": "/new.gguf"}, path)
+    assert isinstance(error, KeyboardInterrupt) or "No space left on device" in str(err.value)
+    assert path.read_text() == USER_FILE and [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+def test_new_keys_go_before_the_comment_of_the_next_table():
+    from r2r_local.toml_edit import edit_table
+
+    text = '[models]\nsmall = "a"\n\n# notes for foo\n[foo]\nx = 1\n'
+    new, lossless = edit_table(text, "models", {"n_ctx": 8192})
+    assert new == '[models]\nsmall = "a"\nn_ctx = 8192\n\n# notes for foo\n[foo]\nx = 1\n' and lossless
+    inside = '[models]\n# the pair\nsmall = "a"  # mine\n# threads = 4\n'
+    assert edit_table(inside, "models", {"n_ctx": 1})[0] == '[models]\n# the pair\nsmall = "a"  # mine\nn_ctx = 1\n# threads = 4\n'
 
 
 def test_dumps_round_trips_toml_values():

@@ -190,3 +190,40 @@ def test_checkpoint_interrupted_while_writing_keeps_the_old_one(tmp_path, monkey
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "r.pt").threshold == 0.25
     assert [p.name for p in tmp_path.iterdir()] == ["r.pt"]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
+def test_a_shard_interrupted_while_writing_keeps_the_old_one(tmp_path, monkeypatch, error):
+    from r2r_local.labeling import ShardStore
+
+    store = ShardStore(tmp_path)
+    path = store.write(3, {"x": np.arange(4)}, [])
+    before = path.read_bytes()
+    real = np.savez_compressed
+
+    def save_then_fail(file, **arrays):  # type: ignore[no-untyped-def]
+        real(file, **arrays)
+        raise error(28, "No space left on device") if error is OSError else error()
+
+    monkeypatch.setattr(np, "savez_compressed", save_then_fail)
+    with pytest.raises(ConfigError if error is OSError else KeyboardInterrupt):
+        store.write(3, {"x": np.arange(9)}, [])
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_checkpoint_interrupted_by_ctrl_c_keeps_the_old_one(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from r2r_local.train.router_net import RouterNet, RouterShape, save_checkpoint
+
+    net = RouterNet(RouterShape(hidden_states_size=8, hidden_dims=(8,)))
+    save_checkpoint(tmp_path / "r.pt", net, threshold=0.25, recall_target=0.9)
+    before = (tmp_path / "r.pt").read_bytes()
+
+    def interrupted(obj, f, *a, **k):  # type: ignore[no-untyped-def]
+        Path(f).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "r.pt", net, threshold=0.75, recall_target=0.9)
+    assert (tmp_path / "r.pt").read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["r.pt"]

@@ -297,7 +297,7 @@ def test_add_leaves_out_a_configured_router_that_does_not_fit(capsys, smollm2, d
     cfg.parent.mkdir()
     cfg.write_text(f'[models]\nrouter = "{router}"\n')
     rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2))
-    assert rc == 0 and "configured router is left out" in err and "hidden size 64" in err
+    assert rc == 0 and f"configured router {router} is left out" in err and "hidden size 64" in err
     assert "router" not in load_user_config()
 
 

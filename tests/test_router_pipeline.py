@@ -78,6 +78,58 @@ def test_our_checkpoint_round_trips_and_exports_fp16(tmp_path):
     assert meta["precision"] == "fp16" and meta["small_model"]["vocab_hash"] == "abc" and meta["d"] == 16
 
 
+def _pair(tmp_path):  # type: ignore[no-untyped-def]
+    """A checkpoint, and an earlier export of another one at r.onnx/r.json; returns their bytes."""
+    save_checkpoint(tmp_path / "old.pt", RouterNet(RouterShape(hidden_states_size=16, hidden_dims=(8,))),
+                    threshold=0.25, recall_target=0.9)
+    export_router(tmp_path / "old.pt", tmp_path / "r.onnx")
+    save_checkpoint(tmp_path / "new.pt", RouterNet(RouterShape(hidden_states_size=16, hidden_dims=(32,))),
+                    threshold=0.75, recall_target=0.9)
+    return {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("where", ["check", "sidecar rename", "model rename"])
+def test_an_interrupted_export_keeps_the_old_model_and_sidecar(tmp_path, monkeypatch, where):
+    import os
+
+    import r2r_local.export.router as export
+
+    before = _pair(tmp_path)
+    real = os.replace
+
+    def replace(src, dst):  # type: ignore[no-untyped-def]
+        if str(dst).endswith(".json" if where == "sidecar rename" else ".onnx"):
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    def check(*a, **k):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(*(export, "_check", check) if where == "check" else (os, "replace", replace))
+    with pytest.raises(KeyboardInterrupt):
+        export.export_router(tmp_path / "new.pt", tmp_path / "r.onnx")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # byte-identical, no temp files
+
+
+def test_train_router_export_failing_on_disk_keeps_the_old_pair(tmp_path, monkeypatch):
+    import os
+
+    from r2r_local.commands.train_router import _export_onnx
+
+    before = _pair(tmp_path)
+    real = os.replace
+
+    def replace(src, dst):  # type: ignore[no-untyped-def]
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(RouterError, match="r.onnx: cannot write it .No space left on device"):
+        _export_onnx(str(tmp_path / "new.pt"), str(tmp_path / "r.onnx"))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 class _Evil:
     def __reduce__(self):
         return (print, ("this would have run code",))

@@ -118,7 +118,7 @@ def _configure(args: argparse.Namespace, small: Path, large: Path, router: str |
         changes["router"] = str(Path(router).resolve()) if router.endswith(".onnx") else router
     elif cfg.get("router") and (why := _router_misfit(cfg["router"], small)):
         drop = ("router",)
-        print(f"r2r: the configured router is left out of the new config: {why}", file=sys.stderr)
+        print(f"r2r: the configured router {cfg['router']} is left out of the new config: {why}", file=sys.stderr)
     models = {k: v for k, v in cfg.items() if k not in drop} | changes
     written = backup = None
     if not args.no_config:

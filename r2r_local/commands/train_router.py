@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from r2r_local.config import check_seed
 from r2r_local.errors import ConfigError
 
 
@@ -59,8 +58,7 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise ConfigError(f"--lr must be a positive number, got {args.lr}")
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    if not 0 <= args.seed < 2**32:
-        raise ConfigError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    check_seed(args.seed, "--seed")
     _check_output(args.out, "--out")
     if args.onnx is not None:
         _check_output(args.onnx, "--onnx")
@@ -88,18 +86,11 @@ def _check_output(path: str, flag: str) -> None:
 
 
 def _export_onnx(checkpoint: str, out: str):  # type: ignore[no-untyped-def]
-    """export_router into a temp folder beside `out`, then move the .onnx and its sidecar into
-    place: a failed export leaves an existing router and sidecar as they were."""
+    """export_router writes the .onnx and its sidecar together: a failed export leaves an
+    existing router and sidecar as they were."""
     from r2r_local.export.router import export_router
-    from r2r_local.router.onnx import sidecar_path
 
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-        res = export_router(checkpoint, Path(tmp) / target.name)
-        os.replace(res.onnx_path, target)
-        os.replace(res.sidecar_path, sidecar_path(target))
-    return dataclasses.replace(res, onnx_path=target, sidecar_path=sidecar_path(target))
+    return export_router(checkpoint, out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,20 +7,20 @@ stored: they are read from the small model's GGUF by token id when training.
 
 The manifest is {"config": the labelling settings, "prompt_fingerprints": {index: fingerprint}};
 the fingerprints let a rerun check that the prompts it resumes are the ones already labelled.
-Everything here is written atomically (temp file + os.replace), so a crash never damages data.
+Everything here is written atomically (r2r_local.atomic), so a crash never damages data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from r2r_local.atomic import replacing, write_bytes
 from r2r_local.errors import ConfigError
 
 MANIFEST = "manifest.json"
@@ -86,12 +86,10 @@ class ShardStore:
     def write(self, index: int, arrays: dict[str, np.ndarray], records: list[dict[str, Any]]) -> Path:
         """Write one prompt's shard atomically (a crash never leaves half a shard)."""
         path = self.root / f"shard-{index:06d}.npz"
-        tmp = path.with_suffix(".tmp.npz")
         try:
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
+            with replacing(path) as tmp:  # the temp file goes on any exception, Ctrl-C included
+                np.savez_compressed(tmp, **arrays)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise ConfigError(f"label output {path}: cannot write it ({e.strerror or e})") from None
         if records:
             with (self.root / "mismatches.jsonl").open("a", encoding="utf-8") as f:
@@ -204,13 +202,8 @@ def _check_shard(what: str, a: dict[str, np.ndarray], n_embd: int | None, topk: 
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: a temp file in the same directory, then os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Replace `path` with `data` in one step (r2r_local.atomic); an OSError becomes a ConfigError."""
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise ConfigError(f"{path}: cannot write it ({e.strerror or e}); the old file is unchanged") from None
-        raise
+        write_bytes(path, data)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot write it ({e.strerror or e}); the old file is unchanged") from None

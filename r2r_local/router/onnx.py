@@ -72,6 +72,12 @@ def _is(value: Any, want: type | tuple[type, ...]) -> bool:
     return isinstance(value, want) and not isinstance(value, bool)
 
 
+def _first_line(e: BaseException) -> str:
+    """An onnxruntime error in one line: its message's first line, or its type's name when empty."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _router_threads() -> int:
     text = os.environ.get("R2R_ROUTER_THREADS", "1")
     try:
@@ -143,8 +149,7 @@ class OnnxRouter:
         try:
             session = ort.InferenceSession(str(self.path), opts, providers=_providers())
         except Exception as e:  # onnxruntime raises its own types for bad files
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RouterError(f"router {self.path}: not a loadable ONNX model ({first})") from None
+            raise RouterError(f"router {self.path}: not a loadable ONNX model ({_first_line(e)})") from None
         self._check_io(session)
         return session
 
@@ -188,8 +193,7 @@ class OnnxRouter:
         try:
             (logit,) = self._session.run([OUTPUT], feeds, self._run_options)
         except Exception as e:  # onnxruntime raises its own types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RouterError(f"router {self.path}: failed while running ({first})") from None
+            raise RouterError(f"router {self.path}: failed while running ({_first_line(e)})") from None
         logit = np.asarray(logit).reshape(-1)
         if logit.shape[0] != hidden.shape[0]:
             raise RouterError(f"router {self.path}: returned {logit.shape[0]} values for {hidden.shape[0]} positions")

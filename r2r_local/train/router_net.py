@@ -8,7 +8,6 @@ descending). Output: one logit [B,1]; escalate iff sigmoid(logit) >= threshold.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from r2r_local.atomic import replacing
 from r2r_local.errors import RouterError
 
 MODEL_TYPE = "HiddenStatesTokenLMHeadLogitsClassifier"
@@ -103,16 +103,11 @@ def save_checkpoint(path: str | Path, net: RouterNet, *, threshold: float, recal
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a crash or full disk keeps the old file whole
     try:
-        torch.save(doc, tmp)
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise RouterError(f"router checkpoint {path}: cannot write it ({e.strerror or e})") from None
-        raise
+        with replacing(path) as tmp:  # a crash or full disk keeps the old file whole
+            torch.save(doc, tmp)
+    except OSError as e:
+        raise RouterError(f"router checkpoint {path}: cannot write it ({e.strerror or e})") from None
     return path
 
 
