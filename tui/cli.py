@@ -109,3 +109,7 @@ def run_chat(app: "ChatApp", **run_options: object) -> int:
         sys.stderr.flush()
         os._exit(app.return_code or 0)
     return app.return_code or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -79,48 +79,91 @@ sys.exit(cli.main(["--history", sys.argv[1]]))
 """
 
 
-def test_quitting_while_models_load_ends_the_process_at_once(tmp_path):
-    """r2r-chat in a real terminal (a pty): ctrl+q during a load that takes a minute."""
-    import os
-    import pty
-    import select
-    import time
+class Terminal:
+    """The r2r-chat console script in a real terminal (a pty): read its screen, type, wait for it."""
 
-    env = dict(os.environ, R2R_CONFIG_DIR=str(tmp_path / "config"), R2R_DATA_DIR=str(tmp_path / "data"),
-               TERM="xterm-256color", COLUMNS="100", LINES="30")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the console script in the terminal
-        os.execve(sys.executable, [sys.executable, "-c", QUIT_WHILE_LOADING, str(tmp_path / "h.db")], env)
-    output = b""
+    def __init__(self, argv: list[str], tmp_path):  # type: ignore[no-untyped-def]
+        import os
+        import pty
 
-    def read_for(seconds: float) -> None:
-        nonlocal output
+        env = dict(os.environ, R2R_CONFIG_DIR=str(tmp_path / "config"), R2R_DATA_DIR=str(tmp_path / "data"),
+                   TERM="xterm-256color", COLUMNS="100", LINES="30")
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child
+            os.execve(sys.executable, [sys.executable, *argv], env)
+        self.output = b""
+
+    def read_for(self, seconds: float) -> None:
+        import os
+        import select
+        import time
+
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if select.select([fd], [], [], 0.05)[0]:
+            if select.select([self.fd], [], [], 0.05)[0]:
                 try:
-                    output += os.read(fd, 65536)
+                    self.output += os.read(self.fd, 65536)
                 except OSError:
                     return
 
-    try:
-        read_for(0.5)
-        deadline = time.monotonic() + 30
-        while b"very long load" not in output and time.monotonic() < deadline:
-            read_for(0.2)
-        assert b"very long load" in output, output[-2000:]
-        os.write(fd, b"\x11")  # ctrl+q
-        quit_at = time.monotonic()
-        status = None
-        while status is None and time.monotonic() - quit_at < 15:
-            read_for(0.1)
-            done, code = os.waitpid(pid, os.WNOHANG)
-            status = code if done else None
-        exited_after = time.monotonic() - quit_at
-    finally:
-        if status is None:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
-    assert status is not None and os.waitstatus_to_exitcode(status) == 0, exited_after
-    assert exited_after < 10 and b"Traceback" not in output
+    def wait_for(self, text: bytes, seconds: float) -> None:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while text not in self.output and time.monotonic() < deadline:
+            self.read_for(0.2)
+        assert text in self.output, self.output[-2000:]
+
+    def write(self, data: bytes) -> None:
+        import os
+
+        os.write(self.fd, data)
+
+    def exit_after_quit(self, seconds: float) -> tuple[int | None, float]:
+        """ctrl+q, then (exit code or None, seconds until it exited); the process is gone after."""
+        import os
+        import time
+
+        self.write(b"\x11")
+        quit_at, status = time.monotonic(), None
+        try:
+            while status is None and time.monotonic() - quit_at < seconds:
+                self.read_for(0.1)
+                done, code = os.waitpid(self.pid, os.WNOHANG)
+                status = code if done else None
+            return (os.waitstatus_to_exitcode(status) if status is not None else None), time.monotonic() - quit_at
+        finally:
+            if status is None:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+            os.close(self.fd)
+
+
+def test_quitting_while_models_load_ends_the_process_at_once(tmp_path):
+    """ctrl+q during a load that takes a minute."""
+    term = Terminal(["-c", QUIT_WHILE_LOADING, str(tmp_path / "h.db")], tmp_path)
+    term.wait_for(b"very long load", 30)
+    code, exited_after = term.exit_after_quit(15)
+    assert code == 0 and exited_after < 10, exited_after
+    assert b"Traceback" not in term.output
+
+
+def test_quitting_while_a_long_prompt_is_read_stops_it_and_stores_the_answer_as_stopped(tmp_path):
+    """ctrl+q while SmolLM2 reads a prompt of ~8,000 tokens (several seconds here): the read stops
+    between chunks, the process exits cleanly and the answer is stored as stopped. (Before, the app
+    froze for 30 s, then freed the models under the worker and died of SIGSEGV.)"""
+    import sqlite3
+
+    history = tmp_path / "h.db"
+    term = Terminal(["-m", "r2r_tui.cli", "--n-ctx", "8192", "--threads", "2", "--router", "slm",
+                     "--history", str(history)], tmp_path)
+    term.wait_for(b"ready", 60)
+    term.write(b"\x1b[200~" + b"lorem ipsum dolor " * 1150 + b"\x1b[201~")  # a bracketed paste
+    term.read_for(1.0)
+    term.write(b"\r")
+    term.read_for(3.0)
+    code, exited_after = term.exit_after_quit(25)
+    assert code == 0 and exited_after < 15, exited_after
+    assert b"Traceback" not in term.output
+    rows = sqlite3.connect(history).execute("SELECT role, complete, stop_reason FROM messages ORDER BY id").fetchall()
+    assert rows == [("user", 1, None), ("assistant", 1, "cancelled")]
