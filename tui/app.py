@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from r2r_local.chat import Message
-from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
+from r2r_local.config import DEFAULT_MAX_TOKENS, MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import PromptTooLongError, R2RError
 
 from r2r_tui.answer_view import AssistantMessage
@@ -230,6 +230,9 @@ class ChatApp(App[None]):
         engine.router = self.router if self.mode == "router" else self.loaded.pair.router(self.mode)
         turns = self.turns[:-1] if replaces is not None and self.turn_ids[-1:] == [replaces] else self.turns
         messages = ([Message("system", self.system)] if self.system else []) + list(turns)
+        # Each regenerate adds 1 to the seed, wrapping inside the seed range (--seed 4294967295 is
+        # valid), and before anything is stored or hidden: nothing below may fail half-way.
+        sampling = replace(self.sampling, seed=(self.sampling.seed + self._regenerations) % MAX_SEED)
         try:
             mid = self._require_history().start_answer(self.conversation, engine.router.name, replaces=replaces)
         except HistoryError as e:
@@ -244,7 +247,6 @@ class ChatApp(App[None]):
         gen = self._gen = _Generation(mid, threading.Event(), threading.Event(), replaces, user)
         self._last_done = gen.done
         self._busy_noted = 0.0
-        sampling = replace(self.sampling, seed=self.sampling.seed + self._regenerations)
         self._show_status("writing", answer_share=0.0)
         self._generate(messages, gen, sampling)
         return True
