@@ -8,9 +8,10 @@ character is left bare where it may be syntax (see `wrappable`):
   punctuation right beside one of them (a mark there would change how `*`, `_` or `~` flank);
 - a line's block markers (indentation, `>`, list markers such as `-`, `+`, `*`, `1.`, `2)`,
   heading `#`s), lines made only of `-`, `=`, `*`, `_`, `:`, `|`, `+` (rules, setext
-  underlines, table delimiter rows), fence lines, and HTML blocks (a line opening with `<`,
-  up to the next blank line);
-- a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (`<...>`), any word
+  underlines, table delimiter rows), fence lines (also one after a `>` or list marker: its info
+  string names the lexer), and HTML blocks (a line opening with `<`, up to the next blank line);
+- a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (a `<...>`
+  closed within its paragraph; a lone `<` as in `x<y` is no tag), any word
   that linkify may turn into a link (`://`, `@`, `www.`, `name.tld`), and, in a document
   with a link reference definition, that line and every `[label]`.
 Everything else the large model wrote is coloured: words, numbers, `+`, `=`, `.`, `==`, `!`,
@@ -25,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from markdown_it.common.html_re import HTML_TAG_RE
 from textual.content import Content, Span
 from textual.events import Mount
 from textual.message import Message
@@ -68,10 +70,15 @@ SYNTAX = frozenset("\\`*_~[]()<>|&#\"'")  # quotes: they open link titles
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _PREFIX = re.compile(r"^(?:[ \t]*(?:>|(?:[-+*]|\d{1,9}[.)]|#{1,6})(?=[ \t]|$)))*[ \t]*")
 _STRUCTURAL = re.compile(r"^[ \t]*[-=*_:|+][-=*_:|+ \t]*$")
+_FENCE_MARK = re.compile(r"`{3,}|~{3,}")  # a fence after a container's prefix (`> ```py`, `- ~~~`)
 _HTML_BLOCK = re.compile(r"^ {0,3}<")
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
-# An HTML tag, comment or autolink may run over lines: bare up to its `>` (or the end).
-_HTML_INLINE = re.compile(r"<[A-Za-z/!?][^>]*>?")
+# A `<...>` that markdown-it may read as an HTML tag, comment or autolink: its own patterns, and
+# any `<` + letter (or / ! ?) closed by a `>` before the next `<`. Matched one paragraph at a time
+# (inline syntax never crosses a blank line), so a lone `x<y` leaves the rest of the answer alone.
+_HTML_INLINE = re.compile("|".join((HTML_TAG_RE.pattern, r"<[A-Za-z][A-Za-z0-9+.\-]{1,31}:[^<>\x00-\x20]*>",
+                                    r"<[A-Za-z/!?][^<>]*>")))
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 _LABEL = re.compile(r"\[[^\[\]\n]*\]")
 _BARE = re.compile(r"\]\((?:<[^<>\n]*>|[^\s()]*)|\\.|&#?\w+;|\S*(?:://|@|www\.|\w\.[A-Za-z]{2,})\S*", re.DOTALL)
 
@@ -80,7 +87,7 @@ def wrappable(text: str) -> list[bool]:
     """For each character of a Markdown source: whether marks around it leave the parse unchanged."""
     ok = [False] * len(text)
     labels = bool(_REFERENCE.search(text))  # then a mark in a [label] could break the reference
-    tags = {k for m in _HTML_INLINE.finditer(text) for k in range(m.start(), m.end())}
+    tags = _tags(text)
     fence: tuple[str, int] | None = None  # the open fence's character and length
     html = False
     pos = 0
@@ -111,8 +118,26 @@ def wrappable(text: str) -> list[bool]:
             continue
         if labels and _REFERENCE.match(line):
             continue
-        _inline(text, start + _PREFIX.match(line).end(), end, ok, labels, tags)
+        prefix = _PREFIX.match(line).end()
+        if _FENCE_MARK.match(line, prefix):  # its info string names the lexer: never wrapped
+            continue
+        if line.startswith("<", prefix):  # an HTML block may open inside a quote or list item too
+            html = True
+            continue
+        _inline(text, start + prefix, end, ok, labels, tags)
     return ok
+
+
+def _tags(text: str) -> set[int]:
+    """The positions inside a possible HTML tag or autolink, each searched within its paragraph."""
+    out: set[int] = set()
+    start = 0
+    for blank in [*_BLANK_LINES.finditer(text), None]:
+        end = blank.start() if blank is not None else len(text)
+        for m in _HTML_INLINE.finditer(text, start, end):
+            out.update(range(m.start(), m.end()))
+        start = blank.end() if blank is not None else end
+    return out
 
 
 def _inline(text: str, a: int, b: int, ok: list[bool], labels: bool, tags: set[int]) -> None:
@@ -183,6 +208,7 @@ def _marked_class(cls: type[MarkdownBlock]) -> type[MarkdownBlock]:
     still finds the block's own DEFAULT_CSS."""
     if issubclass(cls, MarkdownFence):
         def __init__(self, markdown: Markdown, token, code: str) -> None:  # type: ignore[no-untyped-def]
+            token.info = strip_marks(token.info)  # the lexer's name, should a mark ever reach it
             self.marked_code = apply_marks(Content(code))
             cls.__init__(self, markdown, token, self.marked_code.plain)
             self._highlighted_code = self._highlighted_code.add_spans(self.marked_code.spans)
