@@ -9,7 +9,8 @@ character is left bare where it may be syntax (see `wrappable`):
 - a line's block markers (indentation, `>`, list markers such as `-`, `+`, `*`, `1.`, `2)`,
   heading `#`s), lines made only of `-`, `=`, `*`, `_`, `:`, `|`, `+` (rules, setext
   underlines, table delimiter rows), fence lines (also one after a `>` or list marker: its info
-  string names the lexer), and HTML blocks (a line opening with `<`, up to the next blank line);
+  string names the lexer), and HTML blocks (a line opening with `<`, up to the next blank line,
+  or for a comment, `<?`, `<!X`, CDATA, script, pre, style and textarea up to the end marker);
 - a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (a `<...>`
   closed within its paragraph; a lone `<` as in `x<y` is no tag), any word
   that linkify may turn into a link (`://`, `@`, `www.`, `name.tld`), and, in a document
@@ -72,12 +73,17 @@ _PREFIX = re.compile(r"^(?:[ \t]*(?:>|(?:[-+*]|\d{1,9}[.)]|#{1,6})(?=[ \t]|$)))*
 _STRUCTURAL = re.compile(r"^[ \t]*[-=*_:|+][-=*_:|+ \t]*$")
 _FENCE_MARK = re.compile(r"`{3,}|~{3,}")  # a fence after a container's prefix (`> ```py`, `- ~~~`)
 _HTML_BLOCK = re.compile(r"^ {0,3}<")
+# HTML blocks that end at a marker rather than a blank line (CommonMark's kinds 1 to 5): opening, end.
+_HTML_RAW = [(re.compile(a, re.IGNORECASE), re.compile(b, re.IGNORECASE)) for a, b in (
+    (r"<(?:script|pre|style|textarea)(?=[\s>]|$)", r"</(?:script|pre|style|textarea)>"),
+    (r"<!--", r"-->"), (r"<\?", r"\?>"), (r"<![A-Za-z]", r">"), (r"<!\[CDATA\[", r"\]\]>"))]
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
-# A `<...>` that markdown-it may read as an HTML tag, comment or autolink: its own patterns, and
-# any `<` + letter (or / ! ?) closed by a `>` before the next `<`. Matched one paragraph at a time
-# (inline syntax never crosses a blank line), so a lone `x<y` leaves the rest of the answer alone.
+# A `<...>` that markdown-it may read as an HTML tag, comment or autolink: its own patterns, any
+# `<` + letter (or / ! ?) closed by a `>` before the next `<`, and a `<!--` up to the last `>` (a
+# mark in `--->` would complete the comment). Matched one paragraph at a time (inline syntax never
+# crosses a blank line), so a lone `x<y` leaves the rest of the answer alone.
 _HTML_INLINE = re.compile("|".join((HTML_TAG_RE.pattern, r"<[A-Za-z][A-Za-z0-9+.\-]{1,31}:[^<>\x00-\x20]*>",
-                                    r"<[A-Za-z/!?][^<>]*>")))
+                                    r"<!--[\s\S]*>", r"<[A-Za-z/!?][^<>]*>")))
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 _LABEL = re.compile(r"\[[^\[\]\n]*\]")
 _BARE = re.compile(r"\]\((?:<[^<>\n]*>|[^\s()]*)|\\.|&#?\w+;|\S*(?:://|@|www\.|\w\.[A-Za-z]{2,})\S*", re.DOTALL)
@@ -89,7 +95,8 @@ def wrappable(text: str) -> list[bool]:
     labels = bool(_REFERENCE.search(text))  # then a mark in a [label] could break the reference
     tags = _tags(text)
     fence: tuple[str, int] | None = None  # the open fence's character and length
-    html = False
+    html = False  # inside an HTML block, bare to its end: the next blank line, or the line with `raw_end`
+    raw_end: re.Pattern[str] | None = None
     pos = 0
     for line in text.split("\n"):
         start, end = pos, pos + len(line)
@@ -104,15 +111,19 @@ def wrappable(text: str) -> list[bool]:
                 ok[k] = not text[k].isspace()
             continue
         if not line.strip():
-            html = False
+            html = html and raw_end is not None
             continue
         opened = _FENCE.match(line)
         if opened:  # never wrapped; only a fence at the margin is surely not inside a list item
             if not html and not line[0].isspace() and not (opened.group(1)[0] == "`" and "`" in line[opened.end():]):
                 fence = (opened.group(1)[0], len(opened.group(1)))
             continue
-        if html or _HTML_BLOCK.match(line):
-            html = True
+        if html:
+            if raw_end is not None and raw_end.search(line):  # this line ends the block, as in markdown-it
+                html, raw_end = False, None
+            continue
+        if _HTML_BLOCK.match(line):
+            html, raw_end = True, _raw_end(line, line.index("<"))
             continue
         if _STRUCTURAL.match(line):
             continue
@@ -122,20 +133,36 @@ def wrappable(text: str) -> list[bool]:
         if _FENCE_MARK.match(line, prefix):  # its info string names the lexer: never wrapped
             continue
         if line.startswith("<", prefix):  # an HTML block may open inside a quote or list item too
-            html = True
+            html, raw_end = True, _raw_end(line, prefix)
             continue
         _inline(text, start + prefix, end, ok, labels, tags)
     return ok
 
 
+def _raw_end(line: str, at: int) -> re.Pattern[str] | None:
+    """The end marker still to come of an HTML block opening at line[at] (None: it ends at a blank
+    line, or on this line already)."""
+    for opening, end in _HTML_RAW:
+        if opening.match(line, at):
+            return None if end.search(line, at) else end
+    return None
+
+
 def _tags(text: str) -> set[int]:
-    """The positions inside a possible HTML tag or autolink, each searched within its paragraph."""
+    """The positions inside a possible HTML tag or autolink, searched within each paragraph.
+
+    A match is tried at every `<`, overlaps included: one that markdown-it never makes (it may
+    split the lines into other blocks) must not hide one that it does."""
     out: set[int] = set()
     start = 0
     for blank in [*_BLANK_LINES.finditer(text), None]:
         end = blank.start() if blank is not None else len(text)
-        for m in _HTML_INLINE.finditer(text, start, end):
-            out.update(range(m.start(), m.end()))
+        at = text.find("<", start, end)
+        while at != -1:
+            m = _HTML_INLINE.match(text, at, end)
+            if m is not None:
+                out.update(range(m.start(), m.end()))
+            at = text.find("<", at + 1, end)
         start = blank.end() if blank is not None else end
     return out
 

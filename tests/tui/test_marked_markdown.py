@@ -116,6 +116,8 @@ TRICKY = [
     "a <i\n\nb> c <http://x.y/it's> <irc:a'b> <!DOCTYPE it's> <?p x<y ?> d\n",
     "> ```python\n> def f(x):\n>     return x\n> ```\n\n- ```bash\n  ls -l\n  ```\n1. ~~~js\n   var a = 1;\n   ~~~\n",
     "> > ```c\n> > int x;\n> > ```\n\n- > ```py\n  > y\n  > ```\n",
+    "<!-- a\n\nb -->\nc d\n\n<pre>\ne\n\nf</pre>\ng h\n\n- <!x y\n\n  z> w\n",
+    "a <!--1--->b--->c and <!-- x -->y\n",
 ]
 
 
