@@ -229,6 +229,32 @@ def test_a_crash_mid_regeneration_keeps_the_old_answer(tmp_path):
     assert h.conversations()[0].n_messages == 2
 
 
+def test_a_new_answer_deletes_the_conversations_stale_unfinished_regenerations(tmp_path):
+    import time
+
+    from r2r_tui.store import STALE_REGENERATION_S
+
+    h = History(tmp_path / "h.db")
+    c, other = h.new_conversation("r"), h.new_conversation("o")
+    h.add_user(c, "q")
+    old, _ = _answered(h, c, "old answer")
+    interrupted = h.start_answer(c, "slm")  # a plain answer cut off: shown as interrupted, kept
+    stale, running = h.start_answer(c, "slm", replaces=old), h.start_answer(c, "slm", replaces=old)
+    h.add_user(other, "q2")
+    elsewhere = h.start_answer(other, "slm", replaces=_answered(h, other, "a2")[0])
+    for mid in (interrupted, stale, running, elsewhere):
+        h.add_pieces(mid, 0, [Piece(0, "small", "answer", "half")])
+    long_ago = time.time() - STALE_REGENERATION_S - 60
+    h._run("UPDATE messages SET created = ? WHERE id IN (?, ?, ?)", (long_ago, interrupted, stale, elsewhere))
+    new = h.start_answer(c, "slm")
+    rows = {r[0] for r in h._rows("SELECT id FROM messages")}
+    pieces = {r[0] for r in h._rows("SELECT message_id FROM pieces")}
+    # `running` may be another r2r-chat's regeneration in progress; `elsewhere` waits for its own conversation
+    assert stale not in rows and stale not in pieces
+    assert {interrupted, running, elsewhere, new} <= rows and {interrupted, running, elsewhere} <= pieces
+    assert [m.content for m in h.messages(c)] == ["q", "old answer", "half", ""]
+
+
 def test_failed_empty_answers_are_marked(tmp_path):
     h = History(tmp_path / "h.db")
     c = h.new_conversation("f")
