@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from r2r_local.chat import Message
-from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
+from r2r_local.config import DEFAULT_MAX_TOKENS, MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import PromptTooLongError, R2RError
 
 from r2r_tui.answer_view import AssistantMessage
@@ -28,10 +28,11 @@ from r2r_tui.load_panel import LoadPanel
 from r2r_tui.loader import Loaded, Loader
 from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
 from r2r_tui.prompt_input import PromptInput
-from r2r_tui.status_bar import StatusBar, StatusFigures
-from r2r_tui.store import REGENERATION_DROPPED, History, HistoryError, StoredMessage
+from r2r_tui.status_bar import StatusBar
+from r2r_tui.store import History, HistoryError
 from r2r_tui.streaming import Answer, stream_answer
 from r2r_tui.system_prompt_screen import SystemPromptScreen
+from r2r_tui.turns import Generation, TurnKeeping
 from r2r_tui.user_message import UserMessage
 
 MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
@@ -40,21 +41,7 @@ MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
 UNMOUNT_WAIT_S = 2.0
 
 
-@dataclass
-class _Generation:
-    """One answer being written. done is set by its worker once it no longer uses the models.
-
-    replaces: the stored answer a regeneration is to replace (kept if this one is dropped);
-    user: (text, stored id, widget) of the user message this answer follows, on a fresh send."""
-
-    message_id: int
-    cancel: threading.Event
-    done: threading.Event
-    replaces: int | None = None
-    user: tuple[str, int, UserMessage] | None = None
-
-
-class ChatApp(App[None]):
+class ChatApp(TurnKeeping, App[None]):
     TITLE = "r2r-chat"
     CSS = """
     #models { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
@@ -90,7 +77,7 @@ class ChatApp(App[None]):
         self.turn_ids: list[int] = []
         self.marking = True
         self.mode = "router"
-        self._gen: _Generation | None = None  # the answer being written
+        self._gen: Generation | None = None  # the answer being written
         self._last_done: threading.Event | None = None  # the latest generation worker's `done`
         self._loading = False  # the load worker runs
         self._last_failed: int | None = None  # a stored answer that failed without text, ending the conversation
@@ -230,6 +217,9 @@ class ChatApp(App[None]):
         engine.router = self.router if self.mode == "router" else self.loaded.pair.router(self.mode)
         turns = self.turns[:-1] if replaces is not None and self.turn_ids[-1:] == [replaces] else self.turns
         messages = ([Message("system", self.system)] if self.system else []) + list(turns)
+        # Each regenerate adds 1 to the seed, wrapping inside the seed range (--seed 4294967295 is
+        # valid), and before anything is stored or hidden: nothing below may fail half-way.
+        sampling = replace(self.sampling, seed=(self.sampling.seed + self._regenerations) % MAX_SEED)
         try:
             mid = self._require_history().start_answer(self.conversation, engine.router.name, replaces=replaces)
         except HistoryError as e:
@@ -241,16 +231,15 @@ class ChatApp(App[None]):
         view = AssistantMessage(mid, marking=self.marking)
         self.chat.mount(view)
         self.chat.anchor()  # follow the answer as it grows, until the user scrolls away
-        gen = self._gen = _Generation(mid, threading.Event(), threading.Event(), replaces, user)
+        gen = self._gen = Generation(mid, threading.Event(), threading.Event(), replaces, user)
         self._last_done = gen.done
         self._busy_noted = 0.0
-        sampling = replace(self.sampling, seed=self.sampling.seed + self._regenerations)
         self._show_status("writing", answer_share=0.0)
         self._generate(messages, gen, sampling)
         return True
 
     @work(thread=True, exit_on_error=False, group="generate")
-    def _generate(self, messages: list[Message], gen: _Generation, sampling: SamplingParams) -> None:
+    def _generate(self, messages: list[Message], gen: Generation, sampling: SamplingParams) -> None:
         assert self.loaded is not None
         mid = gen.message_id
         try:
@@ -278,110 +267,6 @@ class ChatApp(App[None]):
         self._show_status("writing", answer_share=p.large_tokens / p.n_tokens if p.n_tokens else 0.0,
                           session_share=large / tokens if tokens else None,
                           tokens_per_s=p.tokens_per_s or None, activated_params_b=p.activated_params_b)
-
-    def _finished(self, mid: int) -> _Generation | None:
-        """The generation that wrote `mid`, no longer current."""
-        gen = self._gen
-        if gen is None or gen.message_id != mid:
-            return None
-        self._gen = None
-        self._busy_noted = 0.0
-        return gen
-
-    def on_answer_done(self, event: AnswerDone) -> None:
-        gen = self._finished(event.message_id)
-        answer = event.answer
-        self.last_answer = answer
-        stats = answer.stats or {}
-        self._session[0] += stats.get("n_tokens", 0)
-        self._session[1] += stats.get("large_tokens", 0)
-        view = self._view(event.message_id)
-        state = "stopped" if answer.stop_reason == "cancelled" else "ready"
-        if gen is not None and gen.replaces is not None and (answer.stop_reason or "error") in REGENERATION_DROPPED:
-            self._keep_replaced(gen, view)  # the store dropped the new answer
-            self.notify("regeneration stopped: the previous answer is kept", severity="warning")
-            self._show_status(state)
-            return
-        if gen is not None and gen.replaces is not None:
-            self._drop_replaced(gen)
-        self.turns.append(Message("assistant", answer.answer))
-        self.turn_ids.append(event.message_id)
-        if view is not None:
-            view.finish(_note(answer.stop_reason, answer.message, stats))
-        self._show_stats(stats, state)
-        if answer.message:
-            self.notify(answer.message, severity="warning", markup=False)
-
-    def on_answer_failed(self, event: AnswerFailed) -> None:
-        gen = self._finished(event.message_id)
-        view = self._view(event.message_id)
-        self._show_status("error")
-        if gen is not None and gen.replaces is not None:  # the store dropped the new answer
-            self._keep_replaced(gen, view)
-            self.notify(f"{event.message}; the previous answer is kept", title=event.title, severity="error",
-                        timeout=20, markup=False)
-            return
-        if (event.prompt_too_long and gen is not None and gen.user is not None and view is not None
-                and not view.pieces and self._take_back(gen.user, event.message_id)):
-            n_ctx = self.loaded.engine.n_ctx if self.loaded is not None else "?"
-            self.notify(f"The message does not fit the context of {n_ctx} tokens: it is back in the prompt box. "
-                        "ctrl+n starts a new conversation; --n-ctx raises the limit.",
-                        title=event.title, severity="error", timeout=30, markup=False)
-            return
-        if view is not None:
-            view.finish(f"[{event.title}: {event.message}]")
-            if view.answer:
-                self.turns.append(Message("assistant", view.answer))
-                self.turn_ids.append(event.message_id)
-            else:
-                self._last_failed = event.message_id  # not a turn; a regenerate replaces it
-        self.notify(event.message, title=event.title, severity="error", timeout=20, markup=False)
-
-    def _keep_replaced(self, gen: _Generation, view: AssistantMessage | None) -> None:
-        """A dropped regeneration: its view goes, the answer it was to replace shows again."""
-        if view is not None:
-            view.remove()
-        old = self._view(gen.replaces) if gen.replaces is not None else None
-        if old is not None:
-            old.display = True
-
-    def _drop_replaced(self, gen: _Generation) -> None:
-        """A regeneration that ended normally: the answer it replaced leaves the screen and the turns."""
-        old = self._view(gen.replaces) if gen.replaces is not None else None
-        if old is not None:
-            old.remove()
-        if self.turn_ids[-1:] == [gen.replaces]:
-            self.turns.pop()
-            self.turn_ids.pop()
-        if self._last_failed == gen.replaces:
-            self._last_failed = None
-
-    def _take_back(self, user: tuple[str, int, UserMessage], answer: int | None = None) -> bool:
-        """Remove a user message that got no answer (and its stored empty answer) from the history and
-        the screen, and put its text back into the prompt box. False if the history refused."""
-        text, mid, widget = user
-        history = self._require_history()
-        try:
-            if answer is not None:
-                history.delete_message(answer)
-            history.delete_message(mid)
-            if self.conversation is not None and not history.messages(self.conversation):
-                history.delete_conversation(self.conversation)
-                self.conversation = None
-        except HistoryError as e:
-            self._error(e)
-            return False
-        view = self._view(answer) if answer is not None else None
-        if view is not None:
-            view.remove()
-        widget.remove()
-        if self.turn_ids[-1:] == [mid]:
-            self.turns.pop()
-            self.turn_ids.pop()
-        prompt = self.query_one(PromptInput)
-        prompt.text = text + ("\n" + prompt.text if prompt.text.strip() else "")
-        prompt.focus()
-        return True
 
     # --- status ---------------------------------------------------------------------------------
 
@@ -453,42 +338,6 @@ class ChatApp(App[None]):
             return
         self.push_screen(HistoryScreen(conversations), self._open_conversation)
 
-    def _open_conversation(self, conversation: int | None) -> None:
-        if conversation is None or self.history is None:
-            return
-        try:  # everything is read before the current conversation leaves the screen
-            stored = self.history.conversation(conversation)
-            messages = self.history.messages(conversation) if stored is not None else []
-        except HistoryError as e:
-            self._error(e)
-            return
-        if stored is None:
-            return
-        self.action_new_chat()
-        self.conversation, self.system = stored.id, stored.system
-        last_stats: dict | None = None
-        for m in messages:
-            self._show_stored(m)
-            if m.role == "assistant":
-                last_stats = m.stats
-        self._last_failed = messages[-1].id if messages and messages[-1].failed_empty else None
-        if last_stats:
-            self._show_stats(last_stats, "reopened")
-        self.chat.anchor()  # the end of the conversation, once its Markdown has been laid out
-
-    def _show_stored(self, m: StoredMessage) -> None:
-        """Show a stored message; it becomes a turn exactly when the live session made it one."""
-        if not m.failed_empty:
-            self.turns.append(Message(m.role, m.content))
-            self.turn_ids.append(m.id)
-        if m.role == "user":
-            self.chat.mount(UserMessage(m.content))
-            return
-        view = AssistantMessage(m.id, marking=self.marking)
-        self.chat.mount(view)
-        view.add_pieces(m.pieces)
-        view.finish(_note(m.stop_reason, None, m.stats or {}))
-
     def action_system_prompt(self) -> None:
         def save(text: str | None) -> None:
             if text is None:
@@ -547,20 +396,6 @@ class ChatApp(App[None]):
             self.loaded = None
         if self.history is not None and not isinstance(self._history_arg, History):
             self.history.close()
-
-
-def _note(stop_reason: str | None, message: str | None, stats: dict) -> str:
-    if stop_reason == "cancelled":
-        return "[stopped]"
-    if stop_reason == "error":
-        return "[failed]"
-    if stop_reason == "interrupted":
-        return "[interrupted: the app closed while this answer was written]"
-    if stop_reason == "max_tokens":
-        return "[stopped at the token limit]"
-    if stop_reason == "context_full":
-        return f"[{message or 'stopped: the context is full'}]"
-    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,9 +8,11 @@ character is left bare where it may be syntax (see `wrappable`):
   punctuation right beside one of them (a mark there would change how `*`, `_` or `~` flank);
 - a line's block markers (indentation, `>`, list markers such as `-`, `+`, `*`, `1.`, `2)`,
   heading `#`s), lines made only of `-`, `=`, `*`, `_`, `:`, `|`, `+` (rules, setext
-  underlines, table delimiter rows), fence lines, and HTML blocks (a line opening with `<`,
-  up to the next blank line);
-- a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (`<...>`), any word
+  underlines, table delimiter rows), fence lines (also one after a `>` or list marker: its info
+  string names the lexer), and HTML blocks (a line opening with `<`, up to the next blank line,
+  or for a comment, `<?`, `<!X`, CDATA, script, pre, style and textarea up to the end marker);
+- a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (a `<...>`
+  closed within its paragraph; a lone `<` as in `x<y` is no tag), any word
   that linkify may turn into a link (`://`, `@`, `www.`, `name.tld`), and, in a document
   with a link reference definition, that line and every `[label]`.
 Everything else the large model wrote is coloured: words, numbers, `+`, `=`, `.`, `==`, `!`,
@@ -25,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from markdown_it.common.html_re import HTML_TAG_RE
 from textual.content import Content, Span
 from textual.events import Mount
 from textual.message import Message
@@ -68,10 +71,20 @@ SYNTAX = frozenset("\\`*_~[]()<>|&#\"'")  # quotes: they open link titles
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _PREFIX = re.compile(r"^(?:[ \t]*(?:>|(?:[-+*]|\d{1,9}[.)]|#{1,6})(?=[ \t]|$)))*[ \t]*")
 _STRUCTURAL = re.compile(r"^[ \t]*[-=*_:|+][-=*_:|+ \t]*$")
+_FENCE_MARK = re.compile(r"`{3,}|~{3,}")  # a fence after a container's prefix (`> ```py`, `- ~~~`)
 _HTML_BLOCK = re.compile(r"^ {0,3}<")
+# HTML blocks that end at a marker rather than a blank line (CommonMark's kinds 1 to 5): opening, end.
+_HTML_RAW = [(re.compile(a, re.IGNORECASE), re.compile(b, re.IGNORECASE)) for a, b in (
+    (r"<(?:script|pre|style|textarea)(?=[\s>]|$)", r"</(?:script|pre|style|textarea)>"),
+    (r"<!--", r"-->"), (r"<\?", r"\?>"), (r"<![A-Za-z]", r">"), (r"<!\[CDATA\[", r"\]\]>"))]
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
-# An HTML tag, comment or autolink may run over lines: bare up to its `>` (or the end).
-_HTML_INLINE = re.compile(r"<[A-Za-z/!?][^>]*>?")
+# A `<...>` that markdown-it may read as an HTML tag, comment or autolink: its own patterns, any
+# `<` + letter (or / ! ?) closed by a `>` before the next `<`, and a `<!--` up to the last `>` (a
+# mark in `--->` would complete the comment). Matched one paragraph at a time (inline syntax never
+# crosses a blank line), so a lone `x<y` leaves the rest of the answer alone.
+_HTML_INLINE = re.compile("|".join((HTML_TAG_RE.pattern, r"<[A-Za-z][A-Za-z0-9+.\-]{1,31}:[^<>\x00-\x20]*>",
+                                    r"<!--[\s\S]*>", r"<[A-Za-z/!?][^<>]*>")))
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 _LABEL = re.compile(r"\[[^\[\]\n]*\]")
 _BARE = re.compile(r"\]\((?:<[^<>\n]*>|[^\s()]*)|\\.|&#?\w+;|\S*(?:://|@|www\.|\w\.[A-Za-z]{2,})\S*", re.DOTALL)
 
@@ -80,9 +93,10 @@ def wrappable(text: str) -> list[bool]:
     """For each character of a Markdown source: whether marks around it leave the parse unchanged."""
     ok = [False] * len(text)
     labels = bool(_REFERENCE.search(text))  # then a mark in a [label] could break the reference
-    tags = {k for m in _HTML_INLINE.finditer(text) for k in range(m.start(), m.end())}
+    tags = _tags(text)
     fence: tuple[str, int] | None = None  # the open fence's character and length
-    html = False
+    html = False  # inside an HTML block, bare to its end: the next blank line, or the line with `raw_end`
+    raw_end: re.Pattern[str] | None = None
     pos = 0
     for line in text.split("\n"):
         start, end = pos, pos + len(line)
@@ -97,22 +111,60 @@ def wrappable(text: str) -> list[bool]:
                 ok[k] = not text[k].isspace()
             continue
         if not line.strip():
-            html = False
+            html = html and raw_end is not None
             continue
         opened = _FENCE.match(line)
         if opened:  # never wrapped; only a fence at the margin is surely not inside a list item
             if not html and not line[0].isspace() and not (opened.group(1)[0] == "`" and "`" in line[opened.end():]):
                 fence = (opened.group(1)[0], len(opened.group(1)))
             continue
-        if html or _HTML_BLOCK.match(line):
-            html = True
+        if html:
+            if raw_end is not None and raw_end.search(line):  # this line ends the block, as in markdown-it
+                html, raw_end = False, None
+            continue
+        if _HTML_BLOCK.match(line):
+            html, raw_end = True, _raw_end(line, line.index("<"))
             continue
         if _STRUCTURAL.match(line):
             continue
         if labels and _REFERENCE.match(line):
             continue
-        _inline(text, start + _PREFIX.match(line).end(), end, ok, labels, tags)
+        prefix = _PREFIX.match(line).end()
+        if _FENCE_MARK.match(line, prefix):  # its info string names the lexer: never wrapped
+            continue
+        if line.startswith("<", prefix):  # an HTML block may open inside a quote or list item too
+            html, raw_end = True, _raw_end(line, prefix)
+            continue
+        _inline(text, start + prefix, end, ok, labels, tags)
     return ok
+
+
+def _raw_end(line: str, at: int) -> re.Pattern[str] | None:
+    """The end marker still to come of an HTML block opening at line[at] (None: it ends at a blank
+    line, or on this line already)."""
+    for opening, end in _HTML_RAW:
+        if opening.match(line, at):
+            return None if end.search(line, at) else end
+    return None
+
+
+def _tags(text: str) -> set[int]:
+    """The positions inside a possible HTML tag or autolink, searched within each paragraph.
+
+    A match is tried at every `<`, overlaps included: one that markdown-it never makes (it may
+    split the lines into other blocks) must not hide one that it does."""
+    out: set[int] = set()
+    start = 0
+    for blank in [*_BLANK_LINES.finditer(text), None]:
+        end = blank.start() if blank is not None else len(text)
+        at = text.find("<", start, end)
+        while at != -1:
+            m = _HTML_INLINE.match(text, at, end)
+            if m is not None:
+                out.update(range(m.start(), m.end()))
+            at = text.find("<", at + 1, end)
+        start = blank.end() if blank is not None else end
+    return out
 
 
 def _inline(text: str, a: int, b: int, ok: list[bool], labels: bool, tags: set[int]) -> None:
@@ -183,6 +235,7 @@ def _marked_class(cls: type[MarkdownBlock]) -> type[MarkdownBlock]:
     still finds the block's own DEFAULT_CSS."""
     if issubclass(cls, MarkdownFence):
         def __init__(self, markdown: Markdown, token, code: str) -> None:  # type: ignore[no-untyped-def]
+            token.info = strip_marks(token.info)  # the lexer's name, should a mark ever reach it
             self.marked_code = apply_marks(Content(code))
             cls.__init__(self, markdown, token, self.marked_code.plain)
             self._highlighted_code = self._highlighted_code.add_spans(self.marked_code.spans)

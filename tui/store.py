@@ -7,7 +7,8 @@ takes a database from version i to i+1.
 
 A regenerated answer is written beside the one it replaces (`replaces` names it) and takes its
 place only when it finishes normally, in one transaction: a stopped, failed or crashed
-regeneration leaves the old answer as the conversation's, and reading skips the unfinished row.
+regeneration leaves the old answer as the conversation's, and reading skips the unfinished row
+(deleted once it is stale, when the conversation gets its next answer: see `start_answer`).
 Every sqlite or JSON problem surfaces as HistoryError (a stored `stats` that is not a JSON
 object reads as None).
 """
@@ -67,6 +68,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_S = 10.0
 # A regeneration that ends like this is dropped and the answer it was to replace is kept.
 REGENERATION_DROPPED = frozenset({"cancelled", "error", "interrupted"})
+# An unfinished regeneration older than this was cut off (a crash, a failed last write): no answer
+# is written for an hour, so no running r2r-chat can still be writing it.
+STALE_REGENERATION_S = 3600.0
 
 
 class HistoryError(R2RError):
@@ -252,14 +256,24 @@ class History:
         """An empty, incomplete assistant message; pieces are added as they stream.
 
         replaces: the answer this one regenerates; it stays the conversation's answer until
-        `finish_answer` ends this one normally."""
-        return self._add_message(conversation, "assistant", "", complete=False, router=router, replaces=replaces)
+        `finish_answer` ends this one normally.
+
+        Unfinished regenerations of this conversation older than STALE_REGENERATION_S are deleted
+        with their pieces first: they are hidden and would never be cleaned otherwise. Only old
+        ones, and only here: a second r2r-chat may have this conversation open and be writing a
+        regeneration right now, which a cleanup on open or of every unfinished row would delete
+        under it."""
+        return self._add_message(conversation, "assistant", "", complete=False, router=router, replaces=replaces,
+                                 drop_stale=True)
 
     def _add_message(self, conversation: int, role: str, text: str, *, complete: bool,
-                     router: str | None = None, replaces: int | None = None) -> int:
+                     router: str | None = None, replaces: int | None = None, drop_stale: bool = False) -> int:
         now = time.time()
 
         def steps(db: sqlite3.Connection) -> int:
+            if drop_stale:
+                db.execute("DELETE FROM messages WHERE conversation_id = ? AND replaces IS NOT NULL "
+                           "AND complete = 0 AND created < ?", (conversation, now - STALE_REGENERATION_S))
             cur = db.execute("INSERT INTO messages (conversation_id, role, content, complete, router, replaces, "
                              "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (conversation, role, text, int(complete), router, replaces, now))

@@ -25,8 +25,9 @@ def make_app(max_tokens: int = 48, **kw):
 
     system = kw.pop("system", "")
     history = kw.pop("history", None)
+    extra = {"sampling": kw.pop("sampling")} if "sampling" in kw else {}
     return ChatApp(core_loader(options(**kw)), history=history, system=system,
-                   settings=GenerationSettings(max_tokens=max_tokens))
+                   settings=GenerationSettings(max_tokens=max_tokens), **extra)
 
 
 async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 120.0, step: float = 0.02) -> None:

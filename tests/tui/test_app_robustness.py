@@ -13,7 +13,7 @@ import pytest
 import r2r_tui.app as app_module
 import r2r_tui.streaming as streaming
 from pilot_helpers import answered, loaded, make_app, send, wait_until
-from r2r_local.config import GenerationSettings
+from r2r_local.config import MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import R2RError
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
@@ -136,6 +136,31 @@ async def test_a_regeneration_that_ends_normally_replaces_the_old_answer():
         stored = [(m.id, m.role) for m in History().messages(app.conversation)]
     assert len(ids) == 2 and ids[-1] != first and views == [ids[-1]]
     assert stored == [(ids[0], "user"), (ids[1], "assistant")]
+
+
+async def test_regenerating_at_the_largest_seed_wraps_the_seed_and_keeps_running(monkeypatch):
+    """--seed 4294967295 is valid; the regenerate's seed + 1 wraps to 0 instead of failing."""
+    real, seeds = streaming.stream_answer, []
+
+    def recording(*args):
+        seeds.append(args[6].seed)  # (engine, messages, history, mid, emit, cancel, sampling, settings)
+        return real(*args)
+
+    monkeypatch.setattr(app_module, "stream_answer", recording)
+    app = make_app(demo=True, max_tokens=64, sampling=SamplingParams(seed=MAX_SEED - 1))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await send(pilot, QUESTION)
+        await answered(pilot)
+        first = app.turn_ids[-1]
+        await pilot.press("ctrl+r")
+        await answered(pilot, timeout=60)  # the demo pair answers in well under a second
+        running, ids = app.is_running, list(app.turn_ids)
+        views = [v.message_id for v in _shown(app)]
+        rows = app.history._rows("SELECT id, role FROM messages ORDER BY id")
+    assert seeds == [MAX_SEED - 1, 0]
+    assert running and len(ids) == 2 and ids[-1] != first and views == [ids[-1]]
+    assert rows == [(ids[0], "user"), (ids[1], "assistant")]  # no row left behind
 
 
 async def test_a_failed_answer_is_not_a_turn_and_regenerate_replaces_it(monkeypatch):

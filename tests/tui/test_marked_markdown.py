@@ -7,7 +7,7 @@ from textual.app import App, ComposeResult
 from textual.content import Content, Span
 from textual.widgets.markdown import MarkdownBlock, MarkdownFence
 
-from r2r_tui.marked_markdown import END, LARGE_STYLE, START, MarkedMarkdown, apply_marks, marked_source
+from r2r_tui.marked_markdown import END, LARGE_STYLE, START, MarkedMarkdown, apply_marks, marked_source, wrappable
 from r2r_tui.store import Piece
 
 PIECES = [("large", "## Sum"), ("small", "mary\n\n"), ("large", "1."), ("small", " Add **the** "),
@@ -111,6 +111,13 @@ TRICKY = [
     "Line with hard break  \nnext\\\nlast. Trailing #\n\n- - -\n\n_ _ _\n\n+ plus\n\n+5 not a list\n= not setext\n",
     "a **b.** c, (**d**), **e**.f, __g__h, 'q' \"r\", x^2, 100%, $5, @, {}, ;:?\n",
     "[a link](/path/x \"its title\") and [b](</p q> 'single') and [c](/u (paren)).\n",
+    "a\n\nb x<y c\n\nd e\n",
+    "x<y and <b\ntitle=\"<\">z</b> and <!-- it's < --> and 1 < 2 > 0 and a<b>c\n",
+    "a <i\n\nb> c <http://x.y/it's> <irc:a'b> <!DOCTYPE it's> <?p x<y ?> d\n",
+    "> ```python\n> def f(x):\n>     return x\n> ```\n\n- ```bash\n  ls -l\n  ```\n1. ~~~js\n   var a = 1;\n   ~~~\n",
+    "> > ```c\n> > int x;\n> > ```\n\n- > ```py\n  > y\n  > ```\n",
+    "<!-- a\n\nb -->\nc d\n\n<pre>\ne\n\nf</pre>\ng h\n\n- <!x y\n\n  z> w\n",
+    "a <!--1--->b--->c and <!-- x -->y\n",
 ]
 
 
@@ -125,7 +132,7 @@ def _tokens(source: str):
         for t in tokens:
             attrs = {k: strip_marks(str(v)) for k, v in (t.attrs or {}).items()}
             row = (t.type, t.tag, t.nesting, strip_marks(t.content) if not t.children else "",
-                   t.markup, strip_marks(t.info), tuple(sorted(attrs.items())))
+                   t.markup, t.info, tuple(sorted(attrs.items())))  # info: a fence's lexer, taken as is
             if t.type == "text" and out and out[-1][0] == "text":
                 prev = out.pop()
                 row = ("text", "", 0, prev[3] + row[3], "", "", ())
@@ -160,7 +167,8 @@ def test_marks_never_change_how_random_markdown_parses():
 
     rng = random.Random(0)
     alphabet = list("ab1 *_~`[]()<>!#-+=.:|\\&\"'\n>") + ["  ", "\n\n", "1. ", "- ", "```\n", "http://x.y", "→",
-                                                          "<b>", "    ", "\n===\n", "\n---\n", "|---|\n"]
+                                                          "<b>", "    ", "\n===\n", "\n---\n", "|---|\n",
+                                                          "x<y", "<i\n", "=\"<\">", "> ```py\n", "- ~~~\n"]
     for _ in range(400):
         doc = "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60)))
         for every in (0, 1, 2, 3):
@@ -195,3 +203,22 @@ async def test_large_text_in_fenced_code_is_coloured():
     assert code_spans == ["x", "=", "1"]
     assert [shown.plain[s.start:s.end] for s in shown.spans if s.style == LARGE_STYLE] == ["x", "=", "1"]
     assert START not in screen and "#ff9f1a" in screen.lower()
+
+
+def test_a_lone_less_than_sign_leaves_the_rest_of_the_answer_coloured():
+    text = "a\n\nb x<y c\n\nd e"
+    assert [c for c, ok in zip(text, wrappable(text)) if ok] == list("abxycde")
+    text = "p <b\nclass='x'>q</b> r"  # a tag over two lines stays bare
+    assert [c for c, ok in zip(text, wrappable(text)) if ok] == list("pqr")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("doc", ["> ```python\n> x = 1\n> ```\n", "- ```python\n  x = 1\n  ```\n"])
+async def test_a_fence_inside_a_quote_or_list_item_keeps_its_lexer(doc):
+    app = _Doc(marked_source(_all_large(doc, 0), "answer", True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        md = app.query_one(MarkedMarkdown)
+        [fence] = md.query(MarkdownFence)
+        code_spans = md.large_code_spans()
+    assert fence.lexer == "python" and fence.code == "x = 1" and code_spans == ["x", "=", "1"]

@@ -138,21 +138,75 @@ def test_a_foreign_database_is_refused_as_not_a_history(tmp_path):
     assert str(path) in str(err.value) and "already exists" not in str(err.value)
 
 
-def test_a_version_1_file_opens_and_keeps_its_data(tmp_path):
-    from r2r_tui.store import MIGRATIONS, _statements
+# The schema as r2r-chat 0.1 wrote it (store.py's MIGRATIONS[0] at 6fc5df1), written out here so
+# that an edit to today's migration 0 cannot make this test build the file it expects.
+V1_SCHEMA = """
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    system TEXT NOT NULL DEFAULT '',
+    models TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL DEFAULT '',
+    think TEXT NOT NULL DEFAULT '',
+    complete INTEGER NOT NULL DEFAULT 1,
+    stop_reason TEXT,
+    router TEXT,
+    stats TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+CREATE TABLE pieces (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    token INTEGER NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('small', 'large')),
+    part TEXT NOT NULL CHECK (part IN ('think', 'answer')),
+    text TEXT NOT NULL,
+    PRIMARY KEY (message_id, idx)
+);
+PRAGMA user_version = 1;
+INSERT INTO conversations VALUES (1, 'old', 'Be brief.', 'demo', 1.0, 2.0);
+INSERT INTO messages (id, conversation_id, role, content, created) VALUES (1, 1, 'user', 'What is 2+2?', 1.0);
+INSERT INTO messages VALUES (2, 1, 'assistant', '4.', 'add', 1, 'eos', 'random:0.3',
+                             '{"n_tokens": 3, "large_share": 0.5}', 1.5);
+INSERT INTO pieces VALUES (2, 0, 10, 'small', 'think', 'add'), (2, 1, 11, 'large', 'answer', '4'),
+                          (2, 2, 12, 'small', 'answer', '.');
+INSERT INTO messages (id, conversation_id, role, content, created) VALUES (3, 1, 'user', 'And 3+3?', 1.6);
+INSERT INTO messages (id, conversation_id, role, complete, router, created)
+    VALUES (4, 1, 'assistant', 0, 'slm', 1.7);
+INSERT INTO pieces VALUES (4, 0, 20, 'small', 'think', 'hmm '), (4, 1, 21, 'large', 'answer', ' 6');
+"""
 
+
+def test_a_version_1_file_opens_and_keeps_its_data(tmp_path):
     path = tmp_path / "v1.db"
     db = sqlite3.connect(path)
-    for statement in _statements(MIGRATIONS[0]):
-        db.execute(statement)
-    db.execute("INSERT INTO conversations (title, created, updated) VALUES ('old', 1, 1)")
-    db.execute("INSERT INTO messages (conversation_id, role, content, created) VALUES (1, 'user', 'hi', 1)")
-    db.execute("PRAGMA user_version = 1")
-    db.commit()
+    db.executescript(V1_SCHEMA)
     db.close()
     h = History(path)
     assert h.schema_version == SCHEMA_VERSION
-    assert [m.content for m in h.messages(1)] == ["hi"] and h.conversations()[0].n_messages == 1
+    [conv] = h.conversations()
+    assert (conv.id, conv.title, conv.system, conv.models, conv.n_messages) == (1, "old", "Be brief.", "demo", 4)
+    user, answer, again, cut = h.messages(1)
+    assert (user.role, user.content, again.content) == ("user", "What is 2+2?", "And 3+3?")
+    assert (answer.content, answer.think, answer.complete, answer.stop_reason, answer.router, answer.stats) == \
+        ("4.", "add", True, "eos", "random:0.3", {"n_tokens": 3, "large_share": 0.5})
+    assert answer.pieces == [Piece(10, "small", "think", "add"), Piece(11, "large", "answer", "4"),
+                             Piece(12, "small", "answer", ".")]
+    # the interrupted answer is rebuilt from its pieces, as version 1 did
+    assert (cut.content, cut.think, cut.complete, cut.stop_reason, cut.router) == ("6", "hmm", False, "interrupted", "slm")
+    assert [p.token for p in cut.pieces] == [20, 21]
+    # and the migrated file takes a regeneration of it
+    new = h.start_answer(1, "slm", replaces=cut.id)
+    h.finish_answer(new, "6.", "", "eos", None)
+    assert [m.content for m in h.messages(1)] == ["What is 2+2?", "4.", "And 3+3?", "6."]
 
 
 def test_stats_that_are_not_a_json_object_read_as_none(tmp_path):
@@ -227,6 +281,32 @@ def test_a_crash_mid_regeneration_keeps_the_old_answer(tmp_path):
     assert [(m.role, m.content, m.stop_reason) for m in h.messages(c)] == [("user", "q", None),
                                                                           ("assistant", "old answer", "eos")]
     assert h.conversations()[0].n_messages == 2
+
+
+def test_a_new_answer_deletes_the_conversations_stale_unfinished_regenerations(tmp_path):
+    import time
+
+    from r2r_tui.store import STALE_REGENERATION_S
+
+    h = History(tmp_path / "h.db")
+    c, other = h.new_conversation("r"), h.new_conversation("o")
+    h.add_user(c, "q")
+    old, _ = _answered(h, c, "old answer")
+    interrupted = h.start_answer(c, "slm")  # a plain answer cut off: shown as interrupted, kept
+    stale, running = h.start_answer(c, "slm", replaces=old), h.start_answer(c, "slm", replaces=old)
+    h.add_user(other, "q2")
+    elsewhere = h.start_answer(other, "slm", replaces=_answered(h, other, "a2")[0])
+    for mid in (interrupted, stale, running, elsewhere):
+        h.add_pieces(mid, 0, [Piece(0, "small", "answer", "half")])
+    long_ago = time.time() - STALE_REGENERATION_S - 60
+    h._run("UPDATE messages SET created = ? WHERE id IN (?, ?, ?)", (long_ago, interrupted, stale, elsewhere))
+    new = h.start_answer(c, "slm")
+    rows = {r[0] for r in h._rows("SELECT id FROM messages")}
+    pieces = {r[0] for r in h._rows("SELECT message_id FROM pieces")}
+    # `running` may be another r2r-chat's regeneration in progress; `elsewhere` waits for its own conversation
+    assert stale not in rows and stale not in pieces
+    assert {interrupted, running, elsewhere, new} <= rows and {interrupted, running, elsewhere} <= pieces
+    assert [m.content for m in h.messages(c)] == ["q", "old answer", "half", ""]
 
 
 def test_failed_empty_answers_are_marked(tmp_path):
