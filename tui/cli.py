@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP
-from r2r_local.config import DEFAULT_MAX_TOKENS, DEFAULT_N_CTX, GenerationSettings, ModelSpec, SamplingParams
+from r2r_local.config import (DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams, check_gpu_layers, check_n_ctx,
+                              check_threads)
 from r2r_local.errors import ConfigError, R2RError
 from r2r_local.router.baselines import SPEC_HELP
 
@@ -57,14 +58,16 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
 
 def check_model_flags(args: argparse.Namespace) -> None:
     """Refuse what would otherwise be silently ignored: --demo with model paths, a config file
-    that is not there, and values the core's ModelSpec refuses (its own validators decide)."""
+    that is not there, and model values out of the bounds r2r's own flags have (the core's checks)."""
     if args.demo and (args.small or args.large):
         raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"config file {args.config} does not exist")
-    n_ctx = args.n_ctx if args.n_ctx is not None else DEFAULT_N_CTX
-    for layers in (args.small_gpu_layers, args.large_gpu_layers):
-        ModelSpec("", n_ctx=n_ctx, n_gpu_layers=layers if layers is not None else 0, threads=args.threads)
+    if args.n_ctx is not None:
+        check_n_ctx(args.n_ctx, "--n-ctx")
+    check_threads(args.threads, "--threads")
+    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
+    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
