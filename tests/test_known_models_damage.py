@@ -3,6 +3,8 @@ file and the entry, exit 1, no traceback; never a path outside the models folder
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from r2r_local.cli import main
@@ -55,3 +57,33 @@ def test_a_file_in_a_subfolder_of_its_repository_is_accepted(tmp_path, monkeypat
     monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path / "data"))
     assert main(["models", "list"]) == 0
     assert f"{tmp_path / 'data'}" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["r1-q4", "r1-q8s"])
+@pytest.mark.parametrize("flags", [[], ["--no-router"], ["--int8-router", "--no-config"]])
+def test_pull_dry_run_says_what_pull_would_fetch_and_do(tmp_path, monkeypatch, capsys, name, flags):
+    from r2r_local.catalog import find_pair, local_path
+
+    monkeypatch.delenv("R2R_KNOWN_MODELS", raising=False)
+    monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "cfg"))
+    pair = find_pair(name)
+    assert main(["models", "pull", name, "--dry-run", "--json", *flags]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # stdout is one JSON document with --json
+    known = [("small", pair.small), ("large", pair.large)] + ([] if "--no-router" in flags else [("router", pair.router)])
+    assert [f["role"] for f in doc["files"]] == [role for role, _ in known]
+    for got, (role, f) in zip(doc["files"], known):
+        assert (got["repo"], got["file"], got["revision"]) == (f.repo, f.file, f.revision)
+        assert got["sha256"] == (f.sha256 or None) and got["size"] == (f.size or None)
+        assert got["path"] == str(local_path(f)) and got["present"] is False
+    converts = any("convert the router" in s for s in doc["then"])
+    assert converts == ("--no-router" not in flags)
+    assert any("int8" in s for s in doc["then"]) == ("--int8-router" in flags)
+    assert any("--no-config" in s for s in doc["then"]) == ("--no-config" in flags)
+    assert main(["models", "pull", name, "--dry-run", *flags]) == 0
+    text = capsys.readouterr().out
+    for _, f in known:
+        assert (f.sha256 or "no published sha256") in text and f"{f.revision}," in text
+        assert (f"{f.size / 1e9:.2f} GB" if f.size else f"~{f.approx_gb} GB" if f.approx_gb else "size unknown") in text
+    assert not (tmp_path / "data").exists() and not (tmp_path / "cfg").exists()  # nothing written
