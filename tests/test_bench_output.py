@@ -63,3 +63,14 @@ def test_an_answer_no_generation_could_match_is_refused(tmp_path, answer):
     f.write_text('{"prompt": "q", "answer": "1"}\n' f'{{"prompt": "q", "answer": {answer}}}\n')
     with pytest.raises(ConfigError, match=f"{f}:2: the answer"):
         load_problems(f)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_prompt(tmp_path):
+    from r2r_local.bench import load_prompts
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_bytes("\ufeffWhat is 2 + 2?\r\n\r\n  \nWhat is 3 + 4?\n".encode())
+    assert [p.prompt for p in load_prompts(prompts)] == ["What is 2 + 2?", "What is 3 + 4?"]
+    problems = tmp_path / "p.jsonl"
+    problems.write_bytes('\ufeff{"prompt": "q", "answer": "4"}\r\n'.encode())
+    assert load_problems(problems)[0].answer == "4"
