@@ -57,7 +57,7 @@ def load_prompts(path: str | Path) -> list[Problem]:
 
 def load_problems(path: str | Path) -> list[Problem]:
     """JSON lines of {"prompt": str, "answer": str} (a number is accepted as the answer); the
-    prompt must not be blank."""
+    prompt must not be blank and the answer must be an integer (see `_integer_answer`)."""
     problems = []
     for n, line in enumerate(_read(path).splitlines(), 1):
         if not line.strip():
@@ -74,18 +74,30 @@ def load_problems(path: str | Path) -> list[Problem]:
         if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or answer != answer:
             raise ConfigError(f"problems file {path}:{n}: the answer must be a string or a number, "
                               f"got {json.dumps(answer)}")
-        if not str(answer).strip():
-            raise ConfigError(f"problems file {path}:{n}: the answer is empty")
-        problems.append(Problem(doc["prompt"], str(answer), line=n))
+        problems.append(Problem(doc["prompt"], _integer_answer(answer, f"problems file {path}:{n}"), line=n))
     if not problems:
         raise ConfigError(f"problems file {path}: has no problems")
     return problems
 
 
+def _integer_answer(answer: str | int | float, where: str) -> str:
+    """The answer as the checker compares it: an integer without sign noise, spaces or thousands
+    commas ("5", 5, 5.0, " 1,000 " -> "5", "5", "5", "1000"). Anything else could never match the
+    last integer of a generation and would read as a wrong answer, so it is refused."""
+    text = str(int(answer)) if isinstance(answer, float) and answer.is_integer() else str(answer)
+    text = text.strip().replace(",", "")
+    if not text:
+        raise ConfigError(f"{where}: the answer is empty")
+    if not re.fullmatch(r"-?\d+", text):
+        raise ConfigError(f"{where}: the answer must be an integer (bench checks the last integer of "
+                          f"the generated answer), got {json.dumps(answer)}")
+    return str(int(text))
+
+
 def _read(path: str | Path) -> str:
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of the first prompt
     except FileNotFoundError:
         raise ConfigError(f"{p}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:

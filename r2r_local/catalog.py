@@ -14,6 +14,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ def known_models_path() -> Path:
 
 
 def load_catalog(path: Path | None = None) -> dict[str, KnownPair]:
+    """The known pairs; any damage in the file (a wrong type, a missing key, a file name that
+    would leave the models folder, a malformed sha256, no pairs) is a ConfigError naming it."""
     import tomllib
 
     path = path or known_models_path()
@@ -70,21 +73,73 @@ def load_catalog(path: Path | None = None) -> dict[str, KnownPair]:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"known models file {path}: {e}") from None
-    files = {}
-    for key, f in doc.get("files", {}).items():
-        try:
-            files[key] = KnownFile(key, f["kind"], f["repo"], f["file"], f["revision"], int(f.get("size", 0)),
-                                   float(f.get("approx_gb", 0.0)), f.get("sha256", ""), f.get("source", ""))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"known models file {path}: files.{key} is incomplete ({e})") from None
-    pairs = {}
-    for name, p in doc.get("pairs", {}).items():
-        try:
-            router = files[p["router"]] if p.get("router") else None
-            pairs[name] = KnownPair(name, p.get("description", ""), files[p["small"]], files[p["large"]], router)
-        except KeyError as e:
-            raise ConfigError(f"known models file {path}: pairs.{name} names an unknown file {e}") from None
+    where = f"known models file {path}"
+    files = {key: _known_file(key, f, f"{where}: files.{key}") for key, f in _table(doc, "files", where).items()}
+    pairs = {name: _known_pair(name, p, files, f"{where}: pairs.{name}")
+             for name, p in _table(doc, "pairs", where).items()}
+    if not pairs:
+        raise ConfigError(f"{where}: has no [pairs.NAME] tables")
     return pairs
+
+
+def _table(doc: object, key: str, where: str) -> dict:
+    value = doc.get(key, {}) if isinstance(doc, dict) else None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a table of tables")
+    return value
+
+
+def _field(table: dict, key: str, kind: type | tuple[type, ...], where: str, default: object = None) -> object:
+    value = table.get(key, default)
+    if value is None:
+        raise ConfigError(f"{where}: the key '{key}' is missing")
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}: {key} has the wrong type ({json.dumps(value, default=str)})")
+    return value
+
+
+def _known_file(key: str, f: object, where: str) -> KnownFile:
+    if not isinstance(f, dict):
+        raise ConfigError(f"{where}: must be a table")
+    kind, repo, name, revision = (_field(f, k, str, where) for k in ("kind", "repo", "file", "revision"))
+    size, approx = _field(f, "size", int, where, 0), _field(f, "approx_gb", (int, float), where, 0.0)
+    sha, source = _field(f, "sha256", str, where, ""), _field(f, "source", str, where, "")
+    if kind not in ("gguf", "router-checkpoint"):
+        raise ConfigError(f"{where}: kind must be 'gguf' or 'router-checkpoint', got '{kind}'")
+    parts = repo.split("/")
+    if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        raise ConfigError(f"{where}: repo must be 'owner/name', got '{repo}'")
+    file_parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ":" in name or any(p in ("", ".", "..") for p in file_parts):
+        raise ConfigError(f"{where}: file must be a relative path inside the repository, got '{name}'")
+    if not revision.strip():
+        raise ConfigError(f"{where}: revision is empty")
+    if size < 0 or approx < 0 or approx != approx:
+        raise ConfigError(f"{where}: size and approx_gb must be >= 0")
+    if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ConfigError(f"{where}: sha256 must be 64 lowercase hex digits (or empty), got '{sha}'")
+    return KnownFile(key, kind, repo, name, revision, size, float(approx), sha, source)
+
+
+def _known_pair(name: str, p: object, files: dict[str, KnownFile], where: str) -> KnownPair:
+    if not isinstance(p, dict):
+        raise ConfigError(f"{where}: must be a table")
+
+    def file(role: str, kind: str, required: bool = True) -> KnownFile | None:
+        key = p.get(role) or None
+        if key is None and not required:
+            return None
+        if key is None:
+            raise ConfigError(f"{where}: the key '{role}' is missing")
+        if not isinstance(key, str) or key not in files:
+            raise ConfigError(f"{where}: {role} names an unknown file {json.dumps(key, default=str)}")
+        if files[key].kind != kind:
+            raise ConfigError(f"{where}: {role} names files.{key}, of kind '{files[key].kind}', not '{kind}'")
+        return files[key]
+
+    description = _field(p, "description", str, where, "")
+    return KnownPair(name, description, file("small", "gguf"), file("large", "gguf"),  # type: ignore[arg-type]
+                     file("router", "router-checkpoint", required=False))
 
 
 def find_pair(name: str, catalog: dict[str, KnownPair] | None = None) -> KnownPair:

@@ -107,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
         raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got '{args.modes}'")
+    twice = sorted({m for m in modes if modes.count(m) > 1})
+    if twice:  # a mode run twice per prompt would double its totals and its rows in tokens.csv
+        raise ConfigError(f"--modes names {', '.join(twice)} more than once ('{args.modes}')")
     if args.max_tokens is None:
         args.max_tokens = 200 if args.demo else 128
     if args.max_tokens < 1:
@@ -133,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {"modes": report, "config": {
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
             "threshold": router.threshold, "problems": source, "n_problems": len(problems),
-            "max_tokens": args.max_tokens, "sampling": "greedy", "params_small": pair.small.n_params,
+            "max_tokens": args.max_tokens, "modes": modes, "seed": args.seed, "sampling": "greedy", "params_small": pair.small.n_params,
             "params_large": pair.large.n_params, "versions": versions()}}
     finally:
         pair.close()
@@ -224,16 +227,27 @@ def _check_out(out: Path) -> None:
 
 
 def _write_out(out: Path, doc: dict[str, Any], records: list[Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(doc, indent=2))
-    with (out / "tokens.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(records[0]).keys()) if records else ["mode"])
-        writer.writeheader()
-        for r in records:
-            writer.writerow(asdict(r))
-    written = ["bench.json", "tokens.csv"]
-    if _plot_share(out / "share_along_answer.png", records):
-        written.append("share_along_answer.png")
+    """Replace the run's files together (atomic.replacing_together), so an earlier run's files in
+    `out` are never mixed with this one's, nor left half written."""
+    from r2r_local.atomic import replacing_together
+
+    plot = out / "share_along_answer.png"
+    try:
+        with replacing_together(out / "tokens.csv", out / "bench.json") as (tokens_tmp, json_tmp):
+            with tokens_tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(asdict(records[0]).keys()) if records else ["mode"])
+                writer.writeheader()
+                for r in records:
+                    writer.writerow(asdict(r))
+            json_tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        written = ["bench.json", "tokens.csv"]
+        if _plot_share(plot, records):
+            written.append(plot.name)
+        elif plot.is_file():  # an earlier run's plot beside this run's numbers would be read as this run's
+            plot.unlink()
+            print(f"bench: removed {plot} (an earlier run's; this run draws none)", file=sys.stderr)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write the results ({e.strerror or e})") from None
     print(f"bench: wrote {', '.join(str(out / w) for w in written)}", file=sys.stderr)
 
 
@@ -260,6 +274,9 @@ def _plot_share(path: Path, records: list[Any]) -> bool:
     ax.set_ylabel("large-model share")
     ax.set_title("Large-model share along the answer (r2r mode, all prompts)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from r2r_local.atomic import replacing
+
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return True

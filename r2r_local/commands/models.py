@@ -172,9 +172,7 @@ def run_pull(args: argparse.Namespace) -> int:
     if pair.router is not None and not args.no_router:
         files.append(("router", pair.router))
     if args.dry_run:
-        for role, f in files:
-            state = "present" if local_path(f).is_file() else "to download"
-            print(f"{role}: {f.repo}/{f.file}@{f.revision[:12]} -> {local_path(f)} ({state})")
+        _dry_run(args, pair.name, files)
         return 0
     got: dict[str, Path] = {}
     checks: dict[str, str] = {}
@@ -198,6 +196,38 @@ def run_pull(args: argparse.Namespace) -> int:
     done |= {"pair": pair.name, "checksums": checks, "n_shared_vocab": n_shared}
     _report(args, done)
     return 0
+
+
+def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) -> None:
+    """What pull would do, step by step, without doing any of it (one JSON document with --json)."""
+    from r2r_local.catalog import local_path
+
+    plan = []
+    for role, f in files:
+        path = local_path(f)
+        plan.append({"role": role, "repo": f.repo, "file": f.file, "revision": f.revision, "size": f.size or None,
+                     "approx_gb": f.approx_gb or None, "sha256": f.sha256 or None, "path": str(path),
+                     "present": path.is_file()})
+    steps = []
+    if any(f["role"] == "router" for f in plan):
+        onnx = Path(next(f["path"] for f in plan if f["role"] == "router")).with_suffix(".onnx")
+        steps.append(f"convert the router checkpoint to {onnx} (needs the 'pipeline' extra)")
+        if args.int8_router:
+            steps.append(f"store it with int8 weights as {onnx.with_name(onnx.stem + '-int8.onnx')}")
+    steps.append("plan the GPU fit and " + ("leave the config file alone (--no-config)" if args.no_config
+                                            else "write the [models] table of the config file"))
+    if args.json:
+        json.dump({"pair": name, "dry_run": True, "files": plan, "then": steps}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    for f in plan:
+        size = (f"{f['size'] / GB:.2f} GB" if f["size"] else f"~{f['approx_gb']} GB" if f["approx_gb"]
+                else "size unknown")
+        sha = f"sha256 {f['sha256']}" if f["sha256"] else "no published sha256 (the first download's is recorded)"
+        state = "present" if f["present"] else "to download"
+        print(f"{f['role']}: {f['repo']}/{f['file']}@{f['revision']}, {size}, {sha}\n  -> {f['path']} ({state})")
+    for step in steps:
+        print(f"then: {step}")
 
 
 # --- add ---------------------------------------------------------------------------------------
