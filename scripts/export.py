@@ -5,7 +5,9 @@
     python scripts/export.py router --checkpoint IN.pt --out OUT.onnx [--fp16 | --int8]
     python scripts/export.py router-int8 IN.onnx OUT.onnx      (an exported router's weights -> int8)
 
-Bad input gets one line on stderr and a non-zero exit status.
+Bad input gets one line on stderr and a non-zero exit status. Outputs are written to a temporary
+file and renamed into place: an existing output is replaced only by a complete new one, and a
+failure or Ctrl-C leaves it as it was. An output that is one of the inputs is refused.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ def _gguf(args: argparse.Namespace) -> str:
 
 
 def _quantize(args: argparse.Namespace) -> str:
-    from r2r_local.backends.llama_cpp import quantize_gguf
+    from r2r_local.export.quantize import quantize
 
-    quantize_gguf(args.src, args.dst, args.type, threads=args.threads)
+    quantize(args.src, args.dst, args.type, threads=args.threads)
     return f"wrote {args.dst} ({os.path.getsize(args.dst):,} bytes, {args.type.upper()})"
 
 
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"export.py {args.command}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # every writer goes through r2r_local.atomic: nothing half-written is left
+        print(f"export.py {args.command}: interrupted; no output was written", file=sys.stderr)
+        return 130
     print(message)
     return 0
 

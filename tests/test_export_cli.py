@@ -48,7 +48,9 @@ def test_gguf_broken_config(tmp_path):
 
 
 def test_gguf_without_weights(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"]}))
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["Qwen2ForCausalLM"], "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 4, "max_position_embeddings": 128}))
     proc = run("gguf", str(tmp_path), str(tmp_path / "o.gguf"))
     assert_one_line_error(proc, str(tmp_path), "model.safetensors")
 

@@ -184,3 +184,26 @@ def test_export_script_router_subcommand(tmp_path):
     proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "none.pt"),
                            "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "file not found" in proc.stderr
+
+
+def _damaged(doc: dict, case: str) -> dict:
+    state = {k: v.clone() for k, v in doc["state_dict"].items()}
+    if case == "nan":
+        state["logits_projection.weight"][0, 0] = float("nan")
+    return {**doc, "state_dict": [1] if case == "not-a-dict" else state,
+            "init_args": {**doc["init_args"], "hidden_states_size": 40} if case == "other-shape" else doc["init_args"],
+            "common_args": {"threshold": "abc"} if case == "threshold" else doc["common_args"]}
+
+
+@pytest.mark.parametrize("case,needle", [("other-shape", "weights do not fit its init_args"),
+                                         ("not-a-dict", "state_dict is not a dict"),
+                                         ("threshold", "threshold 'abc' is not a number"),
+                                         ("nan", "logits_projection.weight has NaN")])
+def test_export_script_damaged_router_checkpoint_is_one_line(tmp_path, case, needle):
+    _reference_style_checkpoint(tmp_path / "ref.pt")
+    torch.save(_damaged(torch.load(tmp_path / "ref.pt", weights_only=True), case), tmp_path / "bad.pt")
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "bad.pt"),
+                           "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(tmp_path / "bad.pt") in proc.stderr and needle in proc.stderr
+    assert not (tmp_path / "x.onnx").exists()

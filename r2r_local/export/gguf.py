@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from r2r_local.atomic import replacing
 from r2r_local.export.errors import ExportError
 from r2r_local.export.hf import SUPPORTED, Checkpoint, read_config
 from r2r_local.export.tokenizer import TokenizerInfo, read_tokenizer
@@ -103,6 +104,58 @@ def _plan(ckpt: Checkpoint, arch: str, config: dict) -> list[tuple[str, str]]:
     return plan
 
 
+def _expected_shapes(config: dict, n_vocab: int) -> dict[str, tuple[int, ...]]:
+    """HF name -> shape ([out, in]) of every tensor the llama.cpp graph needs, from config.json."""
+    hidden, inter, head_dim = int(config["hidden_size"]), int(config["intermediate_size"]), _head_dim(config)
+    n_head = int(config["num_attention_heads"])
+    n_kv = int(config.get("num_key_value_heads") or n_head)
+    shapes = {"model.embed_tokens.weight": (n_vocab, hidden), "model.norm.weight": (hidden,)}
+    if not config.get("tie_word_embeddings", False):
+        shapes["lm_head.weight"] = (n_vocab, hidden)
+    for i in range(int(config["num_hidden_layers"])):
+        p = f"model.layers.{i}."
+        shapes.update({
+            p + "input_layernorm.weight": (hidden,), p + "post_attention_layernorm.weight": (hidden,),
+            p + "self_attn.q_proj.weight": (n_head * head_dim, hidden), p + "self_attn.k_proj.weight": (n_kv * head_dim, hidden),
+            p + "self_attn.v_proj.weight": (n_kv * head_dim, hidden), p + "self_attn.o_proj.weight": (hidden, n_head * head_dim),
+            p + "mlp.gate_proj.weight": (inter, hidden), p + "mlp.up_proj.weight": (inter, hidden),
+            p + "mlp.down_proj.weight": (hidden, inter),
+        })
+    return shapes
+
+
+def _check_shapes(ckpt: Checkpoint, config: dict, n_vocab: int) -> None:
+    """Every tensor the model needs is there, with the shape config.json gives it."""
+    for name, want in _expected_shapes(config, n_vocab).items():
+        got = ckpt.shapes.get(name)
+        if got is None:
+            raise ExportError(f"{ckpt.folder}: the checkpoint has no {name}")
+        if tuple(got) != want:
+            raise ExportError(f"{ckpt.folder}: tensor {name} has shape {list(got)}, config.json implies {list(want)}")
+
+
+def _inputs(folder: str, ckpt: Checkpoint) -> list[str]:
+    names = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+             "model.safetensors.index.json", "pytorch_model.bin.index.json")
+    return [*ckpt.files, *(os.path.join(folder, n) for n in names)]
+
+
+def _check_out_path(out_path: str, inputs: list[str]) -> None:
+    """Refuse an output that is a folder or one of the files the conversion reads."""
+    if os.path.isdir(out_path):
+        raise ExportError(f"{out_path}: is a folder; give the GGUF file to write")
+    for path in inputs:
+        if os.path.exists(path) and os.path.exists(out_path) and os.path.samefile(path, out_path):
+            raise ExportError(f"{out_path}: is one of the conversion's input files; write the GGUF elsewhere")
+
+
+def _finite(name: str, data: np.ndarray, ckpt: Checkpoint, outtype: str) -> np.ndarray:
+    if not np.isfinite(data).all():
+        where = "" if outtype == "f32" or not np.isfinite(ckpt.load(name)).all() else f" once stored in {outtype.upper()}"
+        raise ExportError(f"{ckpt.folder}: tensor {name} has NaN or infinite values{where}")
+    return data
+
+
 def _convert(name: str, data: np.ndarray, arch: str, config: dict, outtype: str) -> np.ndarray:
     if arch == "llama":
         if "self_attn.q_proj." in name:
@@ -127,11 +180,26 @@ def hf_to_gguf(folder: str, out_path: str, outtype: str = "f16", name: str | Non
     embed = ckpt.shapes.get("model.embed_tokens.weight")
     if embed is None:
         raise ExportError(f"{folder}: the checkpoint has no model.embed_tokens.weight")
+    _check_shapes(ckpt, config, embed[0])
     tok = read_tokenizer(folder, embed[0], config)
     plan = _plan(ckpt, arch, config)
-    tmp = out_path + ".part"
+    _check_out_path(out_path, _inputs(folder, ckpt))
+    try:
+        with replacing(out_path) as tmp:  # Ctrl-C or bad data: the temp file goes, an old out_path stays
+            n_params = _write(str(tmp), ckpt, plan, arch, config, tok,
+                              name or os.path.basename(os.path.normpath(folder)), outtype)
+    except OSError as e:
+        raise ExportError(f"{out_path}: cannot write it ({e.strerror or e})") from None
+    return Written(out_path, os.path.getsize(out_path), outtype.upper(), arch, len(plan), n_params)
+
+
+def _write(tmp: str, ckpt: Checkpoint, plan: list[tuple[str, str]], arch: str, config: dict,
+           tok: TokenizerInfo, name: str, outtype: str) -> int:
+    """Header, then tensors one at a time, into `tmp`; returns the number of parameters."""
+    import gguf
+
     w = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[_arch_enum(arch)])
-    _write_metadata(w, arch, config, tok, name or os.path.basename(os.path.normpath(folder)), outtype)
+    _write_metadata(w, arch, config, tok, name, outtype)
     n_params = 0
     for hf_name, gguf_name in plan:
         shape = ckpt.shapes[hf_name]
@@ -139,11 +207,13 @@ def hf_to_gguf(folder: str, out_path: str, outtype: str = "f16", name: str | Non
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         w.add_tensor_info(gguf_name, shape, np.dtype(dtype), nbytes)
         n_params += int(np.prod(shape))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    for hf_name, _ in plan:
-        w.write_tensor_data(_convert(hf_name, ckpt.load(hf_name), arch, config, outtype))
-    w.close()
-    os.replace(tmp, out_path)
-    return Written(out_path, os.path.getsize(out_path), outtype.upper(), arch, len(plan), n_params)
+    try:
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_ti_data_to_file()
+        for hf_name, _ in plan:
+            data = _convert(hf_name, ckpt.load(hf_name), arch, config, outtype)
+            w.write_tensor_data(_finite(hf_name, data, ckpt, outtype))
+    finally:
+        w.close()
+    return n_params

@@ -14,6 +14,22 @@ import numpy as np
 from r2r_local.export.errors import ExportError
 
 SUPPORTED = {"Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama"}
+# config.json keys the converter reads: required positive ints, then optional ones.
+_REQUIRED_INTS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                  "max_position_embeddings")
+_OPTIONAL_INTS = ("num_key_value_heads", "head_dim")
+_OPTIONAL_FLOATS = ("rms_norm_eps", "rope_theta")
+
+
+def read_json(path: str) -> object:
+    """The parsed JSON of `path`; ExportError naming the file when it is not UTF-8 JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError:
+        raise ExportError(f"{path}: not valid JSON (not UTF-8 text)") from None
 
 
 def read_config(folder: str) -> dict:
@@ -23,21 +39,45 @@ def read_config(folder: str) -> dict:
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
         raise ExportError(f"{folder}: no config.json (not a Hugging Face checkpoint folder)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ExportError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise ExportError(f"{path}: not a model config (expected a JSON object)")
     archs = config.get("architectures") or []
+    if not isinstance(archs, list):
+        raise ExportError(f"{path}: architectures must be a list of class names, not {archs!r}")
     if not archs or archs[0] not in SUPPORTED:
         raise ExportError(
             f"{path}: unsupported architecture {archs[0] if archs else None!r} "
             f"(supported: {', '.join(sorted(SUPPORTED))})"
         )
     scaling = config.get("rope_scaling")
-    if scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default"):
+    if scaling and (not isinstance(scaling, dict) or scaling.get("rope_type", scaling.get("type")) not in (None, "default")):
         raise ExportError(f"{path}: rope_scaling {scaling} is not supported")
+    _check_numbers(config, path)
     return config
+
+
+def _check_numbers(config: dict, path: str) -> None:
+    """The hyperparameters the converter reads are present and of the right type."""
+    for key in _REQUIRED_INTS + _OPTIONAL_INTS:
+        value = config.get(key)
+        if value is None and key in _OPTIONAL_INTS:
+            continue
+        if value is None:
+            raise ExportError(f"{path}: {key} is missing")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ExportError(f"{path}: {key} must be a positive integer, not {value!r}")
+    for key in _OPTIONAL_FLOATS:
+        value = config.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise ExportError(f"{path}: {key} must be a positive number, not {value!r}")
+    if not config.get("head_dim") and config["hidden_size"] % config["num_attention_heads"]:
+        raise ExportError(f"{path}: hidden_size {config['hidden_size']} is not a multiple of "
+                          f"num_attention_heads {config['num_attention_heads']}")
+    n_kv = config.get("num_key_value_heads") or config["num_attention_heads"]
+    if config["num_attention_heads"] % n_kv:
+        raise ExportError(f"{path}: num_attention_heads {config['num_attention_heads']} is not a multiple of "
+                          f"num_key_value_heads {n_kv}")
 
 
 def _shards(folder: str) -> tuple[str, list[str]]:
@@ -50,8 +90,11 @@ def _shards(folder: str) -> tuple[str, list[str]]:
             return kind, [os.path.join(folder, single)]
         index_path = os.path.join(folder, index)
         if os.path.isfile(index_path):
-            with open(index_path, encoding="utf-8") as f:
-                files = sorted(set(json.load(f)["weight_map"].values()))
+            index_doc = read_json(index_path)
+            weight_map = index_doc.get("weight_map") if isinstance(index_doc, dict) else None
+            if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+                raise ExportError(f"{index_path}: not a checkpoint index (needs a weight_map of tensor -> file)")
+            files = sorted(set(weight_map.values()))
             return kind, [os.path.join(folder, name) for name in files]
     raise ExportError(f"{folder}: no model.safetensors or pytorch_model.bin (nor sharded index)")
 
@@ -87,9 +130,13 @@ class Checkpoint:
         import torch
 
         try:
-            return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+            state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
         except Exception as e:
-            raise ExportError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ExportError(f"{path}: not a readable PyTorch checkpoint ({first[:160]})") from None
+        if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+            raise ExportError(f"{path}: not a model state dict (expected a dict of tensor name -> tensor)")
+        return state
 
     def load(self, name: str) -> np.ndarray:
         """The tensor `name` as float32 numpy (bf16 and f16 are widened)."""

@@ -45,6 +45,9 @@ def export_router(checkpoint: str | Path, out: str | Path, *, fp16: bool = False
 
     ckpt = load_checkpoint(checkpoint)
     net, d = ckpt.net, ckpt.net.shape.hidden_states_size
+    for name, p in net.state_dict().items():
+        if p.is_floating_point() and not torch.isfinite(p).all():
+            raise RouterError(f"router checkpoint {checkpoint}: {name} has NaN or infinite values")
     out = Path(out)
     if out.suffix != ".onnx":
         raise RouterError(f"router output {out}: the file name must end in .onnx")

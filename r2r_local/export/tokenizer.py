@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from r2r_local.export.errors import ExportError
+from r2r_local.export.hf import read_json
 
 QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
@@ -41,17 +42,38 @@ class TokenizerInfo:
 
 
 def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ExportError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ExportError(f"{path}: expected a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _ids(data: dict, path: str) -> tuple[dict[int, str], dict[int, int]]:
+    """(id -> token text, id -> token type of the added tokens) of a BPE tokenizer.json."""
+    vocab = data["model"].get("vocab")
+    added = data.get("added_tokens", [])
+    if not isinstance(vocab, dict) or not vocab or not isinstance(added, list):
+        raise ExportError(f"{path}: the BPE model has no vocab (a JSON object of token -> id)")
+    by_id, types = {}, {}
+    for text, i in vocab.items():
+        if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+            raise ExportError(f"{path}: vocab entry {text!r} has id {i!r}, not a non-negative integer")
+        by_id[i] = text
+    for entry in added:
+        i = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(i, int) or isinstance(i, bool) or i < 0 or not isinstance(entry.get("content"), str):
+            raise ExportError(f"{path}: added token {str(entry)[:80]} needs an integer id and a content string")
+        by_id[i] = entry["content"]
+        types[i] = CONTROL if entry.get("special") else USER_DEFINED
+    return by_id, types
 
 
 def _split_pattern(pre: dict | None, path: str) -> str | None:
     """The split regex of a pre-tokenizer, None for plain byte-level; error otherwise."""
     if pre is None:
         raise ExportError(f"{path}: the tokenizer has no pre-tokenizer; only byte-level BPE is supported")
+    if not isinstance(pre, dict):
+        raise ExportError(f"{path}: unsupported pre-tokenizer {json.dumps(pre)[:120]}")
     if pre.get("type") == "ByteLevel":
         return None if pre.get("use_regex", True) else ""
     if pre.get("type") == "Sequence":
@@ -89,7 +111,7 @@ def _chat_template(folder: str, tok_config: dict) -> str | None:
             return f.read()
     tmpl = tok_config.get("chat_template")
     if isinstance(tmpl, list):  # named templates: keep the default one
-        named = {t.get("name"): t.get("template") for t in tmpl}
+        named = {t.get("name"): t.get("template") for t in tmpl if isinstance(t, dict)}
         tmpl = named.get("default")
     return tmpl if isinstance(tmpl, str) else None
 
@@ -102,14 +124,11 @@ def read_tokenizer(folder: str, n_vocab: int, model_config: dict) -> TokenizerIn
             raise ExportError(f"{folder}: SentencePiece tokenizers (tokenizer.model) are not supported; need tokenizer.json")
         raise ExportError(f"{folder}: no tokenizer.json")
     data = _read_json(path)
-    model = data.get("model", {})
-    if model.get("type") != "BPE":
-        raise ExportError(f"{path}: tokenizer model {model.get('type')!r} is not supported (BPE only)")
-    by_id: dict[int, str] = {int(i): t for t, i in model["vocab"].items()}
-    types: dict[int, int] = {}
-    for added in data.get("added_tokens", []):
-        by_id[int(added["id"])] = added["content"]
-        types[int(added["id"])] = CONTROL if added.get("special") else USER_DEFINED
+    model = data.get("model")
+    model_type = model.get("type") if isinstance(model, dict) else None
+    if model_type != "BPE":
+        raise ExportError(f"{path}: tokenizer model {model_type!r} is not supported (BPE only)")
+    by_id, types = _ids(data, path)
     n_tok = max(by_id) + 1
     if n_tok > n_vocab:
         raise ExportError(f"{path}: {n_tok} tokens but the model has only {n_vocab} embedding rows")
@@ -121,7 +140,7 @@ def read_tokenizer(folder: str, n_vocab: int, model_config: dict) -> TokenizerIn
         else:  # padding rows of the embedding table, or holes in the id space
             tokens.append(f"[PAD{i}]")
             ttypes.append(UNUSED)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    merges = _merges(model.get("merges", []), path)
     info = TokenizerInfo(tokens, ttypes, merges, _pre_name(data, path))
     _read_specials(folder, info, model_config, {t: i for i, t in by_id.items()})
     if info.add_bos is None:
@@ -129,12 +148,23 @@ def read_tokenizer(folder: str, n_vocab: int, model_config: dict) -> TokenizerIn
     return info
 
 
+def _merges(raw: object, path: str) -> list[str]:
+    """BPE merges as "a b" strings (tokenizer.json stores them as strings or as pairs)."""
+    ok = isinstance(raw, list) and all(
+        isinstance(m, str) or (isinstance(m, list) and len(m) == 2 and all(isinstance(p, str) for p in m)) for m in raw)
+    if not ok:
+        raise ExportError(f"{path}: merges must be a list of \"a b\" strings or [a, b] pairs")
+    return [m if isinstance(m, str) else " ".join(m) for m in raw]
+
+
 def _post_processor_adds_bos(post: dict | None, bos: str | None) -> bool:
     """Whether a TemplateProcessing post-processor puts the BOS token first (Llama 3 style)."""
-    if not post or bos is None:
+    if not isinstance(post, dict) or bos is None:
         return False
     procs = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
-    for proc in procs:
+    for proc in procs if isinstance(procs, list) else []:
+        if not isinstance(proc, dict):
+            continue
         single = proc.get("single") or [] if proc.get("type") == "TemplateProcessing" else []
         if single and single[0].get("SpecialToken", {}).get("id") == bos:
             return True

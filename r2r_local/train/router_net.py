@@ -147,16 +147,29 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             dropout_rate=float(args.get("dropout_rate", 0.0)), normalize_input=bool(args.get("normalize_input", False)))
     except (KeyError, TypeError, ValueError) as e:
         raise RouterError(f"router checkpoint {path}: bad init_args ({e})") from None
+    if not isinstance(doc["state_dict"], dict):
+        raise RouterError(f"router checkpoint {path}: state_dict is not a dict of tensors")
     state = {k: v for k, v in doc["state_dict"].items() if not k.startswith("token_embeddings.")}
     net = RouterNet(shape)
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except (RuntimeError, TypeError, AttributeError) as e:  # a tensor of another shape, or not a tensor
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+        raise RouterError(f"router checkpoint {path}: weights do not fit its init_args ({first[:200]})") from None
     if missing or unexpected:
         raise RouterError(f"router checkpoint {path}: weights do not fit its init_args "
                           f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     net.eval()
     common = doc.get("common_args") or {}
     specific = doc.get("model_specific_args") or {}
-    return LoadedCheckpoint(net, float(common.get("threshold", 0.5)), specific.get("recall_target"),
+    raw = common.get("threshold", 0.5) if isinstance(common, dict) else None
+    try:
+        threshold = float(raw)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0 <= threshold <= 1:
+        raise RouterError(f"router checkpoint {path}: threshold {raw!r} is not a number in [0, 1]")
+    return LoadedCheckpoint(net, threshold, specific.get("recall_target"),
                             specific.get("small_model") or {},
                             {"model_type": doc.get("model_type"), "format": specific.get("format", "reference"),
                              "training": doc.get("training") or {}})
