@@ -87,10 +87,14 @@ def test_problems_reader_names_the_file_and_line(tmp_path, capsys, line):
 
 
 def test_problems_reader_accepts_numbers_and_records_lines(tmp_path):
+    # answers are compared with the last integer of a generation (bench and the label verifiers)
     path = tmp_path / "p.jsonl"
-    path.write_text('{"prompt": "1+1", "answer": 2}\n\n{"prompt": "half of 3", "answer": 1.5}\n')
+    path.write_text('{"prompt": "1+1", "answer": 2}\n\n{"prompt": "10/2", "answer": 5.0}\n')
     problems = load_problems(path)
-    assert [(p.answer, p.line) for p in problems] == [("2", 1), ("1.5", 3)]
+    assert [(p.answer, p.line) for p in problems] == [("2", 1), ("5", 3)]
+    path.write_text('{"prompt": "1+1", "answer": 2}\n{"prompt": "half of 3", "answer": 1.5}\n')
+    with pytest.raises(ConfigError, match=r"p.jsonl:2: the answer must be an integer"):
+        load_problems(path)
 
 
 def test_a_changed_prompts_file_is_refused_on_resume(tmp_path, capsys):
