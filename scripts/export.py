@@ -13,6 +13,7 @@ failure or Ctrl-C leaves it as it was. An output that is one of the inputs is re
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -89,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # llama.cpp's own log lines (a quantizer refusing a tensor, say) stay out of the terminal:
+    # the first error among them is already the reason in the one line printed below.
+    logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
     try:
         message = args.run(args)
     except R2RError as e:

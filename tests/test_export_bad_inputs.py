@@ -159,8 +159,20 @@ def test_quantize_never_damages_its_input_or_an_existing_output(case, gguf_pair,
     if case == "quantizer-fails":
         dst.write_bytes(b"old model")
     rc, err = run(capsys, "quantize", str(src), str(dst), "Q8_0")
-    assert rc == 1 and "Traceback" not in err and str(dst if case != "quantizer-fails" else src) in err.splitlines()[-1]
+    assert rc == 1 and len(err.splitlines()) == 1 and str(dst if case != "quantizer-fails" else src) in err, err
     assert src.read_bytes() == before
     if case == "quantizer-fails":
         assert dst.read_bytes() == b"old model"
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_a_quantizer_refusal_is_one_line_in_the_terminal(gguf_pair, tmp_path):
+    """llama.cpp logs its own reasons; in a real process only the one line reaches stderr."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export.py"
+    proc = subprocess.run([sys.executable, str(script), "quantize", str(gguf_pair[1]), str(tmp_path / "q.gguf"), "Q8_0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert str(gguf_pair[1]) in proc.stderr and not (tmp_path / "q.gguf").exists()

@@ -8,6 +8,9 @@ disk or Ctrl-C leaves an existing output as it was and no half-written file behi
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from r2r_local.atomic import replacing
 from r2r_local.export.errors import ExportError
@@ -24,7 +27,24 @@ def quantize(src: str, dst: str, ftype_name: str, *, threads: int | None = None)
     if os.path.exists(src) and os.path.exists(dst) and os.path.samefile(src, dst):
         raise ExportError(f"{dst}: is the input file; write the quantized GGUF elsewhere")
     try:
-        with replacing(dst) as tmp:
+        with replacing(dst) as tmp, _c_stderr_silenced():
             quantize_gguf(src, str(tmp), ftype_name, threads=threads)
     except OSError as e:
         raise ExportError(f"{dst}: cannot write it ({e.strerror or e})") from None
+
+
+@contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while llama.cpp quantizes: ggml prints some refusals
+    (a NaN in a row) with fprintf(stderr) instead of its log, and the reason already comes back
+    through the log as the error's one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
