@@ -55,9 +55,11 @@ def load_prompts(path: str | Path) -> list[Problem]:
     return problems
 
 
-def load_problems(path: str | Path) -> list[Problem]:
+def load_problems(path: str | Path, *, integer_answers: bool = True) -> list[Problem]:
     """JSON lines of {"prompt": str, "answer": str} (a number is accepted as the answer); the
-    prompt must not be blank and the answer must be an integer (see `_integer_answer`)."""
+    prompt must not be blank. With `integer_answers` (bench, and labelling with the `correct`
+    verifier, which compare the last integer of a generation) the answer must be an integer (see
+    `_integer_answer`); otherwise any non-blank answer is kept as written."""
     problems = []
     for n, line in enumerate(_read(path).splitlines(), 1):
         if not line.strip():
@@ -74,10 +76,19 @@ def load_problems(path: str | Path) -> list[Problem]:
         if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or answer != answer:
             raise ConfigError(f"problems file {path}:{n}: the answer must be a string or a number, "
                               f"got {json.dumps(answer)}")
-        problems.append(Problem(doc["prompt"], _integer_answer(answer, f"problems file {path}:{n}"), line=n))
+        where = f"problems file {path}:{n}"
+        problems.append(Problem(doc["prompt"], _integer_answer(answer, where) if integer_answers
+                                else _plain_answer(answer, where), line=n))
     if not problems:
         raise ConfigError(f"problems file {path}: has no problems")
     return problems
+
+
+def _plain_answer(answer: str | int | float, where: str) -> str:
+    text = str(answer).strip()
+    if not text:
+        raise ConfigError(f"{where}: the answer is empty")
+    return text
 
 
 def _integer_answer(answer: str | int | float, where: str) -> str:
@@ -88,9 +99,9 @@ def _integer_answer(answer: str | int | float, where: str) -> str:
     text = text.strip().replace(",", "")
     if not text:
         raise ConfigError(f"{where}: the answer is empty")
-    if not re.fullmatch(r"-?\d+", text):
-        raise ConfigError(f"{where}: the answer must be an integer (bench checks the last integer of "
-                          f"the generated answer), got {json.dumps(answer)}")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ConfigError(f"{where}: the answer must be an integer (it is checked against the last integer "
+                          f"of the generated answer), got {json.dumps(answer)}")
     return str(int(text))
 
 
@@ -107,7 +118,7 @@ def _read(path: str | Path) -> str:
 def last_number(text: str) -> str | None:
     """The final answer of a checkable problem: the last integer after the think section."""
     found = re.findall(r"-?\d+", strip_think(text).replace(",", ""))
-    return found[-1] if found else None
+    return str(int(found[-1])) if found else None  # "007" and "-0" read as the answers 7 and 0
 
 
 @dataclass

@@ -74,3 +74,21 @@ def test_a_byte_order_mark_is_not_part_of_the_first_prompt(tmp_path):
     problems = tmp_path / "p.jsonl"
     problems.write_bytes('\ufeff{"prompt": "q", "answer": "4"}\r\n'.encode())
     assert load_problems(problems)[0].answer == "4"
+
+
+def test_a_plot_that_cannot_be_written_leaves_the_new_numbers_and_no_old_plot(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from r2r_local.commands import bench as bench_cmd
+
+    for name, data in (("bench.json", b"{}"), ("tokens.csv", b"mode\n"), ("share_along_answer.png", b"old plot")):
+        (tmp_path / name).write_bytes(data)
+
+    def full_disk(path, records):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bench_cmd, "_plot_share", full_disk)
+    bench_cmd._write_out(tmp_path, {"new": True}, [])
+    assert json.loads((tmp_path / "bench.json").read_text()) == {"new": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "tokens.csv"]
+    assert "the plot could not be written (No space left on device)" in capsys.readouterr().err

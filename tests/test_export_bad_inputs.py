@@ -176,3 +176,9 @@ def test_a_quantizer_refusal_is_one_line_in_the_terminal(gguf_pair, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert str(gguf_pair[1]) in proc.stderr and not (tmp_path / "q.gguf").exists()
+
+
+def test_quantize_with_a_missing_input_creates_no_output_folder(tmp_path, capsys):
+    rc, err = run(capsys, "quantize", str(tmp_path / "missing.gguf"), str(tmp_path / "new" / "q.gguf"), "Q8_0")
+    assert_one_line(rc, err, "missing.gguf", "file not found")
+    assert not (tmp_path / "new").exists()

@@ -87,3 +87,19 @@ def test_pull_dry_run_says_what_pull_would_fetch_and_do(tmp_path, monkeypatch, c
         assert (f.sha256 or "no published sha256") in text and f"{f.revision}," in text
         assert (f"{f.size / 1e9:.2f} GB" if f.size else f"~{f.approx_gb} GB" if f.approx_gb else "size unknown") in text
     assert not (tmp_path / "data").exists() and not (tmp_path / "cfg").exists()  # nothing written
+
+
+def test_pull_dry_run_keeps_a_router_already_converted(tmp_path, monkeypatch, capsys):
+    from r2r_local.catalog import find_pair, local_path
+
+    monkeypatch.delenv("R2R_KNOWN_MODELS", raising=False)
+    monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path / "data"))
+    onnx = local_path(find_pair("r1-q4").router).with_suffix(".onnx")
+    onnx.parent.mkdir(parents=True)
+    for path in (onnx, onnx.with_suffix(".json"), onnx.with_name(onnx.stem + "-int8.onnx"),
+                 onnx.with_name(onnx.stem + "-int8.json")):
+        path.write_bytes(b"converted earlier")
+    assert main(["models", "pull", "r1-q4", "--dry-run", "--json", "--int8-router", "--no-config"]) == 0
+    steps = json.loads(capsys.readouterr().out)["then"]
+    assert steps[:2] == [f"keep the router already converted at {onnx}",
+                         f"keep its int8 copy {onnx.with_name(onnx.stem + '-int8.onnx')}"]

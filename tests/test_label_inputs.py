@@ -87,14 +87,35 @@ def test_problems_reader_names_the_file_and_line(tmp_path, capsys, line):
 
 
 def test_problems_reader_accepts_numbers_and_records_lines(tmp_path):
-    # answers are compared with the last integer of a generation (bench and the label verifiers)
+    # bench and the `correct` verifier compare answers with the last integer of a generation
     path = tmp_path / "p.jsonl"
-    path.write_text('{"prompt": "1+1", "answer": 2}\n\n{"prompt": "10/2", "answer": 5.0}\n')
+    path.write_text('{"prompt": "1+1", "answer": 2}\n\n{"prompt": "10/2", "answer": 5.0}\n'
+                    '{"prompt": "a", "answer": "007"}\n{"prompt": "b", "answer": "+5"}\n')
     problems = load_problems(path)
-    assert [(p.answer, p.line) for p in problems] == [("2", 1), ("5", 3)]
+    assert [(p.answer, p.line) for p in problems] == [("2", 1), ("5", 3), ("7", 4), ("5", 5)]
     path.write_text('{"prompt": "1+1", "answer": 2}\n{"prompt": "half of 3", "answer": 1.5}\n')
     with pytest.raises(ConfigError, match=r"p.jsonl:2: the answer must be an integer"):
         load_problems(path)
+    # other verifiers never compare the answer: kept as written
+    path.write_text('{"prompt": "capital of France?", "answer": "Paris"}\n{"prompt": "half of 3", "answer": 1.5}\n')
+    assert [p.answer for p in load_problems(path, integer_answers=False)] == ["Paris", "1.5"]
+
+
+def test_the_last_integer_of_an_answer_reads_like_the_stored_answer():
+    from r2r_local.bench import last_number
+
+    assert [last_number(t) for t in ("So it is 007.", "-0", "a 1,000 b", "none")] == ["7", "0", "1000", None]
+
+
+@pytest.mark.parametrize("verifier, ok", [("correct", False), ("exact", True)])
+def test_label_refuses_non_integer_answers_only_for_the_verifier_that_compares_them(tmp_path, capsys, verifier, ok):
+    prompts = _write(tmp_path / "p.jsonl", [{"prompt": "capital of France?", "answer": "Paris"}])
+    args = [a if a != "correct" else verifier for a in _label(tmp_path, "--n", "1", "--max-tokens", "8")]
+    code = main(args)
+    if ok:
+        assert code == 0, capsys.readouterr().err
+    else:
+        assert "p.jsonl:1: the answer must be an integer" in _error(capsys, code)
 
 
 def test_a_changed_prompts_file_is_refused_on_resume(tmp_path, capsys):

@@ -227,12 +227,15 @@ def _check_out(out: Path) -> None:
 
 
 def _write_out(out: Path, doc: dict[str, Any], records: list[Any]) -> None:
-    """Replace the run's files together (atomic.replacing_together), so an earlier run's files in
-    `out` are never mixed with this one's, nor left half written."""
+    """Replace the run's numbers together (atomic.replacing_together), so an earlier run's files in
+    `out` are never mixed with this one's, nor left half written; an earlier run's plot goes first,
+    and this run's is drawn after its numbers are in place (a plot that fails costs only itself)."""
     from r2r_local.atomic import replacing_together
 
     plot = out / "share_along_answer.png"
     try:
+        if plot.is_file():
+            plot.unlink()
         with replacing_together(out / "tokens.csv", out / "bench.json") as (tokens_tmp, json_tmp):
             with tokens_tmp.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(asdict(records[0]).keys()) if records else ["mode"])
@@ -240,14 +243,14 @@ def _write_out(out: Path, doc: dict[str, Any], records: list[Any]) -> None:
                 for r in records:
                     writer.writerow(asdict(r))
             json_tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        written = ["bench.json", "tokens.csv"]
-        if _plot_share(plot, records):
-            written.append(plot.name)
-        elif plot.is_file():  # an earlier run's plot beside this run's numbers would be read as this run's
-            plot.unlink()
-            print(f"bench: removed {plot} (an earlier run's; this run draws none)", file=sys.stderr)
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot write the results ({e.strerror or e})") from None
+    written = ["bench.json", "tokens.csv"]
+    try:
+        if _plot_share(plot, records):
+            written.append(plot.name)
+    except OSError as e:
+        print(f"bench: {plot}: the plot could not be written ({e.strerror or e})", file=sys.stderr)
     print(f"bench: wrote {', '.join(str(out / w) for w in written)}", file=sys.stderr)
 
 
@@ -276,7 +279,9 @@ def _plot_share(path: Path, records: list[Any]) -> bool:
     fig.tight_layout()
     from r2r_local.atomic import replacing
 
-    with replacing(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return True

@@ -38,10 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _prompts(path: str) -> list[Problem]:
+def _prompts(path: str, verifier: str) -> list[Problem]:
+    """The prompts; a .jsonl file's answers must be integers only for the `correct` verifier, the
+    one that compares them (with the last integer of a continuation)."""
     from r2r_local.bench import load_problems, load_prompts
 
-    return load_problems(path) if path.endswith(".jsonl") else load_prompts(path)
+    if path.endswith(".jsonl"):
+        return load_problems(path, integer_answers=verifier == "correct")
+    return load_prompts(path)
 
 
 def make_verifier(spec: str, pair, extract=None):  # type: ignore[no-untyped-def]
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--out: empty path; give the output directory")
     store = ShardStore(args.out)
     store.check_output()
-    every_prompt = _prompts(args.prompts)
+    every_prompt = _prompts(args.prompts, args.verifier)
     prompts = every_prompt[:args.n]
     if args.verifier == "correct" and any(p.answer is None for p in prompts):
         raise ConfigError(f"prompts {args.prompts}: the 'correct' verifier needs .jsonl lines with an \"answer\"")

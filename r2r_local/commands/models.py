@@ -211,9 +211,14 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
     steps = []
     if any(f["role"] == "router" for f in plan):
         onnx = Path(next(f["path"] for f in plan if f["role"] == "router")).with_suffix(".onnx")
-        steps.append(f"convert the router checkpoint to {onnx} (needs the 'pipeline' extra)")
+        int8 = onnx.with_name(onnx.stem + "-int8.onnx")
+        if _converted(onnx):  # what catalog.convert_router / int8_router skip
+            steps.append(f"keep the router already converted at {onnx}")
+        else:
+            steps.append(f"convert the router checkpoint to {onnx} (needs the 'pipeline' extra)")
         if args.int8_router:
-            steps.append(f"store it with int8 weights as {onnx.with_name(onnx.stem + '-int8.onnx')}")
+            steps.append(f"keep its int8 copy {int8}" if _converted(int8)
+                         else f"store it with int8 weights as {int8}")
     steps.append("plan the GPU fit and " + ("leave the config file alone (--no-config)" if args.no_config
                                             else "write the [models] table of the config file"))
     if args.json:
@@ -228,6 +233,11 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
         print(f"{f['role']}: {f['repo']}/{f['file']}@{f['revision']}, {size}, {sha}\n  -> {f['path']} ({state})")
     for step in steps:
         print(f"then: {step}")
+
+
+def _converted(onnx: Path) -> bool:
+    """Whether a router conversion is already there (an .onnx with its sidecar): pull keeps it."""
+    return onnx.is_file() and onnx.with_suffix(".json").is_file()
 
 
 # --- add ---------------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from r2r_local.export.errors import ExportError
 
 def quantize(src: str, dst: str, ftype_name: str, *, threads: int | None = None) -> None:
     """Quantize `src` to `ftype_name` at `dst`; errors as quantize_gguf, plus ExportError for the output."""
+    from r2r_local.backends.gguf_file import check_gguf_path
     from r2r_local.backends.llama_cpp import quantize_gguf, quantize_types
 
     if ftype_name.upper() not in quantize_types():  # before the temp file (and a missing folder) is made
         raise ExportError(f"unknown quantization type {ftype_name!r} (known: {', '.join(quantize_types())})")
+    check_gguf_path(src, "input")  # before the output's folder or temp file is made
     if os.path.isdir(dst):
         raise ExportError(f"{dst}: is a folder; give the GGUF file to write")
     if os.path.exists(src) and os.path.exists(dst) and os.path.samefile(src, dst):
