@@ -182,3 +182,26 @@ def test_quantize_with_a_missing_input_creates_no_output_folder(tmp_path, capsys
     rc, err = run(capsys, "quantize", str(tmp_path / "missing.gguf"), str(tmp_path / "new" / "q.gguf"), "Q8_0")
     assert_one_line(rc, err, "missing.gguf", "file not found")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("rope", [{"rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}},
+                                  {"rope_theta": 1e6}])
+def test_the_rope_base_is_read_where_transformers_5_writes_it(rope, hf, tmp_path, capsys):
+    import gguf
+
+    folder = tmp_path / "hf"
+    shutil.copytree(hf, folder)
+    _edit_json(folder / "config.json", lambda c: {**{k: v for k, v in c.items()
+                                                    if k not in ("rope_theta", "rope_parameters")}, **rope})
+    rc, err = run(capsys, "gguf", str(folder), str(tmp_path / "m.gguf"))
+    assert rc == 0, err
+    field = gguf.GGUFReader(str(tmp_path / "m.gguf")).fields["qwen2.rope.freq_base"]
+    assert float(field.parts[field.data[0]][0]) == 1e6
+
+
+def test_rope_parameters_of_another_rope_type_are_refused(hf, tmp_path, capsys):
+    folder = tmp_path / "hf"
+    shutil.copytree(hf, folder)
+    _edit_json(folder / "config.json", lambda c: {**c, "rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3"}})
+    rc, err = run(capsys, "gguf", str(folder), str(tmp_path / "m.gguf"))
+    assert_one_line(rc, err, "rope_parameters", "is not supported")

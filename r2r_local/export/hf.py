@@ -50,11 +50,25 @@ def read_config(folder: str) -> dict:
             f"{path}: unsupported architecture {archs[0] if archs else None!r} "
             f"(supported: {', '.join(sorted(SUPPORTED))})"
         )
-    scaling = config.get("rope_scaling")
-    if scaling and (not isinstance(scaling, dict) or scaling.get("rope_type", scaling.get("type")) not in (None, "default")):
-        raise ExportError(f"{path}: rope_scaling {scaling} is not supported")
+    for key in ("rope_scaling", "rope_parameters"):
+        rope = config.get(key)
+        if rope and (not isinstance(rope, dict) or rope.get("rope_type", rope.get("type")) not in (None, "default")):
+            raise ExportError(f"{path}: {key} {rope} is not supported")
+    _rope_theta_from_parameters(config, path)
     _check_numbers(config, path)
     return config
+
+
+def _rope_theta_from_parameters(config: dict, path: str) -> None:
+    """transformers 5 writes the RoPE base inside `rope_parameters` rather than as `rope_theta`
+    (R1-Distill-Qwen's is 1e6; read as missing it would become the default 10000, a silently
+    wrong model): take it from there."""
+    theta = (config.get("rope_parameters") or {}).get("rope_theta")
+    if theta is None:
+        return
+    if config.get("rope_theta") is not None and config["rope_theta"] != theta:
+        raise ExportError(f"{path}: rope_theta {config['rope_theta']} and rope_parameters.rope_theta {theta} differ")
+    config["rope_theta"] = theta
 
 
 def _check_numbers(config: dict, path: str) -> None:
