@@ -7,9 +7,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP
-from r2r_local.config import (DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams, check_gpu_layers, check_n_ctx,
-                              check_threads)
+from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP, check_model_flags
+from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
 from r2r_local.errors import ConfigError, R2RError
 from r2r_local.router.baselines import SPEC_HELP
 
@@ -45,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str, Any]]:
     """(model options for the loader, keyword arguments of ChatApp); raises ConfigError on bad values."""
     args = build_parser().parse_args(argv)
-    check_model_flags(args)
+    check_chat_flags(args)
     options = ChatOptions(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
                           threads=args.threads, small_gpu_layers=args.small_gpu_layers,
                           large_gpu_layers=args.large_gpu_layers, demo=args.demo, config_file=args.config,
@@ -56,18 +55,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
     return options, app_kwargs
 
 
-def check_model_flags(args: argparse.Namespace) -> None:
+def check_chat_flags(args: argparse.Namespace) -> None:
     """Refuse what would otherwise be silently ignored: --demo with model paths, a config file
     that is not there, and model values out of the bounds r2r's own flags have (the core's checks)."""
     if args.demo and (args.small or args.large):
         raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"config file {args.config} does not exist")
-    if args.n_ctx is not None:
-        check_n_ctx(args.n_ctx, "--n-ctx")
-    check_threads(args.threads, "--threads")
-    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
-    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
+    check_model_flags(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 from r2r_local import __version__
 from r2r_local.config import (DEFAULT_N_CTX, MAX_N_CTX, MAX_THREADS, ModelSpec, SamplingParams, check_gpu_layers,
-                              check_n_ctx, check_seed, check_threads)
+                              check_free_gb, check_n_ctx, check_seed, check_threads)
 from r2r_local.errors import ConfigError
 
 
@@ -40,11 +40,14 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 def check_model_flags(args: argparse.Namespace) -> None:
-    """The model flags' bounds, checked before any file is read or model loaded."""
-    check_n_ctx(args.n_ctx)
-    check_threads(args.threads)
-    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
-    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
+    """The bounds of the model flags a command has (n-ctx, threads, GPU layers, --assume-free-gb),
+    checked before any file is read or model loaded; r2r's commands and r2r-chat share it."""
+    if getattr(args, "n_ctx", None) is not None:
+        check_n_ctx(args.n_ctx)
+    check_threads(getattr(args, "threads", None))
+    check_gpu_layers(getattr(args, "small_gpu_layers", None), "--small-gpu-layers")
+    check_gpu_layers(getattr(args, "large_gpu_layers", None), "--large-gpu-layers")
+    check_free_gb(getattr(args, "assume_free_gb", None))
 
 
 def check_flags(args: argparse.Namespace) -> None:

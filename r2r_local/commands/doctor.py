@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from r2r_local.config import check_free_gb, check_gpu_layers, check_n_ctx
+from r2r_local.commands import check_model_flags
 
 GB = 1e9
 
@@ -37,11 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from r2r_local.doctor import diagnose
 
-    if args.n_ctx is not None:
-        check_n_ctx(args.n_ctx)
-    check_free_gb(args.assume_free_gb)
-    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
-    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
+    check_model_flags(args)
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
     report = diagnose(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
                       assume_free_bytes=free, small_gpu_layers=args.small_gpu_layers,

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r2r_local.config import (DEFAULT_N_CTX, check_free_gb, check_gpu_layers, check_n_ctx, load_user_config,
-                              write_user_config)
+from r2r_local.commands import check_model_flags
+from r2r_local.config import DEFAULT_N_CTX, load_user_config, write_user_config
 
 GB = 1e9
 
@@ -46,15 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_setup_flags(add)
     add.set_defaults(func=run_add)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
-
-
-def check_setup_flags(args: argparse.Namespace) -> None:
-    """pull's and add's flags, checked before anything is read or downloaded."""
-    if args.n_ctx is not None:
-        check_n_ctx(args.n_ctx)
-    check_free_gb(args.assume_free_gb)
-    check_gpu_layers(args.small_gpu_layers, "--small-gpu-layers")
-    check_gpu_layers(args.large_gpu_layers, "--large-gpu-layers")
 
 
 def _add_setup_flags(p: argparse.ArgumentParser) -> None:
@@ -166,7 +157,7 @@ def run_pull(args: argparse.Namespace) -> int:
     from r2r_local.catalog import (check_pairing, convert_router, fetch, find_pair, int8_router, local_path,
                                    stderr_progress)
 
-    check_setup_flags(args)
+    check_model_flags(args)
     pair = find_pair(args.name)
     files = [("small", pair.small), ("large", pair.large)]
     if pair.router is not None and not args.no_router:
@@ -246,7 +237,7 @@ def run_add(args: argparse.Namespace) -> int:
     from r2r_local.backends.gguf_file import check_gguf_file
     from r2r_local.catalog import check_pairing, check_router_for
 
-    check_setup_flags(args)
+    check_model_flags(args)
     load_user_config()  # a broken config file is reported before the models are read
     check_gguf_file(args.small, "small")  # the checks llama.cpp makes when it loads them
     check_gguf_file(args.large, "large")

@@ -163,17 +163,21 @@ async def test_regenerating_at_the_largest_seed_wraps_the_seed_and_keeps_running
     assert rows == [(ids[0], "user"), (ids[1], "assistant")]  # no row left behind
 
 
-async def test_a_failed_answer_is_not_a_turn_and_regenerate_replaces_it(monkeypatch):
-    real = streaming.chat_tokens
-    calls = []
+def _fail_the_first_answer(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The first answer fails before any token (the engine raises); later ones run as usual."""
+    real, calls = streaming.chat_tokens, []
 
-    def fail_once(*args, **kwargs):
+    def fail_once(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 1:
             raise R2RError("the engine failed")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(streaming, "chat_tokens", fail_once)
+
+
+async def test_a_failed_answer_is_not_a_turn_and_regenerate_replaces_it(monkeypatch):
+    _fail_the_first_answer(monkeypatch)
     app = make_app(demo=True, max_tokens=64)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
@@ -195,16 +199,7 @@ async def test_a_failed_answer_is_not_a_turn_and_regenerate_replaces_it(monkeypa
 
 
 async def test_after_a_failure_reopening_rebuilds_the_live_turns(monkeypatch):
-    real = streaming.chat_tokens
-    calls = []
-
-    def fail_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise R2RError("the engine failed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(streaming, "chat_tokens", fail_once)
+    _fail_the_first_answer(monkeypatch)
     app = make_app(demo=True, max_tokens=64)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)

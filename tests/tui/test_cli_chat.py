@@ -33,13 +33,13 @@ def test_console_entry_point_reports_bad_values_on_one_line():
 @pytest.mark.parametrize("argv, message", [
     (["--demo", "--small", "s.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
     (["--demo", "--large", "l.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
-    (["--demo", "--n-ctx", "0"], "--n-ctx must be between 16 and 1048576, got 0"),
-    (["--n-ctx", "8"], "--n-ctx must be between 16 and 1048576, got 8"),
-    (["--n-ctx", "99999999999"], "--n-ctx must be between 16 and 1048576, got 99999999999"),
+    (["--demo", "--n-ctx", "0"], "n-ctx must be between 16 and 1048576, got 0"),
+    (["--n-ctx", "8"], "n-ctx must be between 16 and 1048576, got 8"),
+    (["--n-ctx", "99999999999"], "n-ctx must be between 16 and 1048576, got 99999999999"),
     (["--demo", "--small-gpu-layers", "-5"], "--small-gpu-layers must be >= -1 (-1 = all), got -5"),
     (["--large-gpu-layers", "-2"], "--large-gpu-layers must be >= -1 (-1 = all), got -2"),
-    (["--demo", "--threads", "0"], "--threads must be between 1 and 1024, got 0"),
-    (["--threads", "100000"], "--threads must be between 1 and 1024, got 100000"),
+    (["--demo", "--threads", "0"], "threads must be between 1 and 1024, got 0"),
+    (["--threads", "100000"], "threads must be between 1 and 1024, got 100000"),
     (["--config", "/nonexistent.toml"], "config file /nonexistent.toml does not exist"),
 ])
 def test_flags_that_would_be_ignored_or_are_invalid_are_refused(argv, message):
