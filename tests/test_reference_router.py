@@ -53,7 +53,9 @@ def test_small_router_matches_a_numpy_forward_pass(tmp_path, fp16, tol):
     path = write_reference_router(tmp_path / "r.onnx", arch, seed=3, fp16=fp16, threshold=0.3)
     w = _weights(path)
     assert sum(v.size for v in w.values()) == arch.n_params
-    assert "backbone.blocks.1.dim_change.weight" in w and "backbone.blocks.2.dim_change.weight" not in w
+    # the reference layout: block i maps hidden_dims[i] -> hidden_dims[i+1], the last keeps hidden_dims[-1]
+    assert [w[f"backbone.blocks.{i}.layer_norm.weight"].size for i in range(3)] == [8, 12, 12]
+    assert "backbone.blocks.0.dim_change.weight" in w and "backbone.blocks.1.dim_change.weight" not in w
     rng = np.random.default_rng(0)
     h, e = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))
     k = -np.sort(-rng.normal(size=(5, 100)) * 3, axis=1)

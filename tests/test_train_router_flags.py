@@ -77,3 +77,27 @@ def test_a_missing_output_folder_is_made(tmp_path, data, capsys):
     assert code == 0, capsys.readouterr().err
     assert out.is_file() and (tmp_path / "x" / "r.onnx").is_file() and (tmp_path / "x" / "r.json").is_file()
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["r.json", "r.onnx"]  # no temp folder left
+
+
+def test_changing_hidden_dims_train_the_reference_layout(tmp_path, data, capsys):
+    """--hidden-dims 24,16,16: block 0 maps 24 -> 16, blocks 1 and 2 keep 16, as in the reference;
+    the exported router is the plain forward pass of the saved weights."""
+    import numpy as np
+    import torch
+
+    import router_layouts as rl
+    from r2r_local.router.onnx import OnnxRouter
+
+    code = main(["train-router", "--data", str(data), "--out", str(tmp_path / "r.pt"),
+                 "--onnx", str(tmp_path / "r.onnx"), "--epochs", "1", "--hidden-dims", "24,16,16", "--recall", "0.5"])
+    assert code == 0, capsys.readouterr().err
+    doc = torch.load(tmp_path / "r.pt", weights_only=True)
+    state, d = doc["state_dict"], doc["init_args"]["hidden_states_size"]
+    assert doc["model_specific_args"]["block_layout"] == "reference" and doc["init_args"]["normalize_input"]
+    assert {k: tuple(v.shape) for k, v in state.items()} == \
+        {k: tuple(v.shape) for k, v in rl.state_dict(d, [24, 16, 16], normalize=True).items()}
+    h, e, k = rl.inputs(d)
+    with torch.no_grad():
+        want = rl.forward(state, h, e, k, normalize=True).numpy()
+    got = OnnxRouter(tmp_path / "r.onnx", n_embd=d).logits(h.numpy(), e.numpy(), k.numpy()).reshape(-1)
+    assert np.abs(got - want).max() <= 1e-4

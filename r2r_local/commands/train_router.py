@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PATH.pt", help="checkpoint to write")
     p.add_argument("--onnx", metavar="PATH.onnx", help="also export the router here (with its JSON sidecar)")
     p.add_argument("--hidden-dims", type=_dims, default=(256, 256, 256), metavar="H,H,...",
-                   help="residual block sizes (reference: 1024,1024,1024,1024,1024,1024)")
+                   help="residual block sizes, the reference's layout: block i maps H[i] to H[i+1], "
+                        "the last keeps H[-1] (reference: 1024,1024,1024,1024,1024,1024)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)

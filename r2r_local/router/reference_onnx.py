@@ -1,12 +1,13 @@
-"""An ONNX router of the reference architecture (DESIGN.md section 1) with random weights.
+"""An ONNX router of the reference architecture (docs/router-export.md) with random weights.
 
 Built with `onnx.helper` (no torch), for measuring what a router of the reference size costs
 per token. It follows the router file contract (inputs `hidden` [B,d], `token_embedding` [B,d],
 `topk_logits` [B,100] float32; output `logit` [B,1]; JSON sidecar beside it).
 
 Graph: logits_projection Linear(100->d); concat [hidden, token_embedding, projected] (3d);
-combined_projection Linear(3d->H0); input_projection Linear(H0->H0); per entry H' of
-hidden_dims a residual block x' = dim_change(x) + Linear(4H->H')(GELU(Linear(H->4H)(LN(x))))
+combined_projection Linear(3d->H0); input_projection Linear(H0->H0); one residual block per
+entry of hidden_dims, block i mapping H = hidden_dims[i] to H' = hidden_dims[i+1] (the last keeps
+hidden_dims[-1], r2r_local.router.layout): x' = dim_change(x) + Linear(4H->H')(GELU(Linear(H->4H)(LN(x))))
 (dim_change only where H != H'); output LayerNorm + Linear(H->1). Dropout is the identity at
 inference. GELU is the exact erf form.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from r2r_local.router.features import TOPK
+from r2r_local.router.layout import block_widths
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,12 @@ class RouterArch:
     def n_params(self) -> int:
         d, dims = self.d, self.hidden_dims
         n = TOPK * d + d + 3 * d * dims[0] + dims[0] + dims[0] * dims[0] + dims[0]
-        h = dims[0]
-        for h2 in dims:
+        for h, h2 in block_widths(dims):
             n += 2 * h + h * self.expansion * h + self.expansion * h
             n += self.expansion * h * h2 + h2
             if h2 != h:
                 n += h * h2 + h2
-            h = h2
-        return n + 2 * h + h + 1
+        return n + 3 * dims[-1] + 1
 
 
 class _Graph:
@@ -112,14 +112,14 @@ def build_reference_router(arch: RouterArch = RouterArch(), *, seed: int = 0, fp
     h = arch.hidden_dims[0]
     x = g.linear(x, 3 * arch.d, h, "combined_projection")
     x = g.linear(x, h, h, "backbone.input_projection")
-    for i, h2 in enumerate(arch.hidden_dims):
+    for i, (h, h2) in enumerate(block_widths(arch.hidden_dims)):
         stem = f"backbone.blocks.{i}"
         y = g.layer_norm(x, h, stem + ".layer_norm")
         y = g.gelu(g.linear(y, h, arch.expansion * h, stem + ".mlp.0"))
         y = g.linear(y, arch.expansion * h, h2, stem + ".mlp.3")
         skip = g.linear(x, h, h2, stem + ".dim_change") if h2 != h else x
         x = g.node("Add", [skip, y], stem)
-        h = h2
+    h = arch.hidden_dims[-1]
     x = g.layer_norm(x, h, "backbone.output_layer.0")
     x = g.linear(x, h, 1, "backbone.output_layer.1")
     if fp16:
