@@ -44,6 +44,9 @@ def _router(args: argparse.Namespace) -> str:
     r = export_router(args.checkpoint, fp32_out, fp16=args.fp16)
     line = (f"wrote {r.onnx_path} ({r.bytes:,} bytes, {r.n_params:,} parameters, "
             f"{'fp16' if args.fp16 else 'fp32'}) and {r.sidecar_path}; ONNX vs PyTorch max abs diff {r.max_abs_diff:.2e}")
+    if r.block_layout != "reference":
+        line += (f"\nnote: {args.checkpoint} has the block layout of earlier r2r-local versions; the ONNX router "
+                 "is exact, but the reference code cannot load this checkpoint (retrain to get one it can)")
     if not args.int8:
         return line
     args.src, args.dst = str(fp32_out), str(out)

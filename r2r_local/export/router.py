@@ -27,11 +27,14 @@ class ExportResult:
     max_abs_diff: float
     n_params: int
     bytes: int
+    block_layout: str = "reference"  # "legacy": an earlier r2r-local checkpoint (r2r_local.router.layout)
 
 
 def export_router(checkpoint: str | Path, out: str | Path, *, fp16: bool = False,
                   small_model: dict[str, Any] | None = None, check_batch: int = 16, seed: int = 0) -> ExportResult:
     """Export, then check onnxruntime against PyTorch on random inputs (max abs diff of the logit).
+
+    What can be exported, and what is refused: load_checkpoint and docs/router-export.md.
 
     The .onnx and its sidecar are written to temp files and renamed into place together
     (r2r_local.atomic.replacing_together), the .onnx first: a failed export, check or rename,
@@ -72,7 +75,7 @@ def export_router(checkpoint: str | Path, out: str | Path, *, fp16: bool = False
     except OSError as e:
         raise RouterError(f"router output {out}: cannot write it ({e.strerror or e}); the old files are unchanged") from None
     n_params = sum(p.numel() for p in net.parameters())
-    return ExportResult(out, side, diff, n_params, out.stat().st_size)
+    return ExportResult(out, side, diff, n_params, out.stat().st_size, net.layout)
 
 
 def quantize_router_int8(src: str | Path, out: str | Path, *, check_batch: int = 16, seed: int = 0) -> ExportResult:
@@ -119,7 +122,8 @@ def quantize_router_int8(src: str | Path, out: str | Path, *, check_batch: int =
     import onnx
 
     n_params = sum(int(np.prod(t.dims)) for t in onnx.load(str(src)).graph.initializer)
-    return ExportResult(out, side, diff, n_params, out.stat().st_size)
+    return ExportResult(out, side, diff, n_params, out.stat().st_size,
+                        str(meta["provenance"].get("block_layout", "reference")))
 
 
 def _max_logit_diff(a: Any, b: Any, k: int, batch: int, seed: int) -> float:
