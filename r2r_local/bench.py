@@ -5,9 +5,10 @@ prompt so machine noise falls on all of them alike. The routed mode also gets it
 1 / (t_small_step + t_router + share x t_large_call), with each term measured on its own in the
 same run (the large call at the run's mean catch-up length): the gap is our system overhead.
 The optional `overlap` mode is the routed mode with the small model's next step run while the
-router decides (Engine's overlap); its ideal is 1 / (max(t_small_step, t_router) + share x
-t_large_call). The optional `ahead` mode lets the small model write ahead during the large
-model's calls (ahead.py); it is held to the plain ideal, which it can beat.
+router decides; its ideal is 1 / (max(t_small_step, t_router) + share x t_large_call). The
+optional `ahead` mode lets the small model write ahead during the large model's calls; it is held
+to the plain ideal, which it can beat; `overlap+ahead` does both. Every mode is a policy of the
+same decoding loop (r2r_local/decode/policies.py), built the same way.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from typing import Any, Callable, Sequence
 
 from r2r_local.chat import Message, chat_tokens, strip_think
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.engine import Engine
+from r2r_local.decode import Request, policy_for_mode
 from r2r_local.errors import ConfigError
 from r2r_local.pair import LoadedPair
 from r2r_local.router import Router, Step
-from r2r_local.router.baselines import SmallOnly
 
-MODES = ("small", "large", "r2r", "overlap", "ahead")
-ROUTED = ("r2r", "overlap", "ahead")
+MODES = ("small", "large", "r2r", "overlap", "ahead", "overlap+ahead")
+ROUTED = ("r2r", "overlap", "ahead", "overlap+ahead")
 DEFAULT_PROMPTS = [
     "Explain why the sky is blue in a few sentences.",
     "Write a short story about a robot who learns to paint.",
@@ -139,10 +139,12 @@ class ModeTotals:
     tps: list[float] = field(default_factory=list)
     rss_mb: float | None = None
     gpu_mb: float | None = None
+    draft_kept: int = 0
+    draft_dropped: int = 0
+    redone_steps: int = 0
 
-    def add(self, stats: Any, ok: bool | None, *, large_alone: bool = False) -> None:
-        """Add one generation. `large_alone`: the large model ran as the only model (its steps
-        are booked as large-model calls of one token)."""
+    def add(self, stats: Any, ok: bool | None) -> None:
+        """Add one generation."""
         self.n += 1
         if ok is not None:
             self.checked += 1
@@ -151,12 +153,9 @@ class ModeTotals:
         self.t_router += stats.time_router_s
         self.t_decode += stats.time_decode_s
         self.tps.append(stats.tokens_per_s)
-        if large_alone:
-            self.large_tokens += stats.n_tokens
-            self.large_calls += stats.n_tokens
-            self.caught_up += stats.n_tokens
-            self.t_large += stats.time_small_s
-            return
+        self.draft_kept += stats.draft_kept
+        self.draft_dropped += stats.draft_dropped
+        self.redone_steps += stats.redone_steps
         self.large_tokens += stats.large_tokens
         self.large_calls += stats.large_calls
         self.caught_up += stats.mean_catch_up * stats.large_calls
@@ -180,6 +179,9 @@ class ModeTotals:
             "ms_other_per_token": 1000 * max(0.0, self.t_decode - self.t_small - self.t_router - self.t_large) / n,
             "peak_rss_mb": self.rss_mb,
             "gpu_mem_mb": self.gpu_mb,
+            "draft_kept": self.draft_kept,
+            "draft_dropped": self.draft_dropped,
+            "redone_small_steps": self.redone_steps,
         }
 
 
@@ -198,8 +200,6 @@ class TokenRecord:
 
 
 def _record(mode: str, problem: int, e: Any) -> TokenRecord:
-    if mode == "large":  # the large model alone: its steps are one-token large calls
-        return TokenRecord(mode, problem, e.index, e.id, "large", None, 0.0, 0.0, e.t_small, 1)
     return TokenRecord(mode, problem, e.index, e.id, e.source, e.p, e.t_small, e.t_router, e.t_large, e.caught_up)
 
 
@@ -209,22 +209,17 @@ class Bench:
     def __init__(self, pair: LoadedPair, router: Router, *, max_tokens: int,
                  checker: Callable[[str, str], bool] | None = None,
                  mode_routers: dict[str, Router] | None = None) -> None:
-        """mode_routers: a routed mode's own router ("overlap", "ahead"; for a random router,
-        another instance with the same seed, so its stream is its own); default `router`."""
-        from r2r_local.ahead import AheadEngine
-
-        own = mode_routers or {}
-        self.pair, self.router = pair, router
+        """mode_routers: a routed mode's own router (for a random router, another instance with
+        the same seed, so its stream is its own); default `router`."""
+        self.pair, self.router, self.mode_routers = pair, router, mode_routers or {}
         self.settings = GenerationSettings(max_tokens=max_tokens)
         self.checker = checker or (lambda text, answer: last_number(text) == answer)
-        self.engines = {
-            "small": Engine(pair.small, pair.large, SmallOnly(), n_shared=pair.n_shared),
-            "large": Engine(pair.large, pair.large, SmallOnly(), n_shared=pair.n_shared),
-            "r2r": Engine(pair.small, pair.large, router, n_shared=pair.n_shared),
-            "overlap": Engine(pair.small, pair.large, own.get("overlap", router), n_shared=pair.n_shared, overlap=True),
-            "ahead": AheadEngine(pair.small, pair.large, own.get("ahead", router), n_shared=pair.n_shared),
-        }
         self.records: list[TokenRecord] = []
+
+    def request(self, mode: str, prompt: list[int]) -> Request:
+        """Every mode the same way: a policy, the mode's router, greedy, the bench's limits."""
+        return Request(prompt, self.mode_routers.get(mode, self.router), policy_for_mode(mode),
+                       sampling=SamplingParams(), settings=self.settings)
 
     def run(self, problems: Sequence[Problem], modes: Sequence[str] = MODES,
             progress: Callable[[int, int], None] | None = None) -> dict[str, ModeTotals]:
@@ -232,9 +227,9 @@ class Bench:
         for i, problem in enumerate(problems):
             prompt = chat_tokens(self.pair.small, [Message("user", problem.prompt)])
             for mode in modes:
-                gen = self.engines[mode].generate(prompt, SamplingParams(), self.settings).run()
+                gen = self.pair.generate(self.request(mode, prompt)).run()
                 ok = self.checker(gen.text, problem.answer) if problem.answer is not None else None
-                totals[mode].add(gen.stats, ok, large_alone=mode == "large")
+                totals[mode].add(gen.stats, ok)
                 totals[mode].rss_mb, totals[mode].gpu_mb = peak_rss_mb(), gpu_memory_mb()
                 self.records += [_record(mode, i, e) for e in gen.events]
             if progress:
@@ -244,17 +239,17 @@ class Bench:
     def ideal_parts(self, problem: Problem, catch_up: float, repeats: int = 20) -> dict[str, float]:
         """Median seconds of one small step, one router decision and one large call of
         round(catch_up) tokens, each measured alone after `problem`'s prompt."""
-        small, large = self.pair.small, self.pair.large
-        prompt = chat_tokens(small, [Message("user", problem.prompt)])
+        small, large = self.pair.small.slot, self.pair.large.slot
+        prompt = chat_tokens(self.pair.small, [Message("user", problem.prompt)])
         k = max(1, round(catch_up))
         need_hidden = self.router.needs_hidden
         if need_hidden:
             small.enable_hidden()
         small.truncate(0)
         out = small.decode(prompt, hidden=need_hidden)
-        token = int(out.logits[: self.pair.n_shared].argmax())
+        token = int(out.logits.argmax())
         t_small = _median_time(lambda: (small.decode([token], hidden=need_hidden), small.truncate(len(prompt))), repeats)
-        step = Step(out.logits[: self.pair.n_shared], out.hidden, token, small.embedding_row)
+        step = Step(out.logits, out.hidden, token, self.pair.small.embedding_row)
         t_router = _median_time(lambda: self.router.decide(step), repeats * 5)
         large.truncate(0)
         large.decode(prompt[:-1])
@@ -265,7 +260,7 @@ class Bench:
 
 def ideal_tokens_per_s(parts: dict[str, float], share: float, *, overlap: bool = False) -> float:
     small, router = parts["t_small_step_s"], parts["t_router_s"]
-    per_token = max(small, router) if overlap else small + router
+    per_token = max(small, router) if overlap else small + router  # overlap: the step runs beside the router
     return 1.0 / (per_token + share * parts["t_large_call_s"])
 
 

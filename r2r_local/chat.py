@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from r2r_local.backends import Backend
+from r2r_local.backends import Model
 from r2r_local.errors import ConfigError
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -48,17 +48,17 @@ def render_template(template: str | None, messages: Sequence[Message], *, bos: s
         raise ConfigError(f"the model's chat template failed: {e}") from None
 
 
-def chat_tokens(backend: Backend, messages: Sequence[Message]) -> list[int]:
+def chat_tokens(backend: Model, messages: Sequence[Message]) -> list[int]:
     """Token ids of `messages` rendered through the backend's own chat template."""
     bos = backend.token_text(backend.bos_token) if backend.bos_token is not None else ""
-    eos = backend.token_text(backend.eos_token) if getattr(backend, "eos_token", None) is not None else ""
+    eos = backend.token_text(backend.eos_token) if backend.eos_token is not None else ""
     text = render_template(backend.chat_template, messages, bos=bos, eos=eos)
     # A template that writes the BOS text itself must not get a second BOS from the tokenizer.
     add_special = backend.add_bos and not (bos and text.startswith(bos))
     return backend.tokenize(text, add_special=add_special, parse_special=True)
 
 
-def raw_tokens(backend: Backend, text: str) -> list[int]:
+def raw_tokens(backend: Model, text: str) -> list[int]:
     """Token ids of a prompt used as is (special-token text such as <|im_start|> is parsed)."""
     return backend.tokenize(text, add_special=backend.add_bos, parse_special=True)
 

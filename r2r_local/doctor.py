@@ -60,7 +60,7 @@ def _dist_version(name: str) -> str | None:
 
 
 def check_llama(have_gpu: bool) -> tuple[dict[str, Any], list[Finding]]:
-    # backends/llama_cpp.py stays the one module that imports llama_cpp: reach it through there.
+    # the backends/llama_* modules stay the only ones that import llama_cpp: reach it through there.
     from r2r_local.backends import llama_cpp as backend
 
     offload = backend.supports_gpu_offload()

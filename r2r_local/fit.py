@@ -35,7 +35,7 @@ CUDA_OVERHEAD_BYTES = 512 * MiB
 # onnxruntime's CUDA provider adds its own handles and arena on top of the router's weights.
 ROUTER_RUNTIME_BYTES = 256 * MiB
 MARGIN_FRACTION = 0.03  # of the free memory, kept unused against estimate errors
-N_UBATCH = 512  # what backends/llama_cpp.py creates contexts with
+N_UBATCH = 512  # what backends/llama_slot.py creates contexts with
 _KV_ELEMENT_BYTES = 2  # f16 cache
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -42,7 +42,10 @@ class Meter:
     time_decode: float = 0.0
     prompt_tokens: int = 0
     cached_tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    draft_kept: int = 0  # tokens written ahead of a judgment and committed after it
+    draft_dropped: int = 0  # positions written ahead and dropped because the large model chose otherwise
+    rewinds: int = 0  # times a draft was dropped
+    redone_steps: int = 0  # overlap: small steps started on a proposal the large model replaced
 
     def add_step(self, t_small: float, t_router: float, t_large: float, caught_up: int) -> None:
         self.time_small += t_small
@@ -74,6 +77,10 @@ class Meter:
             time_prompt_s=self.time_prompt,
             prompt_tokens=self.prompt_tokens,
             cached_prompt_tokens=self.cached_tokens,
+            draft_kept=self.draft_kept,
+            draft_dropped=self.draft_dropped,
+            rewinds=self.rewinds,
+            redone_steps=self.redone_steps,
         )
 
 
@@ -84,7 +91,9 @@ class Stats:
     tokens_per_s counts the generated tokens over the decode phase (after the small model has
     read the prompt; the large model's first catch-up, which includes the prompt, is inside it).
     activated_params_b = (P_small + large_share x P_large) / 1e9. time_other_s is sampling,
-    detokenizing and the loop itself.
+    detokenizing and the loop itself. draft_kept / draft_dropped: tokens the small model wrote
+    ahead of a judgment and committed / dropped; rewinds: drafts dropped; redone_steps: overlap
+    steps redone because the large model chose another token.
     """
 
     n_tokens: int
@@ -102,6 +111,10 @@ class Stats:
     time_prompt_s: float
     prompt_tokens: int
     cached_prompt_tokens: int
+    draft_kept: int = 0
+    draft_dropped: int = 0
+    rewinds: int = 0
+    redone_steps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

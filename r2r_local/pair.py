@@ -1,4 +1,4 @@
-"""Loading a small/large pair and its router into an Engine, with the vocabulary check."""
+"""Loading a small/large pair, with the vocabulary check, and decoding requests on it."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from r2r_local.backends.llama_cpp import LlamaCppBackend
+from r2r_local.backends import Model
 from r2r_local.config import ModelSpec
-from r2r_local.engine import Engine
-from r2r_local.errors import ConfigError
+from r2r_local.decode import Decoder, Generation, Policy, Request
 from r2r_local.router import Router, parse_router
 from r2r_local.vocab import shared_vocab_size, vocab_hash
 
@@ -18,40 +17,38 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedPair:
-    small: LlamaCppBackend
-    large: LlamaCppBackend
+    """The two loaded models and the Decoder that owns their slots (one request at a time).
+    Their slots give distributions over the `n_shared` tokens both vocabularies hold."""
+
+    small: Model
+    large: Model
     n_shared: int
     small_vocab_hash: str
-    _engines: list[Engine] = field(default_factory=list, repr=False)
+    decoder: Decoder = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for model in (self.small, self.large):
+            model.slot.limit_vocab(self.n_shared)
+        self.decoder = Decoder(self.small, self.large)
 
     def router(self, spec: str, seed: int = 0) -> Router:
         return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
 
-    def engine(self, router: Router, *, overlap: bool = False, ahead: bool = False) -> Engine:
-        """The routed loop over this pair; `overlap` and `ahead` pick its opt-in variants
-        (engine.py, ahead.py), one at a time."""
-        if ahead and overlap:
-            raise ConfigError("--ahead and --overlap cannot be combined (yet): choose one")
-        if (ahead or overlap) and any(b.cpu_threads > 1 for b in (self.small, self.large)):
+    def generate(self, request: Request) -> Generation:
+        return self.decoder.generate(request)
+
+    def warn_threads(self, policy: Policy) -> None:
+        """Two models stepping at once with multi-threaded llama.cpp fight for the cores."""
+        if (policy.ahead or policy.overlap) and any(m.cpu_threads > 1 for m in (self.small, self.large)):
             log.warning("--%s with more than one llama.cpp thread on the CPU: two models stepping at once "
                         "make llama.cpp's spinning threads fight for the cores (far slower for small models; "
-                        "see the README); --threads 1 avoids it", "ahead" if ahead else "overlap")
-        if ahead:
-            from r2r_local.ahead import AheadEngine
-
-            engine: Engine = AheadEngine(self.small, self.large, router, n_shared=self.n_shared)
-        else:
-            engine = Engine(self.small, self.large, router, n_shared=self.n_shared, overlap=overlap)
-        self._engines.append(engine)
-        return engine
+                        "see docs/design.md, Policies); --threads 1 avoids it", "ahead" if policy.ahead else "overlap")
 
     def close(self) -> None:
-        """Free both models, once no engine of this pair has work running on them."""
+        """Free both models, once no work of this pair is running on them."""
         try:
-            for engine in self._engines:
-                engine.close()
+            self.decoder.close()
         finally:
-            self._engines.clear()
             self.small.close()
             self.large.close()
 
@@ -62,9 +59,11 @@ def load_pair(small: ModelSpec, large: ModelSpec,
 
     progress(stage, path), when given, is called before each stage: "small", "large", "vocab".
     """
+    from r2r_local.backends.llama_cpp import LlamaCppBackend
+
     report = progress or (lambda stage, path: None)
     report("small", small.path)
-    small_backend = LlamaCppBackend(small)  # hidden states on demand: enable_hidden()
+    small_backend = LlamaCppBackend(small)  # hidden states on demand: slot.enable_hidden()
     try:
         report("large", large.path)
         large_backend = LlamaCppBackend(large)

@@ -9,9 +9,14 @@ for sampling, not only for greedy decoding).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from r2r_local.config import SamplingParams
+
+if TYPE_CHECKING:
+    from r2r_local.backends import Dist
 
 _TOP_P_FIRST_GUESS = 64
 
@@ -68,3 +73,15 @@ def _nucleus(ids: np.ndarray, weights: np.ndarray, top_p: float) -> tuple[np.nda
             head = head[: min(cut, len(head))]
             return ids[head], weights[head]
         k = min(k * 4, len(ids))
+
+
+def choose(dist: "Dist", params: SamplingParams, u: float) -> int:
+    """Choose a token from a model's distribution: dense logits, or a top-K-only distribution
+    (a remote server's log-probabilities; sampling is then truncated to those K tokens)."""
+    if dist.logits is not None:
+        return sample(dist.logits, params, u)
+    ids, logprobs = dist.top_ids, dist.top_logprobs
+    if ids is None or logprobs is None or len(ids) == 0:
+        raise ValueError("a distribution needs logits or top-K log-probabilities")
+    order = np.argsort(ids, kind="stable")  # vocabulary order, as dense logits are: same u, same token
+    return int(ids[order][sample(np.asarray(logprobs, dtype=np.float32)[order], params, u)])

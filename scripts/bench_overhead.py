@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from r2r_local.chat import Message, chat_tokens  # noqa: E402
 from r2r_local.commands import versions as _versions  # noqa: E402
 from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams  # noqa: E402
+from r2r_local.decode import Request  # noqa: E402
 from r2r_local.defaults import smollm2_path  # noqa: E402
 from r2r_local.pair import load_pair  # noqa: E402
 
@@ -48,12 +49,13 @@ def run_llama_cpp_python(llm, tokens: list[int], n: int) -> tuple[float, float, 
 
 
 def run_engine(pair, router: str, tokens: list[int], n: int) -> tuple[float, float, int, dict]:
-    engine = pair.engine(pair.router(router, seed=0))
-    pair.small.truncate(0)  # like llm.reset(): no prompt reuse from the previous round
-    pair.large.truncate(0)
+    request = Request(tokens, pair.router(router, seed=0), sampling=SamplingParams(),
+                      settings=GenerationSettings(max_tokens=n))
+    pair.small.slot.truncate(0)  # like llm.reset(): no prompt reuse from the previous round
+    pair.large.slot.truncate(0)
     start = time.perf_counter()
     first = None
-    gen = engine.generate(tokens, SamplingParams(), GenerationSettings(max_tokens=n))
+    gen = pair.generate(request)
     for _ in gen:
         if first is None:
             first = time.perf_counter()

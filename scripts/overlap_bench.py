@@ -41,6 +41,7 @@ def calibrate(small_path: str, router_path: Path, share: float, threads: int, n_
     from r2r_local.bench import DEFAULT_PROMPTS
     from r2r_local.chat import Message, chat_tokens
     from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
+    from r2r_local.decode import Request
     from r2r_local.pair import load_pair
     from r2r_local.router.onnx import OnnxRouter
 
@@ -53,15 +54,15 @@ def calibrate(small_path: str, router_path: Path, share: float, threads: int, n_
         class Recording:
             name, needs_hidden, threshold, may_escalate = "recording", True, None, False
 
-            def decide(self, step):
+            def decide(self, step, threshold=None):
                 decision = router.decide(step)
                 probs.append(decision.p)
                 return type(decision)(False, decision.p)
 
-        engine = pair.engine(Recording())
         for text in DEFAULT_PROMPTS[:n_prompts]:
             prompt = chat_tokens(pair.small, [Message("user", text)])
-            engine.generate(prompt, SamplingParams(), GenerationSettings(n_tokens)).run()
+            pair.generate(Request(prompt, Recording(), sampling=SamplingParams(),
+                                  settings=GenerationSettings(n_tokens))).run()
     finally:
         pair.close()
     threshold = float(np.quantile(np.array(probs), 1.0 - share))

@@ -29,11 +29,10 @@ from r2r_local.backends.llama_cpp import LlamaCppBackend
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import ModelSpec
 from r2r_local.demo import demo_pair, demo_router, task
-from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.engine import Engine
+from r2r_local.config import GenerationSettings
+from r2r_local.decode import SMALL, Decoder, Request
 from r2r_local.labeling.labeller import teacher_forced
 from r2r_local.router import parse_router
-from r2r_local.router.baselines import SmallOnly
 
 
 def features(path: str, sequences: list[tuple[list[int], list[int]]], threads: int) -> list[tuple[np.ndarray, ...]]:
@@ -43,7 +42,7 @@ def features(path: str, sequences: list[tuple[list[int], list[int]]], threads: i
     out = []
     with LlamaCppBackend(ModelSpec(path, n_ctx=512, threads=threads, role="small")) as be:
         for prompt, answer in sequences:
-            pos = teacher_forced(be, prompt, answer)
+            pos = teacher_forced(be.slot, prompt, answer)
             emb = np.stack([table.row(int(t)) for t in pos.argmax])
             out.append((pos.argmax, pos.hidden, emb, pos.topk))
     return out
@@ -76,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     router = parse_router(str(args.router or demo_router()))
     sequences = []
     with LlamaCppBackend(ModelSpec(quantized, n_ctx=512, threads=args.threads, role="small")) as be:
-        engine = Engine(be, be, SmallOnly(), n_shared=be.n_vocab)
+        decoder = Decoder(be, be)
         for p in task.problems(task.EVAL_SEED, args.n, task.HELDOUT):
             prompt = chat_tokens(be, [Message("user", p.message)])
-            gen = engine.generate(prompt, SamplingParams(), GenerationSettings(200)).run()
+            gen = decoder.generate(Request(prompt, policy=SMALL, settings=GenerationSettings(200))).run()
             sequences.append((prompt, [e.id for e in gen.events]))
     q = features(quantized, sequences, args.threads)
     p_q = np.concatenate([router.probabilities(h, e, k) for _, h, e, k in q])

@@ -155,7 +155,7 @@ def measure(small, table, routers: dict[str, RouterCall], steps: int, warmup: in
     for i in range(warmup + steps):
         s0 = time.perf_counter()
         if small is not None:
-            out = small.decode([token], hidden=True)
+            out = small.slot.decode([token], hidden=True)
             logits, hidden = out.logits, out.hidden
         else:
             logits = rng.normal(size=N_VOCAB).astype(np.float32)

@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.models:
             with LlamaCppBackend(ModelSpec(path, n_ctx=256, threads=args.threads)) as b:
                 prompt = chat_tokens(b, [Message("user", "Tell me a story.")])
-                out, rng, generated = b.decode(prompt), np.random.default_rng(0), []
+                out, rng, generated = b.slot.decode(prompt), np.random.default_rng(0), []
                 for _ in range(args.tokens):
                     probs = np.exp(out.logits - out.logits.max())
                     generated.append(int(rng.choice(len(probs), p=probs / probs.sum())))
-                    out = b.decode([generated[-1]])
+                    out = b.slot.decode([generated[-1]])
                 text = b"".join(b.token_bytes(t) for t in generated).decode("utf-8", "replace")
                 print(f"{path}: {b.n_vocab} rows, {b.n_params} params, {len(prompt)} prompt tokens -> {text[:60]!r}")
         for other in args.models[1:]:

@@ -40,10 +40,10 @@ def smollm2_logits(n: int) -> list[np.ndarray]:
     rows = []
     with LlamaCppBackend(ModelSpec(str(smollm2_path()), n_ctx=512, threads=2, role="small")) as be:
         prompt = be.tokenize("Write a long story about a lighthouse keeper.", add_special=True, parse_special=False)
-        out = be.decode(prompt)
+        out = be.slot.decode(prompt)
         for _ in range(n):
             rows.append(out.logits.copy())
-            out = be.decode([int(np.argmax(out.logits))])
+            out = be.slot.decode([int(np.argmax(out.logits))])
     return rows
 
 

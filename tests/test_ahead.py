@@ -1,5 +1,6 @@
-"""Writing ahead (r2r_local/ahead.py): the small model writes on while the large model catches up
-in a worker; the committed tokens must be the plain loop's, token for token."""
+"""Writing ahead (the `ahead` variant of the routed policy): the small model writes on while the
+large model catches up in a worker; the committed tokens must be the plain loop's, token for
+token, also with overlap on at the same time."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import time
 
 import pytest
 
-from r2r_local.ahead import AheadEngine
+from functools import partial
+
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.engine import Engine
 from r2r_local.router import Decision
 
-from test_engine_scripted import EOS, V, Scripted, count_up, count_up_by_two
+from test_engine_scripted import EOS, Runner, Scripted, count_up, count_up_by_two
+
+Engine = Runner  # the plain loop
+AheadEngine = partial(Runner, ahead=True)
+BothEngine = partial(Runner, ahead=True, overlap=True)
 
 
 class SlowLarge(Scripted):
@@ -27,9 +32,9 @@ class SlowLarge(Scripted):
 class ByToken:
     """Escalate proposals whose id is a multiple of 3: a decision that depends on the step only."""
 
-    name, needs_hidden, threshold = "by-token", False, None
+    name, needs_hidden, threshold, may_escalate = "by-token", False, None, True
 
-    def decide(self, step):
+    def decide(self, step, threshold=None):
         return Decision(step.token % 3 == 0, 0.5)
 
 
@@ -40,7 +45,7 @@ def sometimes_agrees(seq):
 def run(engine_cls, prompt, settings, *, large_rule=sometimes_agrees, small_rule=count_up, n_ctx=64,
         sampling=SamplingParams(), cancel_at=None):
     small, large = Scripted(small_rule, n_ctx), SlowLarge(large_rule, n_ctx)
-    engine = engine_cls(small, large, ByToken(), n_shared=V)
+    engine = engine_cls(small, large, ByToken())
     cancel = threading.Event()
     gen = engine.generate(prompt, sampling, settings, cancel)
     for event in gen:
@@ -49,7 +54,7 @@ def run(engine_cls, prompt, settings, *, large_rule=sometimes_agrees, small_rule
     assert small.tokens == engine.sequence  # nothing written ahead is left in the small cache
     assert large.tokens == engine.sequence[: large.n_past]
     summary = ([(e.id, e.source, e.caught_up) for e in gen.events], gen.text, gen.stop_reason, gen.message)
-    return summary, engine, large
+    return summary, gen, large
 
 
 CASES = {
@@ -68,24 +73,25 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("variant", [AheadEngine, BothEngine], ids=["ahead", "overlap+ahead"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_writing_ahead_commits_the_plain_loops_tokens(name):
+def test_writing_ahead_commits_the_plain_loops_tokens(name, variant):
     plain, _, large_plain = run(Engine, **CASES[name])
-    ahead, engine, large_ahead = run(AheadEngine, **CASES[name])
+    ahead, _, large_ahead = run(variant, **CASES[name])
     assert ahead == plain
     assert large_ahead.calls == large_plain.calls  # the same catch-up batches: identical large choices
 
 
 def test_tokens_really_are_written_ahead_and_dropped():
-    _, engine, _ = run(AheadEngine, [1, 2], GenerationSettings(max_tokens=40))
-    assert engine.ahead_tokens_kept > 0 and engine.ahead_tokens_dropped > 0
-    _, engine, _ = run(AheadEngine, [1, 2], GenerationSettings(max_tokens=40), large_rule=count_up)
-    assert engine.ahead_tokens_kept > 0 and engine.ahead_tokens_dropped == 0
+    _, gen, _ = run(AheadEngine, [1, 2], GenerationSettings(max_tokens=40))
+    assert gen.stats.draft_kept > 0 and gen.stats.draft_dropped > 0 and gen.stats.rewinds > 0
+    _, gen, _ = run(AheadEngine, [1, 2], GenerationSettings(max_tokens=40), large_rule=count_up)
+    assert gen.stats.draft_kept > 0 and gen.stats.draft_dropped == 0
 
 
 def test_a_generation_abandoned_at_a_yield_leaves_nothing_behind():
     small, large = Scripted(count_up), SlowLarge(sometimes_agrees)
-    engine = AheadEngine(small, large, ByToken(), n_shared=V)
+    engine = AheadEngine(small, large, ByToken())
     events = iter(engine.generate([1, 2], SamplingParams(), GenerationSettings(max_tokens=40)))
     for _ in range(6):
         next(events)
@@ -97,15 +103,6 @@ def test_a_generation_abandoned_at_a_yield_leaves_nothing_behind():
 
 def test_one_backend_on_both_sides_runs_the_plain_loop():
     shared = Scripted(count_up)
-    engine = AheadEngine(shared, shared, ByToken(), n_shared=V)
+    engine = AheadEngine(shared, shared, ByToken())
     gen = engine.generate([1, 2], SamplingParams(), GenerationSettings(max_tokens=6)).run()
-    assert not engine.ahead and len(gen.events) == 6
-
-
-def test_ahead_and_overlap_are_one_at_a_time(pair):
-    from r2r_local.errors import ConfigError
-
-    router = pair.router("entropy:1.0")
-    with pytest.raises(ConfigError, match="cannot be combined"):
-        pair.engine(router, overlap=True, ahead=True)
-    assert isinstance(pair.engine(router, ahead=True), AheadEngine)
+    assert not engine.decoder.concurrent and len(gen.events) == 6 and gen.stats.draft_kept == 0

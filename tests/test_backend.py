@@ -22,6 +22,7 @@ def backend(smollm2):
 
 def test_every_position_output_equals_step_by_step_decoding(backend):
     tokens = backend.tokenize(TEXT, add_special=False, parse_special=False)
+    backend = backend.slot
     backend.truncate(0)
     outs = backend.decode_positions(tokens)
     assert outs.topk.shape == (len(tokens), 100) and outs.hidden.shape == (len(tokens), 576)
@@ -35,6 +36,7 @@ def test_every_position_output_equals_step_by_step_decoding(backend):
 
 def test_truncate_then_decode_matches_a_fresh_decode(backend):
     tokens = backend.tokenize(TEXT, add_special=False, parse_special=False)
+    backend = backend.slot
     backend.truncate(0)
     full = backend.decode(tokens)
     backend.truncate(5)
@@ -68,7 +70,8 @@ def test_a_failed_switch_to_hidden_states_is_an_error_not_a_crash_and_can_be_ret
 
     from r2r_local.errors import DecodeError, ModelLoadError
 
-    with LlamaCppBackend(ModelSpec(str(smollm2), n_ctx=256, threads=THREADS)) as b:
+    with LlamaCppBackend(ModelSpec(str(smollm2), n_ctx=256, threads=THREADS)) as model:
+        b = model.slot
         b.decode([1, 2, 3])
         monkeypatch.setattr(C, "llama_init_from_model", lambda model, params: None)  # out of memory, say
         with pytest.raises(ModelLoadError):

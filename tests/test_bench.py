@@ -75,7 +75,7 @@ def test_overlap_and_ahead_modes_make_the_same_tokens_as_r2r(tmp_path):
     r, o, a = doc["modes"]["r2r"], doc["modes"]["overlap"], doc["modes"]["ahead"]
     for key in ("accuracy", "n_tokens", "large_share", "large_calls", "mean_catch_up"):
         assert o[key] == r[key] == a[key], key
-    assert a["ahead_tokens_kept"] + a["ahead_tokens_dropped"] > 0
+    assert a["draft_kept"] + a["draft_dropped"] > 0
     assert o["redone_small_steps"] > 0 and o["speedup_vs_r2r"] == pytest.approx(o["tokens_per_s"] / r["tokens_per_s"])
     assert o["ideal_tokens_per_s"] == pytest.approx(ideal_tokens_per_s(o["ideal_parts"], o["large_share"], overlap=True))
     parts = {"t_small_step_s": 2.0, "t_router_s": 1.0, "t_large_call_s": 10.0}
@@ -89,7 +89,7 @@ def test_overlap_and_ahead_modes_make_the_same_tokens_as_r2r(tmp_path):
 
 def test_help_documents_every_output_field():
     text = r2r("bench", "--help").stdout
-    for field in FIELDS + R2R_FIELDS + ["speedup_vs_r2r", "redone_small_steps", "ahead_tokens_kept", "ahead_tokens_dropped"]:
+    for field in FIELDS + R2R_FIELDS + ["speedup_vs_r2r", "redone_small_steps", "draft_kept", "draft_dropped"]:
         assert field in text, field
 
 

@@ -63,7 +63,7 @@ def test_large_answers_fixed_problems(large, message):
     a, b = (int(x) for x in re.findall(r"\d+", message))
     rendered = _prompt_from_gguf_template(large, message)
     assert rendered == template.prompt(message)
-    large.truncate(0)
+    large.slot.truncate(0)
     text, _ = greedy(large, message)
     problem = task.Problem(a, b, message)
     assert task.is_correct(problem, text), text

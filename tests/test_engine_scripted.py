@@ -1,7 +1,8 @@
-"""The routed loop against scripted backends: cache bookkeeping, stops and limits.
+"""The decoding loop against scripted models: cache bookkeeping, stops and limits.
 
 The real-model invariants are in test_routed_smollm2.py; here each model is a tiny deterministic
-function of the sequence so every position's expected choice is known.
+function of the sequence so every position's expected choice is known. Runs without
+llama-cpp-python.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import threading
 import numpy as np
 import pytest
 
-from r2r_local.backends import Output
+from r2r_local.backends import Capabilities, Dist
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.engine import Engine
+from r2r_local.decode import Decoder, Request, routed
 from r2r_local.errors import PromptTooLongError
 from r2r_local.router import Decision
 from r2r_local.router.baselines import LargeOnly, SmallOnly
@@ -22,13 +23,21 @@ V, EOS = 16, 0
 
 
 class Scripted:
-    """Next token = rule(sequence); pieces are letters; records every decode call."""
+    """Next token = rule(sequence); pieces are letters; records every decode call. A model that
+    is its own slot (one sequence)."""
+
+    caps = Capabilities()
+    cpu_threads = 1
 
     def __init__(self, rule, n_ctx=64):
         self.rule, self.n_ctx = rule, n_ctx
         self.n_vocab, self.n_embd, self.n_params = V, 4, 1000
         self.tokens: list[int] = []
         self.calls: list[int] = []
+
+    @property
+    def slot(self):
+        return self
 
     @property
     def n_past(self):
@@ -39,9 +48,12 @@ class Scripted:
         self.calls.append(len(tokens))
         logits = np.zeros(V, dtype=np.float32)
         logits[self.rule(self.tokens)] = 10.0
-        return Output(logits, np.ones(4, dtype=np.float32) if hidden else None)
+        return Dist(logits, np.ones(4, dtype=np.float32) if hidden else None)
 
     def enable_hidden(self):
+        pass
+
+    def limit_vocab(self, n_shared):
         pass
 
     def truncate(self, n_past):
@@ -59,12 +71,12 @@ class Scripted:
 
 
 class EveryThird:
-    name, needs_hidden, threshold = "every-third", False, None
+    name, needs_hidden, threshold, may_escalate = "every-third", False, None, True
 
     def __init__(self):
         self.n = 0
 
-    def decide(self, step):
+    def decide(self, step, threshold=None):
         self.n += 1
         return Decision(self.n % 3 == 0, 0.5)
 
@@ -77,9 +89,25 @@ def count_up_by_two(seq):
     return (seq[-1] + 1) % (V - 1) + 1
 
 
+class Runner:
+    """A Decoder with one router and one routed policy, as the tests drive it; `sequence` is the
+    last generation's committed tokens."""
+
+    def __init__(self, small, large, router, *, overlap=False, ahead=False):
+        self.decoder, self.router = Decoder(small, large), router
+        self.policy = routed(overlap=overlap, ahead=ahead)
+        self.small, self.large, self.sequence = small, large, []
+
+    def generate(self, prompt, sampling=SamplingParams(), settings=GenerationSettings(), cancel=None):
+        gen = self.decoder.generate(Request(prompt, self.router, self.policy, sampling=sampling, settings=settings,
+                                            cancel=cancel))
+        self.sequence = gen.committed
+        return gen
+
+
 def make(router, small_rule=count_up, large_rule=count_up_by_two, n_ctx=64, overlap=False):
     small, large = Scripted(small_rule, n_ctx), Scripted(large_rule, n_ctx)
-    return Engine(small, large, router, n_shared=V, overlap=overlap), small, large
+    return Runner(small, large, router, overlap=overlap), small, large
 
 
 def test_escalated_positions_get_the_large_models_choice_after_one_catch_up():
@@ -148,7 +176,7 @@ def test_a_new_prompt_reuses_the_common_prefix():
 def test_a_backend_shared_by_two_engines_is_never_trusted_past_its_real_contents():
     engine, small, large = make(LargeOnly())
     engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=3)).run()
-    other = Engine(large, large, SmallOnly(), n_shared=V)  # "large alone" on the same backend
+    other = Runner(large, large, SmallOnly())  # "large alone" on the same backend
     other.generate([1, 2, 9, 9], SamplingParams(), GenerationSettings(max_tokens=3)).run()
     assert large.tokens[:4] == [1, 2, 9, 9]
     large.calls.clear()
@@ -187,18 +215,18 @@ def test_overlap_changes_nothing_but_the_timing(name):
 
 def test_overlap_keeps_the_step_when_the_large_model_agrees_and_redoes_it_when_not():
     engine, small, _ = make(EveryThird(), large_rule=count_up, overlap=True)
-    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
+    gen = engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
     assert small.calls == [3, 1, 1, 1, 1, 1]  # prompt, then one step per kept token (the last is never fed)
-    assert engine.speculative_steps_redone == 0
+    assert gen.stats.redone_steps == 0
     engine, small, _ = make(EveryThird(), overlap=True)
-    engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
+    gen = engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=6)).run()
     # the 3rd token's speculative step was on the small model's 6, the large model chose 7: redone
-    assert small.calls == [3, 1, 1, 1, 1, 1, 1] and engine.speculative_steps_redone == 1
+    assert small.calls == [3, 1, 1, 1, 1, 1, 1] and gen.stats.redone_steps == 1
 
 
 def test_overlap_is_off_when_one_backend_plays_both_parts():
     shared = Scripted(count_up)
-    assert not Engine(shared, shared, SmallOnly(), n_shared=V, overlap=True).overlap
+    assert not Decoder(shared, shared).concurrent
 
 
 class Slow(Scripted):
@@ -228,7 +256,7 @@ class Slow(Scripted):
 
 def test_a_generation_abandoned_at_a_yield_never_races_the_next_one():
     small, large = Slow(count_up), Scripted(count_up_by_two)
-    engine = Engine(small, large, EveryThird(), n_shared=V, overlap=True)
+    engine = Runner(small, large, EveryThird(), overlap=True)
     events = iter(engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=20)))
     next(events)
     next(events)  # a speculative step on the third proposal is now running in the worker

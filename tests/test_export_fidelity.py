@@ -91,7 +91,7 @@ def _hf_logits(folder: str, ids: list[int]) -> np.ndarray:
 
 def _gguf_logits(path: str, ids: list[int]) -> np.ndarray:
     with LlamaCppBackend(ModelSpec(path, n_ctx=512, threads=2)) as be:
-        return np.stack([be.decode([t]).logits for t in ids])
+        return np.stack([be.slot.decode([t]).logits for t in ids])
 
 
 def test_tokenization_matches_transformers(converted):

@@ -14,18 +14,19 @@ import pytest
 import llama_cpp as C
 
 from r2r_local import cli
-from r2r_local.ahead import AheadEngine
 from r2r_local.backends import N_BATCH
-from r2r_local.backends import llama_cpp as backend_module
+from r2r_local.backends import llama_runtime as backend_module
 from r2r_local.backends.llama_cpp import LlamaCppBackend
 from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
+from r2r_local.decode import Request, routed
+from r2r_local.decode.lanes import wait_quietly as _wait_quietly
 from r2r_local.demo.paths import demo_pair
-from r2r_local.engine import Engine, _wait_quietly
 from r2r_local.pair import LoadedPair
 from r2r_local.router.baselines import SmallOnly
 
-from test_ahead import ByToken, SlowLarge, sometimes_agrees
+from test_ahead import AheadEngine, ByToken, SlowLarge, sometimes_agrees
 from test_engine_scripted import V, EveryThird, Scripted, Slow, count_up, count_up_by_two
+from test_engine_scripted import Runner as Engine
 
 LONG_PROMPT = [1 + i % (V - 1) for i in range(2 * N_BATCH + 10)]
 
@@ -47,54 +48,53 @@ class CancelAfter(Scripted):
 def test_a_cancel_while_the_small_model_reads_the_prompt_stops_within_one_chunk():
     cancel = threading.Event()
     small, large = CancelAfter(count_up, cancel), Scripted(count_up_by_two, n_ctx=4096)
-    engine = Engine(small, large, EveryThird(), n_shared=V)
+    engine = Engine(small, large, EveryThird())
     gen = engine.generate(LONG_PROMPT, SamplingParams(), GenerationSettings(max_tokens=5), cancel).run()
     assert gen.stop_reason == "cancelled" and gen.events == []
     assert small.calls == [N_BATCH] and large.calls == []
-    assert small.tokens == engine.sequence == LONG_PROMPT[:N_BATCH]
+    assert small.tokens == LONG_PROMPT[:N_BATCH]
 
 
 def test_a_cancel_while_the_large_model_reads_the_prompt_stops_and_the_next_run_is_unchanged():
     cancel = threading.Event()
     small, large = Scripted(count_up, n_ctx=4096), CancelAfter(count_up_by_two, cancel)
-    engine = Engine(small, large, EveryThird(), n_shared=V)
+    engine = Engine(small, large, EveryThird())
     gen = engine.generate(LONG_PROMPT, SamplingParams(), GenerationSettings(max_tokens=5), cancel).run()
     assert gen.stop_reason == "cancelled" and gen.events == []
     assert large.calls == [N_BATCH] and large.tokens == LONG_PROMPT[:N_BATCH]
     # the same prompt again, without a cancel: the caches are reused and the answer is a fresh run's
     again = engine.generate(LONG_PROMPT, SamplingParams(), GenerationSettings(max_tokens=6)).run()
-    fresh_engine = Engine(Scripted(count_up, n_ctx=4096), Scripted(count_up_by_two, n_ctx=4096), EveryThird(),
-                          n_shared=V)
+    fresh_engine = Engine(Scripted(count_up, n_ctx=4096), Scripted(count_up_by_two, n_ctx=4096), EveryThird())
     fresh = fresh_engine.generate(LONG_PROMPT, SamplingParams(), GenerationSettings(max_tokens=6)).run()
     assert [(e.id, e.source) for e in again.events] == [(e.id, e.source) for e in fresh.events]
 
 
 def test_the_prompt_is_read_in_the_chunks_one_backend_call_would_use():
     small = Scripted(count_up, n_ctx=4096)
-    engine = Engine(small, Scripted(count_up_by_two, n_ctx=4096), SmallOnly(), n_shared=V)
+    engine = Engine(small, Scripted(count_up_by_two, n_ctx=4096), SmallOnly())
     engine.generate(LONG_PROMPT, SamplingParams(), GenerationSettings(max_tokens=1)).run()
     assert small.calls == [N_BATCH, N_BATCH, 10]
 
 
 def test_closing_an_overlap_engine_waits_for_the_step_still_running():
     small = Slow(count_up)
-    engine = Engine(small, Scripted(count_up_by_two), EveryThird(), n_shared=V, overlap=True)
+    engine = Engine(small, Scripted(count_up_by_two), EveryThird(), overlap=True)
     events = iter(engine.generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=20)))
     next(events)
     next(events)  # a speculative step on the next proposal is running in the worker
-    engine.close()
+    engine.decoder.close()
     assert not small.busy.locked() and small.clashes == 0
-    assert small.tokens == engine.sequence and engine._worker is None
+    assert small.tokens == engine.sequence and engine.decoder.small_lane._worker is None
 
 
 def test_closing_an_ahead_engine_waits_for_the_large_models_call():
     large = SlowLarge(sometimes_agrees)
-    engine = AheadEngine(Scripted(count_up), large, ByToken(), n_shared=V)
+    engine = AheadEngine(Scripted(count_up), large, ByToken())
     events = iter(engine.generate([1, 2], SamplingParams(), GenerationSettings(max_tokens=40)))
     for _ in range(3):
         next(events)
-    engine.close()
-    assert engine._large_pending is None and engine._large_worker is None
+    engine.decoder.close()
+    assert engine.decoder.large_lane.pending is None and engine.decoder.large_lane._worker is None
     assert engine.small.tokens == engine.sequence
 
 
@@ -112,15 +112,16 @@ class SlowClosing(Slow):
 
 
 def test_a_pair_frees_its_models_only_after_its_engines_stopped():
-    engines = []
+    lanes = []
 
     def running():
-        return any(e._pending is not None and not e._pending.future.done() for e in engines)
+        return any(lane.pending is not None and not lane.pending.future.done() for lane in lanes)
 
     small, large = SlowClosing(count_up, running), SlowClosing(count_up_by_two, running)
     pair = LoadedPair(small, large, V, "hash")
-    engines.append(pair.engine(EveryThird(), overlap=True))
-    events = iter(engines[0].generate([1, 2, 3], SamplingParams(), GenerationSettings(max_tokens=20)))
+    lanes.append(pair.decoder.small_lane)
+    events = iter(pair.generate(Request([1, 2, 3], EveryThird(), routed(overlap=True),
+                                        settings=GenerationSettings(max_tokens=20))))
     next(events)
     next(events)  # the small model's step on the next proposal is running in the worker
     assert running()
@@ -178,7 +179,7 @@ def test_ctrl_c_while_freeing_a_context_never_frees_it_twice(monkeypatch, small_
     with pytest.raises(KeyboardInterrupt):
         backend.close()
     monkeypatch.undo()
-    assert backend._ctx is None and backend._batch is None  # __del__ will not free them again
+    assert backend.slot._ctx is None and backend.slot._batch is None  # __del__ will not free them again
     real_free(taken[0])
     backend.close()  # frees the model, once
     assert backend._model is None

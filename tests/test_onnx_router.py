@@ -7,6 +7,7 @@ import pytest
 
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.decode import Request
 from r2r_local.errors import ConfigError, RouterError
 from r2r_local.router import Step, parse_router
 from r2r_local.router.features import topk_logits
@@ -31,12 +32,12 @@ def test_onnx_routed_generation_keeps_the_greedy_output(pair, tmp_path):
     linear_router(path, pair.small.n_embd, threshold=0.999999, vocab_hash=pair.small_vocab_hash)
     tokens = chat_tokens(pair.small, [Message("user", "Name three colours.")])
     settings = GenerationSettings(max_tokens=32)
-    probe = pair.engine(pair.router(str(path))).generate(tokens, SamplingParams(), settings).run()
+    probe = pair.generate(Request(tokens, pair.router(str(path)), sampling=SamplingParams(), settings=settings)).run()
     ps = [e.p for e in probe.events]
     assert all(0.0 <= p <= 1.0 for p in ps) and len(set(ps)) > 10
     median = float(np.median(ps))  # escalate about half the tokens
     linear_router(path, pair.small.n_embd, threshold=median, vocab_hash=pair.small_vocab_hash)
-    routed = pair.engine(pair.router(str(path))).generate(tokens, SamplingParams(), settings).run()
+    routed = pair.generate(Request(tokens, pair.router(str(path)), sampling=SamplingParams(), settings=settings)).run()
     assert [e.id for e in routed.events] == [e.id for e in probe.events]
     assert [e.source == "large" for e in routed.events] == [p >= median for p in ps]
     assert [e.p for e in routed.events] == pytest.approx(ps, abs=1e-6)

@@ -8,6 +8,7 @@ import pytest
 from settings import THREADS
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
+from r2r_local.decode import Request
 from r2r_local.errors import VocabMismatchError
 from r2r_local.pair import load_pair
 
@@ -33,8 +34,8 @@ def test_padding_only_difference_loads_and_routes(smollm2, padded, padded_side):
         assert {pair.small.n_vocab, pair.large.n_vocab} == {49152, PAD_TO} and pair.n_shared == 49152
         tokens = chat_tokens(pair.small, [Message("user", "Say hello.")])
         settings = GenerationSettings(max_tokens=24)
-        routed = pair.engine(pair.router("llm")).generate(tokens, SamplingParams(), settings).run()
-        alone = pair.engine(pair.router("slm")).generate(tokens, SamplingParams(), settings).run()
+        routed = pair.generate(Request(tokens, pair.router("llm"), sampling=SamplingParams(), settings=settings)).run()
+        alone = pair.generate(Request(tokens, pair.router("slm"), sampling=SamplingParams(), settings=settings)).run()
         assert routed.stats.large_share == 1.0
         assert [e.id for e in routed.events] == [e.id for e in alone.events]
         assert all(e.id < 49152 for e in routed.events)

@@ -10,6 +10,7 @@ import pytest
 from settings import THREADS
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.decode import Request, routed
 
 N_TOKENS = 64
 PROMPTS = ["What is the capital of France?", "Write a short poem about the sea."]
@@ -34,10 +35,14 @@ def reference(smollm2, pair):
     return out
 
 
+def _generate(pair, router, tokens, sampling=SamplingParams(), settings=GenerationSettings(max_tokens=N_TOKENS),
+              **variant):
+    return pair.generate(Request(tokens, router, routed(**variant), sampling=sampling, settings=settings)).run()
+
+
 def _run(pair, router_spec, prompt):
-    engine = pair.engine(pair.router(router_spec, seed=1))
     tokens = chat_tokens(pair.small, [Message("user", prompt)])
-    return engine.generate(tokens, SamplingParams(), GenerationSettings(max_tokens=N_TOKENS)).run()
+    return _generate(pair, pair.router(router_spec, seed=1), tokens)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -62,15 +67,16 @@ def pair_1t(smollm2):
 
 
 @pytest.mark.parametrize("variant,router", [("overlap", "random:0.3"), ("overlap", "entropy:1.0"),
-                                            ("ahead", "llm"), ("ahead", "entropy:1.0")])
+                                            ("ahead", "llm"), ("ahead", "entropy:1.0"),
+                                            ("overlap+ahead", "llm"), ("overlap+ahead", "entropy:1.0")])
 def test_variants_keep_the_models_own_greedy_output(pair_1t, reference, variant, router):
     pair = pair_1t
-    engine = pair.engine(pair.router(router, seed=1), **{variant: True})
+    router = pair.router(router, seed=1)
     for prompt in PROMPTS:
         tokens = chat_tokens(pair.small, [Message("user", prompt)])
-        gen = engine.generate(tokens, SamplingParams(), GenerationSettings(max_tokens=N_TOKENS)).run()
+        gen = _generate(pair, router, tokens, **{v: True for v in variant.split("+")})
         assert [e.id for e in gen.events] == reference[prompt]
-        assert pair.small.tokens == engine.sequence  # nothing uncommitted left in the small cache
+        assert pair.small.slot.tokens == gen.committed  # nothing uncommitted left in the small cache
 
 
 def test_large_share_follows_the_router(pair):
@@ -97,24 +103,24 @@ def test_sampled_generation_is_reproducible_and_router_independent(pair):
     tokens = chat_tokens(pair.small, [Message("user", PROMPTS[1])])
     runs = []
     for router in ["slm", "llm", "random:0.5"]:
-        engine = pair.engine(pair.router(router, seed=3))
-        runs.append([e.id for e in engine.generate(tokens, sampling, GenerationSettings(max_tokens=40)).run().events])
+        gen = _generate(pair, pair.router(router, seed=3), tokens, sampling, GenerationSettings(max_tokens=40))
+        runs.append([e.id for e in gen.events])
     assert runs[0] == runs[1] == runs[2]
-    other = pair.engine(pair.router("slm")).generate(
-        tokens, SamplingParams(temperature=0.9, top_p=0.95, seed=43), GenerationSettings(max_tokens=40)).run()
+    other = _generate(pair, pair.router("slm"), tokens, SamplingParams(temperature=0.9, top_p=0.95, seed=43),
+                      GenerationSettings(max_tokens=40))
     assert [e.id for e in other.events] != runs[0]
 
 
 def test_cache_prefix_is_reused_between_turns(pair):
-    engine = pair.engine(pair.router("random:0.5", seed=2))
+    router = pair.router("random:0.5", seed=2)
     first = chat_tokens(pair.small, [Message("user", PROMPTS[0])])
-    gen1 = engine.generate(first, SamplingParams(), GenerationSettings(max_tokens=16)).run()
+    gen1 = _generate(pair, router, first, settings=GenerationSettings(max_tokens=16))
     follow = first + [e.id for e in gen1.events] + pair.small.tokenize(
         "<|im_end|>\n<|im_start|>user\nAnd of Spain?<|im_end|>\n<|im_start|>assistant\n",
         add_special=False, parse_special=True)
-    gen2 = engine.generate(follow, SamplingParams(), GenerationSettings(max_tokens=16)).run()
+    gen2 = _generate(pair, router, follow, settings=GenerationSettings(max_tokens=16))
     assert gen2.stats.cached_prompt_tokens == len(first) + 15  # the last generated token was never fed
-    fresh = pair.engine(pair.router("slm")).generate(follow, SamplingParams(), GenerationSettings(max_tokens=16)).run()
+    fresh = _generate(pair, pair.router("slm"), follow, settings=GenerationSettings(max_tokens=16))
     assert [e.id for e in gen2.events] == [e.id for e in fresh.events]
 
 
@@ -128,10 +134,10 @@ def test_hidden_state_reproduces_the_logits(pair, smollm2):
     names = {t.name: t for t in reader.tensors}
     head = names.get("output.weight", names["token_embd.weight"])  # SmolLM2 ties them
     w = dequantize(head.data, head.tensor_type).astype(np.float64)
-    small = pair.small
+    small = pair.small.slot
     small.enable_hidden()
     small.truncate(0)
-    out = small.decode(chat_tokens(small, [Message("user", PROMPTS[0])]), hidden=True)
+    out = small.decode(chat_tokens(pair.small, [Message("user", PROMPTS[0])]), hidden=True)
     ref = w @ out.hidden.astype(np.float64)
     assert int(np.argmax(ref)) == int(np.argmax(out.logits))
     plain = float(np.abs(ref - out.logits).max())

@@ -122,14 +122,14 @@ def test_tiny_shape_loads_and_decodes(tiny_files, quant):
         assert b.tokenize("<think>", add_special=False, parse_special=True) == [1005]
         tokens = chat_tokens(b, [Message("user", "hello there")])
         assert tokens[0] == b.bos_token and tokens[-3:] == [1002, 1005, 10]  # <｜Assistant｜><think>\n
-        out = b.decode(tokens, hidden=True)
+        out = b.slot.decode(tokens, hidden=True)
         generated = []
         for _ in range(8):
             assert np.isfinite(out.logits).all() and np.isfinite(out.hidden).all()
             assert out.logits.std() > 0.01  # random weights give varied logits, not a flat row
             generated.append(int(np.argmax(out.logits)))
-            out = b.decode([generated[-1]], hidden=True)
-        assert b.n_past == len(tokens) + 8
+            out = b.slot.decode([generated[-1]], hidden=True)
+        assert b.slot.n_past == len(tokens) + 8
 
 
 def test_family_members_pair_with_padding_only_difference(tiny_files):

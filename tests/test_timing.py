@@ -24,7 +24,7 @@ def test_catch_up_times_every_size_from_the_same_position():
         assert sorted(times) == [1, 3, 8]
         assert all(len(t.seconds) == 4 and t.median > 0 for t in times.values())
         prompt = be.tokenize(PROMPT, add_special=True, parse_special=False)
-        assert list(be.tokens) == prompt  # every batch was dropped again: only the prompt is cached
+        assert list(be.slot.tokens) == prompt  # every batch was dropped again: only the prompt is cached
 
 
 def test_decode_time_script_reports_catch_up(tmp_path):

@@ -30,7 +30,7 @@ from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFaile
 from r2r_tui.prompt_input import PromptInput
 from r2r_tui.status_bar import StatusBar
 from r2r_tui.store import History, HistoryError
-from r2r_tui.streaming import Answer, stream_answer
+from r2r_tui.streaming import Answer, Routing, stream_answer
 from r2r_tui.system_prompt_screen import SystemPromptScreen
 from r2r_tui.turns import Generation, TurnKeeping
 from r2r_tui.user_message import UserMessage
@@ -87,6 +87,7 @@ class ChatApp(TurnKeeping, App[None]):
         self.last_answer: Answer | None = None
         self._shutting_down = False
         self.router = None  # the configured router (Router), set once the models are loaded
+        self.threshold: float | None = None  # the routed answers' threshold (F8/F9), per request
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -157,7 +158,8 @@ class ChatApp(TurnKeeping, App[None]):
 
     def on_models_loaded(self, event: ModelsLoaded) -> None:
         self.loaded = event.loaded
-        self.router = event.loaded.engine.router
+        self.router = event.loaded.router
+        self.threshold = self.router.threshold
         self.query_one(LoadPanel).done()
         choice = event.loaded.choice
         plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
@@ -213,15 +215,14 @@ class ChatApp(TurnKeeping, App[None]):
 
         replaces: regenerate this stored answer; it stays (hidden) until the new one ends normally."""
         assert self.loaded is not None and self.conversation is not None
-        engine = self.loaded.engine
-        engine.router = self.router if self.mode == "router" else self.loaded.pair.router(self.mode)
+        routing = self._routing()
         turns = self.turns[:-1] if replaces is not None and self.turn_ids[-1:] == [replaces] else self.turns
         messages = ([Message("system", self.system)] if self.system else []) + list(turns)
         # Each regenerate adds 1 to the seed, wrapping inside the seed range (--seed 4294967295 is
         # valid), and before anything is stored or hidden: nothing below may fail half-way.
         sampling = replace(self.sampling, seed=(self.sampling.seed + self._regenerations) % MAX_SEED)
         try:
-            mid = self._require_history().start_answer(self.conversation, engine.router.name, replaces=replaces)
+            mid = self._require_history().start_answer(self.conversation, routing.label, replaces=replaces)
         except HistoryError as e:
             self._error(e)
             return False
@@ -235,15 +236,23 @@ class ChatApp(TurnKeeping, App[None]):
         self._last_done = gen.done
         self._busy_noted = 0.0
         self._show_status("writing", answer_share=0.0)
-        self._generate(messages, gen, sampling)
+        self._generate(routing, messages, gen, sampling)
         return True
 
-    @work(thread=True, exit_on_error=False, group="generate")
-    def _generate(self, messages: list[Message], gen: Generation, sampling: SamplingParams) -> None:
+    def _routing(self) -> Routing:
+        """This answer's decoding: the mode's policy, and the router and threshold for routed ones."""
+        from r2r_local.decode import LARGE, SMALL
+
         assert self.loaded is not None
+        if self.mode == "router":
+            return Routing(self.loaded.pair, self.loaded.policy, self.router, self.threshold)
+        return Routing(self.loaded.pair, SMALL if self.mode == "slm" else LARGE)
+
+    @work(thread=True, exit_on_error=False, group="generate")
+    def _generate(self, routing: Routing, messages: list[Message], gen: Generation, sampling: SamplingParams) -> None:
         mid = gen.message_id
         try:
-            answer = stream_answer(self.loaded.engine, messages, self._require_history(), mid,
+            answer = stream_answer(routing, messages, self._require_history(), mid,
                                    lambda progress: self.post_message(AnswerProgress(mid, progress)),
                                    gen.cancel, sampling, self.settings)
         except R2RError as e:
@@ -275,7 +284,7 @@ class ChatApp(TurnKeeping, App[None]):
         if self.mode != "router":
             name, threshold = MODES[self.mode], None
         elif router is not None:
-            name, threshold = Path(router.name).name, router.threshold  # an .onnx router: its file name
+            name, threshold = _router_label(router, self.threshold), self.threshold
         else:
             name, threshold = "-", None
         marks = "" if self.marking else " │ marks off"
@@ -371,14 +380,14 @@ class ChatApp(TurnKeeping, App[None]):
         if self.loaded is None:
             return
         router = self.router
-        if router.threshold is None:
+        if self.threshold is None:
             self.notify(f"router {router.name} has no threshold", severity="warning")
             return
         step = 0.25 if router.name.startswith("entropy") else 0.05
-        value = max(0.0, router.threshold + direction * step)
+        value = max(0.0, self.threshold + direction * step)
         if not router.name.startswith("entropy"):
             value = min(1.0, value)
-        router.threshold = round(value, 4)
+        self.threshold = round(value, 4)  # from the next answer on: a running answer keeps its own
         self._show_status(self.status.figures.state.split(" │")[0])
 
     # --- shutdown -------------------------------------------------------------------------------
@@ -407,3 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _router_label(router, threshold: float | None) -> str:
+    """How the status line names a router: an .onnx router by its file name; a random router by
+    the share in force (its threshold)."""
+    if router.name.startswith("random:") and threshold is not None:
+        return f"random:{threshold:g}"
+    return Path(router.name).name

@@ -15,8 +15,9 @@ from r2r_local.config import DEFAULT_N_CTX, ModelSpec
 from r2r_local.errors import ConfigError
 
 if TYPE_CHECKING:
-    from r2r_local.engine import Engine
+    from r2r_local.decode import Policy
     from r2r_local.pair import LoadedPair
+    from r2r_local.router import Router
 
 DEFAULT_ROUTER = "entropy:1.5"
 
@@ -51,16 +52,18 @@ class ModelChoice:
     description: str
     source: str
     plan: str | None = None
-    overlap: bool = False  # the engine's overlap of the router with the small model's next step
+    overlap: bool = False  # the small model's next step runs while the router decides
     ahead: bool = False  # the small model writes ahead during the large model's calls
 
 
 @dataclass
 class Loaded:
-    """A loaded pair and its engine (the router already set)."""
+    """A loaded pair, the configured router and the routed policy (overlap / write-ahead) that
+    routed answers use; each answer passes them (or another mode) with its request."""
 
     pair: "LoadedPair"
-    engine: "Engine"
+    router: "Router"
+    policy: "Policy"
     choice: ModelChoice
 
     def close(self) -> None:
@@ -165,12 +168,16 @@ def load_choice(choice: ModelChoice, progress: Progress) -> Loaded:
     def report(stage: str, path: str) -> None:
         progress(stages[stage].format(Path(path).name))
 
+    from r2r_local.decode import routed
+
     pair = load_pair(choice.small, choice.large, progress=report)
     try:
         progress(f"setting up the router {choice.router}")
-        engine = pair.engine(pair.router(choice.router), overlap=choice.overlap, ahead=choice.ahead)
+        router = pair.router(choice.router)
+        policy = routed(overlap=choice.overlap, ahead=choice.ahead)
+        pair.warn_threads(policy)
     except BaseException:
         pair.close()
         raise
     progress("ready")
-    return Loaded(pair, engine, choice)
+    return Loaded(pair, router, policy, choice)

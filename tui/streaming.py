@@ -18,8 +18,33 @@ from r2r_tui.store import History, Piece
 from r2r_tui.think import ANSWER, THINK, ThinkSplitter
 
 if TYPE_CHECKING:
-    from r2r_local.engine import Engine, Generation
+    from r2r_local.decode import Generation, Policy
     from r2r_local.metering import TokenEvent
+    from r2r_local.pair import LoadedPair
+    from r2r_local.router import Router
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How one answer is decoded: the pair, the policy, and for routed policies the router and
+    the threshold in force when the answer started. label: what the history stores."""
+
+    pair: "LoadedPair"
+    policy: "Policy"
+    router: "Router | None" = None
+    threshold: float | None = None
+
+    @property
+    def label(self) -> str:
+        if not self.policy.routed:
+            return {"small": "slm", "large": "llm"}[self.policy.name]
+        return self.router.name if self.router is not None else "-"
+
+    def generate(self, prompt: Sequence[int], sampling: SamplingParams, settings: GenerationSettings,
+                 cancel: threading.Event) -> "Generation":
+        from r2r_local.decode import Request
+
+        return self.pair.generate(Request(prompt, self.router, self.policy, self.threshold, sampling, settings, cancel))
 
 
 @dataclass(frozen=True)
@@ -44,14 +69,14 @@ class Answer:
     stats: dict[str, Any] | None = field(default=None)
 
 
-def prompt_opens_think(engine: "Engine", prompt: Sequence[int]) -> bool:
+def prompt_opens_think(routing: Routing, prompt: Sequence[int]) -> bool:
     """Whether the rendered prompt already ends inside a <think> section (R1's template does)."""
-    tail = "".join(engine.small.token_text(t) for t in prompt[-6:])
+    tail = "".join(routing.pair.small.token_text(t) for t in prompt[-6:])
     return tail.rstrip().endswith(THINK_OPEN)
 
 
 def stream_answer(
-    engine: "Engine",
+    routing: Routing,
     messages: Sequence[Message],
     history: History,
     message_id: int,
@@ -63,12 +88,13 @@ def stream_answer(
     """Generate the next assistant turn after `messages`, storing it under `message_id`.
 
     Whatever happens (a stop, an error), the message is finished with the text already shown."""
-    writer = _AnswerWriter(history, message_id, engine.small.n_params, engine.large.n_params)
+    pair = routing.pair
+    writer = _AnswerWriter(history, message_id, pair.small.n_params, pair.large.n_params)
     gen: Generation | None = None
     try:
-        prompt = chat_tokens(engine.small, messages)
-        writer.splitter = ThinkSplitter(prompt_opens_think(engine, prompt))
-        gen = engine.generate(prompt, sampling, settings, cancel)
+        prompt = chat_tokens(pair.small, messages)
+        writer.splitter = ThinkSplitter(prompt_opens_think(routing, prompt))
+        gen = routing.generate(prompt, sampling, settings, cancel)
         for event in gen:
             emit(writer.add(event))
     finally:

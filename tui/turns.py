@@ -86,7 +86,7 @@ class TurnKeeping:
             return
         if (event.prompt_too_long and gen is not None and gen.user is not None and view is not None
                 and not view.pieces and self._take_back(gen.user, event.message_id)):
-            n_ctx = self.loaded.engine.n_ctx if self.loaded is not None else "?"
+            n_ctx = self.loaded.pair.decoder.n_ctx if self.loaded is not None else "?"
             self.notify(f"The message does not fit the context of {n_ctx} tokens: it is back in the prompt box. "
                         "ctrl+n starts a new conversation; --n-ctx raises the limit.",
                         title=event.title, severity="error", timeout=30, markup=False)

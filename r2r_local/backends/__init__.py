@@ -1,8 +1,13 @@
-"""The seam between the routed loop and a model runtime.
+"""The model/slot seam between the decoding core and a model runtime (docs/design.md, "Seams").
 
-A backend owns one model and one KV cache holding a prefix of the committed sequence. It
-evaluates tokens appended at `n_past` and returns the logits (and, when asked, the final hidden
-state) of the last one. Templates, stops, sampling and statistics live above it.
+A `Model` is a loaded model and its tokenizer; it declares what it can give (`Capabilities`)
+instead of being probed. A `Slot` is one sequence's KV cache of that model: a llama.cpp context
+today, a server's prefix cache tomorrow. It holds `tokens` (what the cache has evaluated, a prefix
+of the sequence being decoded) and evaluates tokens appended after them in one batched call,
+returning a `Dist` at each of the last `outputs` positions. The vocabulary the two models of a
+pair share is applied once, in the slot (`limit_vocab`): every `Dist` is over those tokens only.
+
+Templates, stops, sampling and statistics live above this seam.
 """
 
 from __future__ import annotations
@@ -13,21 +18,41 @@ from typing import Protocol, Sequence
 import numpy as np
 
 # Tokens evaluated per llama.cpp call: a longer batch is split into calls of this many, from its
-# first token. The engine reads a prompt in chunks of the same size (checking for a cancel between
+# first token. The decoder reads a prompt in chunks of the same size (checking for a cancel between
 # them), so the splits, and the numbers, are what one call would give.
 N_BATCH = 512
 
 
 @dataclass(frozen=True)
-class Output:
-    """What one evaluation returns for the last evaluated position.
+class Dist:
+    """A model's next-token distribution after one position.
 
-    logits: float32 [n_vocab] raw scores; hidden: float32 [n_embd], the input of the LM head
-    (after the final norm), or None when not requested.
+    logits: float32 [n_shared] raw scores over the shared vocabulary (dense models);
+    hidden: float32 [n_embd], the input of the LM head (after the final norm), or None when not
+    asked for or not available. Top-K-only models (a remote server) give top_ids int64 [K] and
+    top_logprobs float32 [K] (descending) instead of `logits`.
     """
 
-    logits: np.ndarray
-    hidden: np.ndarray | None
+    logits: np.ndarray | None
+    hidden: np.ndarray | None = None
+    top_ids: np.ndarray | None = None
+    top_logprobs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can give, declared by its backend.
+
+    hidden: the final hidden state at an output position (the neural router needs it);
+    dense: full logits (False: only `top_k` log-probabilities per position);
+    concurrent: its slot may evaluate while the other model of the pair evaluates (threads);
+    may_escalate is not here: it is the router's.
+    """
+
+    hidden: bool = True
+    dense: bool = True
+    top_k: int = 0
+    concurrent: bool = True
 
 
 @dataclass(frozen=True)
@@ -38,19 +63,52 @@ class VocabEntry:
     padding: bool
 
 
-class Backend(Protocol):
-    """A loaded model with one KV cache."""
+class Slot(Protocol):
+    """One sequence's cache. Invariant: `tokens` is exactly what the cache has evaluated."""
+
+    tokens: list[int]
+    n_ctx: int
+
+    @property
+    def n_past(self) -> int: ...
+
+    def decode(self, tokens: Sequence[int], *, hidden: bool = False) -> Dist:
+        """Evaluate `tokens` at positions n_past.. in one batched call (advancing n_past) and
+        return the distribution after the last one. Raises DecodeError on failure."""
+        ...
+
+    def decode_all(self, tokens: Sequence[int], *, outputs: int) -> list[Dist]:
+        """Like `decode`, with a Dist after each of the last `outputs` tokens (no hidden states)."""
+        ...
+
+    def truncate(self, n_past: int) -> None:
+        """Drop cached positions >= n_past."""
+        ...
+
+    def enable_hidden(self) -> None:
+        """Make `decode(..., hidden=True)` possible from now on (may empty the cache)."""
+        ...
+
+    def limit_vocab(self, n_shared: int) -> None:
+        """Give distributions over the first `n_shared` tokens only (the pair's shared vocabulary)."""
+        ...
+
+
+class Model(Protocol):
+    """A loaded model: tokenizer, metadata, capabilities and its slot."""
 
     path: str
     n_vocab: int
     n_embd: int
     n_params: int
     n_ctx: int
-    tokens: list[int]  # the cache's contents; n_past == len(tokens)
-    n_past: int
     chat_template: str | None
     bos_token: int | None
+    eos_token: int | None
     add_bos: bool
+    caps: Capabilities
+    slot: Slot
+    cpu_threads: int  # threads it computes with on this machine's CPU (0: all on a GPU or elsewhere)
 
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]: ...
 
@@ -65,21 +123,6 @@ class Backend(Protocol):
     def is_eog(self, token: int) -> bool: ...
 
     def vocab(self) -> list[VocabEntry]: ...
-
-    def decode(self, tokens: Sequence[int], *, hidden: bool = False) -> Output:
-        """Evaluate `tokens` at positions n_past.. in one batched call; advance n_past.
-
-        Only the last position produces output; raises DecodeError on failure.
-        """
-        ...
-
-    def enable_hidden(self) -> None:
-        """Make `decode(..., hidden=True)` possible from now on (may empty the cache)."""
-        ...
-
-    def truncate(self, n_past: int) -> None:
-        """Drop cached positions >= n_past."""
-        ...
 
     def embedding_row(self, token: int) -> np.ndarray:
         """float32 [n_embd]: the input embedding of `token`."""

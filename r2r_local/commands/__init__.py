@@ -14,7 +14,8 @@ from r2r_local.errors import ConfigError
 OVERLAP_HELP = ("run the small model's next step while the router decides (same output; faster when the "
                 "router's cost is a real share of a small step and has a core or the GPU to itself)")
 AHEAD_HELP = ("let the small model write ahead while the large model catches up, keeping what the large "
-              "model's choice confirms (same output for trained, entropy, slm and llm routers)")
+              "model's choice confirms (same output for trained, entropy, slm and llm routers; "
+              "combines with --overlap)")
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:

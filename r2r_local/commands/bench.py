@@ -30,23 +30,24 @@ output fields (per mode in --json "modes"; the table shows the main ones):
   ms_other_per_token   catch-ups, and ms_other_per_token sampling, text and the loop itself
   peak_rss_mb          the process's peak resident memory after this mode (VmHWM, MB)
   gpu_mem_mb           GPU memory in use after this mode (nvidia-smi), null without a GPU
-r2r, overlap and ahead (the routed modes) only:
+r2r, overlap, ahead and overlap+ahead (the routed modes) only:
   ideal_tokens_per_s   1 / (t_small_step + t_router + large_share x t_large_call), each term
                        measured alone in the same run; t_large_call at the mean catch-up length;
-                       for overlap max(t_small_step, t_router) replaces their sum
+                       for overlap(+ahead) max(t_small_step, t_router) replaces their sum
   efficiency           tokens_per_s / ideal_tokens_per_s
   speedup_vs_large     tokens_per_s / large tokens_per_s
-  speedup_vs_r2r       (overlap, ahead) tokens_per_s / r2r tokens_per_s
+  speedup_vs_r2r       (overlap, ahead, overlap+ahead) tokens_per_s / r2r tokens_per_s
   ideal_parts          the measured terms (seconds) and the catch-up length k
   redone_small_steps   (overlap) speculative small steps dropped because the large model
                        chose another token than the small model's proposal
-  ahead_tokens_kept    (ahead) tokens the small model wrote during large-model calls and
-  ahead_tokens_dropped kept because the large model agreed / dropped because it did not
+  draft_kept           (ahead) tokens the small model wrote during large-model calls and
+  draft_dropped        kept because the large model agreed / dropped because it did not
 the overlap mode (not run by default: --modes small,large,r2r,overlap) is r2r with the small
 model's next step run while the router decides; its ms_small_per_token counts only the wait
 for that step after the router has decided. The ahead mode (--modes ...,ahead) is r2r with the
 small model writing ahead during the large model's calls; its parts overlap in time, so its
 ms_*_per_token can add up to more than its time per token, and its efficiency can exceed 1.
+overlap+ahead does both at once.
 --out DIR writes bench.json (the same document), tokens.csv (one row per generated token:
 mode, problem, index, id, source, p, t_small, t_router, t_large, caught_up) and, when
 matplotlib is installed, share_along_answer.png (large-model share by token position)."""
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",
                    help="per generation (default 128; 200 with --demo, whose answers run to ~160)")
     p.add_argument("--modes", default="small,large,r2r",
-                   help="comma-separated subset of small,large,r2r,overlap,ahead (default small,large,r2r)")
+                   help="comma-separated subset of small,large,r2r,overlap,ahead,overlap+ahead (default small,large,r2r)")
     p.add_argument("--seed", type=int, default=0, help="seed of random routers (0 <= S < 2**32)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--out", metavar="DIR", help="also write bench.json, tokens.csv and plots here")
@@ -100,6 +101,7 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
 
 def run(args: argparse.Namespace) -> int:
     from r2r_local.bench import MODES, Bench
+    from r2r_local.decode import policy_for_mode
 
     check_flags(args)
     if args.out:
@@ -124,12 +126,12 @@ def run(args: argparse.Namespace) -> int:
             from r2r_local.demo.task import answer_matches
 
             checker = lambda text, answer: answer_matches(answer, text)  # noqa: E731
-        own = {m: pair.router(spec, seed=args.seed) for m in ("overlap", "ahead") if m in modes}
+        own = {m: pair.router(spec, seed=args.seed) for m in ("overlap", "ahead", "overlap+ahead") if m in modes}
         bench = Bench(pair, router, max_tokens=args.max_tokens, checker=checker, mode_routers=own)
+        for m in modes:
+            pair.warn_threads(policy_for_mode(m))
         bench.run(problems[:1], modes)  # warm-up: pages the weights in; not counted
         bench.records.clear()
-        bench.engines["overlap"].speculative_steps_redone = 0
-        bench.engines["ahead"].ahead_tokens_kept = bench.engines["ahead"].ahead_tokens_dropped = 0
         totals = bench.run(problems, modes, progress=_progress)
         report = {m: totals[m].summary() for m in modes}
         _add_ideal(bench, problems[0], report)
@@ -160,17 +162,12 @@ def _add_ideal(bench: Any, problem: Any, report: dict[str, dict[str, Any]]) -> N
         r = report[m]
         k = max(1, round(r["mean_catch_up"]))
         parts = parts_at[k] = parts_at.get(k) or bench.ideal_parts(problem, k)
-        r["ideal_tokens_per_s"] = ideal_tokens_per_s(parts, r["large_share"], overlap=m == "overlap")
+        r["ideal_tokens_per_s"] = ideal_tokens_per_s(parts, r["large_share"], overlap=m.startswith("overlap"))
         r["efficiency"] = r["tokens_per_s"] / r["ideal_tokens_per_s"]
         r["ideal_parts"] = parts
         if large:
             r["speedup_vs_large"] = r["tokens_per_s"] / large
-    if "overlap" in report:
-        report["overlap"]["redone_small_steps"] = bench.engines["overlap"].speculative_steps_redone
-    if "ahead" in report:
-        report["ahead"]["ahead_tokens_kept"] = bench.engines["ahead"].ahead_tokens_kept
-        report["ahead"]["ahead_tokens_dropped"] = bench.engines["ahead"].ahead_tokens_dropped
-    for m in ("overlap", "ahead"):
+    for m in ("overlap", "ahead", "overlap+ahead"):
         if m in report and report.get("r2r", {}).get("tokens_per_s"):
             report[m]["speedup_vs_r2r"] = report[m]["tokens_per_s"] / report["r2r"]["tokens_per_s"]
 
@@ -191,10 +188,10 @@ def _table(doc: dict[str, Any]) -> str:
             ("calls", "large_calls", "d"), ("catch-up", "mean_catch_up", ".2f"), ("small ms", "ms_small_per_token", ".2f"),
             ("router ms", "ms_router_per_token", ".3f"), ("large ms", "ms_large_per_token", ".2f"),
             ("other ms", "ms_other_per_token", ".3f"), ("peak RSS MB", "peak_rss_mb", ".0f")]
-    lines = [f"{'mode':<7}" + "".join(f"{c[0]:>12}" for c in cols)]
+    lines = [f"{'mode':<13}" + "".join(f"{c[0]:>12}" for c in cols)]
     for mode, row in doc["modes"].items():
-        lines.append(f"{mode:<7}" + "".join(f"{_fmt(row.get(key), spec):>12}" for _, key, spec in cols))
-    for mode in ("r2r", "overlap", "ahead"):
+        lines.append(f"{mode:<13}" + "".join(f"{_fmt(row.get(key), spec):>12}" for _, key, spec in cols))
+    for mode in ("r2r", "overlap", "ahead", "overlap+ahead"):
         r = doc["modes"].get(mode)
         if not r or "ideal_tokens_per_s" not in r:
             continue
@@ -206,7 +203,7 @@ def _table(doc: dict[str, Any]) -> str:
             lines.append(f"{mode} speedup over large-only: {r['speedup_vs_large']:.2f}x")
         if "speedup_vs_r2r" in r:
             what = (f"{r['redone_small_steps']} speculative small steps redone" if mode == "overlap" else
-                    f"{r['ahead_tokens_kept']} tokens written ahead kept, {r['ahead_tokens_dropped']} dropped")
+                    f"{r['draft_kept']} tokens written ahead kept, {r['draft_dropped']} dropped")
             lines.append(f"{mode} against r2r: {r['speedup_vs_r2r']:.2f}x ({what})")
     c = doc["config"]
     lines.append(f"router {c['router']}, {c['n_problems']} prompts from {c['problems']}, max {c['max_tokens']} tokens, greedy")

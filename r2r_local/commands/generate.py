@@ -92,16 +92,18 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--stop: not valid UTF-8 text") from None
 
     from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens
+    from r2r_local.decode import Request, routed
 
     small_spec, large_spec, pair = load_pair_for(args)
     try:
         router = pair.router(router_spec(args, "slm"), seed=args.seed)
-        engine = pair.engine(router, overlap=args.overlap, ahead=args.ahead)
+        policy = routed(overlap=args.overlap, ahead=args.ahead)
+        pair.warn_threads(policy)
         if args.raw:
             prompt = raw_tokens(pair.small, prompt_text)
         else:
             prompt = chat_tokens(pair.small, [Message("user", prompt_text)])
-        gen = engine.generate(prompt, sampling, settings)
+        gen = pair.generate(Request(prompt, router, policy, sampling=sampling, settings=settings))
         if args.json:
             gen.run()
         else:
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         config = {
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
-            "threshold": router.threshold, "overlap": engine.overlap, "ahead": args.ahead, "raw": args.raw,
+            "threshold": router.threshold, "overlap": args.overlap and pair.decoder.concurrent,
+            "ahead": args.ahead, "raw": args.raw,
             "sampling": as_dict(sampling),
             "generation": as_dict(settings), "prompt_tokens": len(prompt), "n_shared_vocab": pair.n_shared,
             "params_small": pair.small.n_params, "params_large": pair.large.n_params,

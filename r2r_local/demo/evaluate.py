@@ -1,6 +1,6 @@
 """Greedy decoding of demo problems with any backend, and the accuracy of the answers.
 
-Works on the `Backend` protocol only (tokenize, decode, is_eog, token_bytes, truncate), so the
+Works on the `Model` protocol only (tokenize, is_eog, token_bytes and its slot), so the
 benchmark can reuse it for small-only and large-only runs.
 """
 
@@ -45,17 +45,16 @@ class EvalResult:
 def greedy(backend, message: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[str, int]:
     """The backend's greedy answer to one user message: (text, number of generated tokens).
 
-    The engine's own loop with a router that never escalates (one model, one decoding path),
-    the message rendered through the GGUF's chat template; stops at an end-of-generation token.
+    The decoding core's own loop with the model alone (one model, one decoding path), the message
+    rendered through the GGUF's chat template; stops at an end-of-generation token.
     """
     from r2r_local.chat import Message, chat_tokens
-    from r2r_local.config import GenerationSettings, SamplingParams
-    from r2r_local.engine import Engine
-    from r2r_local.router.baselines import SmallOnly
+    from r2r_local.config import GenerationSettings
+    from r2r_local.decode import SMALL, Decoder, Request
 
-    engine = Engine(backend, backend, SmallOnly(), n_shared=backend.n_vocab)
     prompt = chat_tokens(backend, [Message("user", message)])
-    gen = engine.generate(prompt, SamplingParams(), GenerationSettings(max_tokens)).run()
+    decoder = Decoder(backend, backend)
+    gen = decoder.generate(Request(prompt, policy=SMALL, settings=GenerationSettings(max_tokens))).run()
     return gen.text, len(gen.events) + (gen.stop_reason == "eos")
 
 

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from r2r_local.chat import Message, Utf8Stream, chat_tokens
-from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.engine import Engine
+from r2r_local.config import GenerationSettings
+from r2r_local.decode import LARGE, Generation, Request
 from r2r_local.labeling.verifiers import Continuations, Verifier
 from r2r_local.pair import LoadedPair
-from r2r_local.router.baselines import SmallOnly
 
 if TYPE_CHECKING:
-    from r2r_local.backends.llama_cpp import LlamaCppBackend, PositionOutputs
+    from r2r_local.backends.llama_cpp import LlamaCppSlot, PositionOutputs
 
 SENTENCE_ENDS = ("\n", ". ", "? ", "! ")
 
@@ -47,7 +46,7 @@ class Labelled:
     summary: LabelSummary = field(default_factory=LabelSummary)
 
 
-def teacher_forced(small: LlamaCppBackend, prompt: list[int], answer: list[int]) -> PositionOutputs:
+def teacher_forced(small: LlamaCppSlot, prompt: list[int], answer: list[int]) -> PositionOutputs:
     """The small model's outputs at each answer position, the true answer fed in as context:
     position i sees prompt + answer[:i] (arrays of len(answer) rows). Empties the cache first."""
     small.enable_hidden()
@@ -58,15 +57,18 @@ def teacher_forced(small: LlamaCppBackend, prompt: list[int], answer: list[int])
 
 
 class Labeller:
-    """Labels prompts with one pair. The large model runs alone through an Engine whose router
-    never escalates, so the KV prefix of the answer is reused by every continuation."""
+    """Labels prompts with one pair. The large model runs alone (the LARGE policy), so the KV
+    prefix of the answer is reused by every continuation."""
 
     def __init__(self, pair: LoadedPair, verifier: Verifier, *, max_answer_tokens: int = 512,
                  continuation_tokens: int = 32) -> None:
         self.pair, self.verifier = pair, verifier
         self.max_answer_tokens = max_answer_tokens
         self.continuation_tokens = continuation_tokens
-        self.large_alone = Engine(pair.large, pair.large, SmallOnly(), n_shared=pair.n_shared)
+
+    def _large_alone(self, prompt: list[int], settings: GenerationSettings) -> Generation:
+        """The large model's own greedy continuation of `prompt`."""
+        return self.pair.generate(Request(prompt, policy=LARGE, settings=settings)).run()
 
     def _text(self, tokens: Any) -> str:
         stream = Utf8Stream()
@@ -74,9 +76,9 @@ class Labeller:
 
     def label(self, prompt: str, expected: str | None = None) -> Labelled:
         """Labels of one prompt; `expected` is its known answer (for verifiers that need one)."""
-        small, greedy = self.pair.small, SamplingParams()
+        small = self.pair.small
         prompt_tokens = chat_tokens(small, [Message("user", prompt)])
-        answer_gen = self.large_alone.generate(prompt_tokens, greedy, GenerationSettings(self.max_answer_tokens)).run()
+        answer_gen = self._large_alone(prompt_tokens, GenerationSettings(self.max_answer_tokens))
         answer = np.array([e.id for e in answer_gen.events], dtype=np.int64)
         summary = LabelSummary(prompts=1, tokens=len(answer))
         d = small.n_embd
@@ -85,7 +87,7 @@ class Labeller:
                      "label": answer.astype(np.int8), "hidden": np.zeros((0, d), np.float16),
                      "topk": np.zeros((0, 100), np.float32)}
             return Labelled(empty, [], summary)
-        outs = teacher_forced(small, prompt_tokens, answer.tolist())
+        outs = teacher_forced(small.slot, prompt_tokens, answer.tolist())
         mismatch = outs.argmax != answer
         labels = np.zeros(len(answer), dtype=np.int8)
         records = []
@@ -104,7 +106,7 @@ class Labeller:
         budget = self.max_answer_tokens - i + 16 if full else self.continuation_tokens
         stops = () if full else SENTENCE_ENDS
         prefix = [*prompt_tokens, *answer[:i].tolist()]
-        cont = self.large_alone.generate([*prefix, alt], SamplingParams(), GenerationSettings(max(1, budget), stops)).run()
+        cont = self._large_alone([*prefix, alt], GenerationSettings(max(1, budget), stops))
         alternative = self._text([alt]) + cont.text
         own = self._text(answer[i:] if full else answer[i : i + 1 + self.continuation_tokens])
         if not full:

@@ -7,7 +7,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from r2r_local.backends import Backend
+from r2r_local.backends import Model
 from r2r_local.chat import Message, chat_tokens
 
 
@@ -80,7 +80,7 @@ class LlmJudgeVerifier:
     name = "llm-judge"
     needs_full_answer = False
 
-    def __init__(self, judge: Backend, max_prefix_chars: int = 2000) -> None:
+    def __init__(self, judge: Model, max_prefix_chars: int = 2000) -> None:
         self.judge = judge
         self.max_prefix_chars = max_prefix_chars
         self._zero = self._digit("0")
@@ -96,10 +96,11 @@ class LlmJudgeVerifier:
         text = JUDGE_PROMPT.format(prefix=c.prefix[-self.max_prefix_chars:], own=c.own, alternative=c.alternative)
         tokens = chat_tokens(self.judge, [Message("user", text)])
         keep = 0
-        for a, b in zip(self.judge.tokens, tokens[:-1]):
+        slot = self.judge.slot
+        for a, b in zip(slot.tokens, tokens[:-1]):
             if a != b:
                 break
             keep += 1
-        self.judge.truncate(keep)
-        logits = self.judge.decode(tokens[keep:]).logits
+        slot.truncate(keep)
+        logits = slot.decode(tokens[keep:]).logits
         return bool(np.float32(logits[self._one]) > np.float32(logits[self._zero]))

@@ -37,13 +37,18 @@ class Decision:
 
 
 class Router(Protocol):
+    """name: how it is shown; needs_hidden: it reads `Step.hidden`; threshold: its own default
+    threshold (None: it has none); may_escalate: False for a router that never escalates (the
+    large model then never reads the prompt)."""
+
     name: str
     needs_hidden: bool
     threshold: float | None
-    # Optional `may_escalate: bool` (default True): False lets the engine skip the large model's
-    # prompt prefill for a router that never calls it.
+    may_escalate: bool
 
-    def decide(self, step: Step) -> Decision: ...
+    def decide(self, step: Step, threshold: float | None = None) -> Decision:
+        """Decide on one proposal; `threshold` (a request's) replaces the router's own when given."""
+        ...
 
 
 from r2r_local.router.baselines import parse_router  # noqa: E402  (re-export)

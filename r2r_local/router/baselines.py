@@ -21,7 +21,7 @@ class SmallOnly:
     may_escalate = False
     threshold = None
 
-    def decide(self, step: Step) -> Decision:
+    def decide(self, step: Step, threshold: float | None = None) -> Decision:
         return Decision(False)
 
 
@@ -30,16 +30,19 @@ class LargeOnly:
 
     name = "llm"
     needs_hidden = False
+    may_escalate = True
     threshold = None
 
-    def decide(self, step: Step) -> Decision:
+    def decide(self, step: Step, threshold: float | None = None) -> Decision:
         return Decision(True)
 
 
 class RandomRouter:
-    """Escalate each token independently with probability `share`, from its own seeded stream."""
+    """Escalate each token independently with probability `share` (a request's threshold
+    replaces it), from its own seeded stream."""
 
     needs_hidden = False
+    may_escalate = True
 
     def __init__(self, share: float, seed: int = 0) -> None:
         if not 0.0 <= share <= 1.0:
@@ -51,14 +54,16 @@ class RandomRouter:
     def name(self) -> str:
         return f"random:{self.threshold:g}"
 
-    def decide(self, step: Step) -> Decision:
-        return Decision(bool(self._rng.random() < self.threshold))
+    def decide(self, step: Step, threshold: float | None = None) -> Decision:
+        share = self.threshold if threshold is None else threshold
+        return Decision(bool(self._rng.random() < share))
 
 
 class EntropyRouter:
     """Escalate when the small model's next-token entropy is at least `threshold` nats."""
 
     needs_hidden = False
+    may_escalate = True
 
     def __init__(self, threshold: float) -> None:
         if not np.isfinite(threshold) or threshold < 0:
@@ -69,8 +74,8 @@ class EntropyRouter:
     def name(self) -> str:
         return f"entropy:{self.threshold:g}"
 
-    def decide(self, step: Step) -> Decision:
-        return Decision(entropy(step.logits) >= self.threshold)
+    def decide(self, step: Step, threshold: float | None = None) -> Decision:
+        return Decision(entropy(step.logits) >= (self.threshold if threshold is None else threshold))
 
 
 def _number(spec: str, text: str) -> float:

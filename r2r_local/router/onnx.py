@@ -108,6 +108,7 @@ class OnnxRouter:
     """Escalate iff sigmoid(logit) >= threshold."""
 
     needs_hidden = True
+    may_escalate = True
 
     def __init__(
         self, path: str | Path, *, n_embd: int | None = None, vocab_hash: str | None = None
@@ -208,7 +209,7 @@ class OnnxRouter:
         logit = self.logits(hidden, token_embedding, topk)
         return (1.0 / (1.0 + np.exp(-logit.astype(np.float64)))).astype(np.float32)
 
-    def decide(self, step: Step) -> Decision:
+    def decide(self, step: Step, threshold: float | None = None) -> Decision:
         if step.hidden is None:
             raise ValueError("the ONNX router needs the small model's hidden state")
         p = float(
@@ -216,4 +217,4 @@ class OnnxRouter:
                 step.hidden[None, :], step.embedding(step.token)[None, :], topk_logits(step.logits)[None, :]
             )[0]
         )
-        return Decision(p >= self.threshold, p)
+        return Decision(p >= (self.threshold if threshold is None else threshold), p)

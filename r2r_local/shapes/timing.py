@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from r2r_local.backends import Backend
+from r2r_local.backends import Model
 
 PROMPT = "The lighthouse keeper counted the waves, one by one, until the storm passed."
 
@@ -33,20 +33,20 @@ class StepTimes:
                 "p90_ms": s[int(0.9 * (len(s) - 1))] * 1e3}
 
 
-def prefill(backend: Backend, prompt: str = PROMPT) -> int:
+def prefill(backend: Model, prompt: str = PROMPT) -> int:
     """Evaluate the prompt from an empty cache; return the greedy next token."""
-    backend.truncate(0)
+    backend.slot.truncate(0)
     tokens = backend.tokenize(prompt, add_special=True, parse_special=False)
-    out = backend.decode(tokens)
+    out = backend.slot.decode(tokens)
     return int(np.argmax(out.logits))
 
 
-def time_decode_steps(backend: Backend, n: int, *, hidden: bool = False, warmup: int = 3) -> StepTimes:
+def time_decode_steps(backend: Model, n: int, *, hidden: bool = False, warmup: int = 3) -> StepTimes:
     """Wall time of `n` single-token decodes, each fed the previous greedy token, after a prompt."""
     return time_interleaved([backend], n, hidden=hidden, warmup=warmup)[0]
 
 
-def time_interleaved(backends: list[Backend], n: int, *, hidden: bool = False,
+def time_interleaved(backends: list[Model], n: int, *, hidden: bool = False,
                      warmup: int = 3) -> list[StepTimes]:
     """Like `time_decode_steps` for several models, taking turns step by step, so that noise
     from other work on the machine falls on all of them alike."""
@@ -55,7 +55,7 @@ def time_interleaved(backends: list[Backend], n: int, *, hidden: bool = False,
     for i in range(warmup + n):
         for j, backend in enumerate(backends):
             start = time.perf_counter()
-            out = backend.decode([tokens[j]], hidden=hidden)
+            out = backend.slot.decode([tokens[j]], hidden=hidden)
             elapsed = time.perf_counter() - start
             if i >= warmup:
                 times[j].append(elapsed)
@@ -63,13 +63,13 @@ def time_interleaved(backends: list[Backend], n: int, *, hidden: bool = False,
     return [StepTimes(t) for t in times]
 
 
-def time_catch_up(backend: Backend, sizes: Sequence[int], n: int, *, warmup: int = 2) -> dict[int, StepTimes]:
+def time_catch_up(backend: Model, sizes: Sequence[int], n: int, *, warmup: int = 2) -> dict[int, StepTimes]:
     """Wall time of one batched call evaluating k new tokens with logits at the last only (the
     large model's catch-up in the routed loop), for each k in `sizes`, from the same cache
     position each time (the extra positions are dropped after every call). The sizes take
     turns round by round so noise falls on all of them alike."""
     prefill(backend)
-    base = backend.n_past
+    base = backend.slot.n_past
     high = min(backend.n_vocab, 30000)  # ordinary tokens: past the specials of small vocabularies
     low = min(100, high // 2)
     rng = np.random.default_rng(0)
@@ -78,9 +78,9 @@ def time_catch_up(backend: Backend, sizes: Sequence[int], n: int, *, warmup: int
         for k in sizes:
             tokens = [int(t) for t in rng.integers(low, high, size=k)]
             start = time.perf_counter()
-            backend.decode(tokens)
+            backend.slot.decode(tokens)
             elapsed = time.perf_counter() - start
-            backend.truncate(base)
+            backend.slot.truncate(base)
             if i >= warmup:
                 times[k].append(elapsed)
     return {k: StepTimes(t) for k, t in times.items()}

@@ -11,6 +11,7 @@ from pilot_helpers import answered, loaded, make_app, options, send, wait_until
 from seed import ANSWER, THINK, seed_conversation
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings
+from r2r_local.decode import Request
 from r2r_local.pair import load_pair
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.history_screen import HistoryScreen
@@ -29,9 +30,9 @@ def _reference_answer(prompt: str, max_tokens: int) -> str:
     choice = resolve_choice(options())
     pair = load_pair(choice.small, choice.large)
     try:
-        engine = pair.engine(pair.router("slm"))
         tokens = chat_tokens(pair.small, [Message("user", prompt)])
-        return engine.generate(tokens, settings=GenerationSettings(max_tokens=max_tokens)).run().text.strip()
+        request = Request(tokens, pair.router("slm"), settings=GenerationSettings(max_tokens=max_tokens))
+        return pair.generate(request).run().text.strip()
     finally:
         pair.close()
 
@@ -41,8 +42,8 @@ def _views(app) -> list[AssistantMessage]:
 
 
 def _sequence_text(app) -> str:
-    engine = app.loaded.engine
-    return "".join(engine.small.token_text(t) for t in engine.sequence)
+    small = app.loaded.pair.small
+    return "".join(small.token_text(t) for t in small.slot.tokens)
 
 
 async def test_send_streams_marks_large_tokens_and_updates_the_stats():
@@ -261,14 +262,14 @@ async def test_threshold_keys_change_the_router():
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("f9")
-        raised = app.router.threshold
+        raised = app.threshold
         await pilot.press("f8", "f8")
-        lowered, text = app.router.threshold, str(app.status.render())
+        lowered, text = app.threshold, str(app.status.render())
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("f9", "escape")  # the dialog takes Esc; the chat's keys are off meanwhile
         await wait_until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
-        after_dialog = app.router.threshold
+        after_dialog = app.threshold
     assert (raised, lowered, after_dialog) == (0.35, 0.25, 0.25)
     assert "random:0.25 thr 0.25" in text
 
@@ -320,7 +321,7 @@ async def test_a_message_longer_than_the_context_goes_back_to_the_prompt_box():
         await send(pilot, "")
         await answered(pilot)
         await pilot.pause(0.1)
-        n_ctx = app.loaded.engine.n_ctx
+        n_ctx = app.loaded.pair.decoder.n_ctx
         box = app.query_one(PromptInput).text
         on_screen = len(list(app.query(UserMessage))), len(_views(app))
         turns, conversation = list(app.turns), app.conversation

@@ -58,13 +58,13 @@ def test_overlap_flag_reaches_the_engine():
     assert choice.overlap
     loaded = load_choice(choice, lambda message: None)
     try:
-        assert loaded.engine.overlap
+        assert loaded.policy.overlap and loaded.pair.decoder.concurrent
     finally:
         loaded.close()
     assert not resolve_choice(parse_args(["--demo"])[0]).overlap
     choice = resolve_choice(parse_args(["--demo", "--ahead", "--threads", "1"])[0])
     loaded = load_choice(choice, lambda message: None)
     try:
-        assert type(loaded.engine).__name__ == "AheadEngine" and loaded.engine.ahead
+        assert loaded.policy.ahead and not loaded.policy.overlap
     finally:
         loaded.close()

@@ -15,7 +15,7 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_r2r_chat_never_imports_torch_or_transformers():
-    mods = _loaded_after("import r2r_tui.app, r2r_tui.loader, r2r_local.pair, r2r_local.engine")
+    mods = _loaded_after("import r2r_tui.app, r2r_tui.loader, r2r_local.pair, r2r_local.decode")
     assert "textual" in mods
     assert not mods & {"torch", "transformers"}
 

@@ -1,0 +1,217 @@
+"""The one decoding loop: propose, route, judge, commit (docs/design.md, "The loop").
+
+`Decoder` owns a pair's two models, their slots and worker lanes, and runs one request at a
+time; nothing about a request (router, threshold, sampling, policy) is stored on it. `Decoding`
+is one request's loop. Invariant kept here: the proposing model's cache holds committed + draft
+(a prefix of it while a step runs in a worker), the judging model's cache a prefix of the
+committed tokens; the judging model catches up, in one batched call, on every committed token it
+has not seen when a position is escalated. Committed tokens are never taken back. With the same
+model on both sides and greedy sampling the output is that model's own greedy output, whatever
+the router does.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Iterator, Sequence
+
+from r2r_local.backends import N_BATCH, Dist, Model
+from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.decode.lanes import CatchUpLane, StepLane
+from r2r_local.decode.output import Committer, Generation
+from r2r_local.decode.policies import ROUTED, Policy, judge_now, write_ahead
+from r2r_local.decode.transcript import Drafted, Transcript
+from r2r_local.errors import ConfigError, PromptTooLongError
+from r2r_local.metering import Meter, TokenEvent
+from r2r_local.router import Router, Step
+from r2r_local.sampling import choose
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation's arguments. router: decides for routed policies (its own threshold unless
+    `threshold` is given); cancel: set it to stop within one token (or one prompt chunk)."""
+
+    prompt: Sequence[int]
+    router: Router | None = None
+    policy: Policy = ROUTED
+    threshold: float | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    cancel: threading.Event | None = None
+
+
+class Decoder:
+    """A small and a large model (their vocabularies already limited to what they share)."""
+
+    def __init__(self, small: Model, large: Model) -> None:
+        self.small, self.large = small, large
+        self.n_ctx = min(small.slot.n_ctx, large.slot.n_ctx)
+        # One slot on both sides (a model paired with itself) cannot run beside itself.
+        self.concurrent = small.slot is not large.slot and small.caps.concurrent and large.caps.concurrent
+        self.small_lane = StepLane(small.slot, "small")
+        self.large_steps = StepLane(large.slot, "large-steps")  # the large model proposing alone
+        self.large_lane = CatchUpLane(large.slot)
+        self.active: Decoding | None = None  # the request whose tokens the slots hold
+
+    def generate(self, request: Request) -> Generation:
+        """Start generating after `request.prompt` (token ids). Cache prefixes shared with what
+        the slots hold are reused. Nothing runs until the Generation is iterated."""
+        gen = Generation(iter(()))
+        gen._events = Decoding(self, request, gen).events()
+        return gen
+
+    def settle(self) -> None:
+        """Wait for work still running in a lane (a generation abandoned at a yield, or cut short
+        by Ctrl-C, can leave some) and drop what the last request evaluated past its committed
+        tokens, so the caches hold a prefix of them again."""
+        try:
+            self.large_lane.settle()
+        finally:
+            self.small_lane.settle()
+            if self.active is not None:
+                self.active.drop_draft(len(self.active.t.committed), counted=False)
+
+    def close(self) -> None:
+        """Wait for running work and stop the workers; the models stay open (their owner frees them)."""
+        try:
+            self.settle()
+        finally:
+            try:
+                self.large_lane.close()
+            finally:
+                self.small_lane.close()
+
+
+class Decoding:
+    """One request's loop over a Decoder's lanes; `events()` is the generator of TokenEvents."""
+
+    def __init__(self, decoder: Decoder, request: Request, gen: Generation) -> None:
+        policy = request.policy
+        if policy.routed and request.router is None:
+            raise ConfigError(f"the {policy.name} policy needs a router")
+        self.decoder, self.request, self.gen, self.policy = decoder, request, gen, policy
+        self.settings, self.sampling, self.n_ctx = request.settings, request.sampling, decoder.n_ctx
+        self.proposer = decoder.small if policy.proposer == "small" else decoder.large
+        self.steps = decoder.small_lane if policy.proposer == "small" else decoder.large_steps
+        self.router = request.router if policy.routed else None
+        self.threshold = request.threshold if request.threshold is not None or self.router is None \
+            else self.router.threshold
+        self.judges = self.router is not None and self.router.may_escalate
+        self.hidden = self.router is not None and self.router.needs_hidden
+        self.overlap = policy.overlap and decoder.concurrent
+        self.escalate = write_ahead if policy.ahead and decoder.concurrent else judge_now
+        self.t = Transcript(list(request.prompt), request.sampling.seed)
+        gen.committed = self.t.committed
+        self.meter = Meter()
+        self.commit = Committer(self.t.committed, self.proposer, self.n_ctx, gen, self.meter, request.settings)
+
+    def cancelled(self) -> bool:
+        cancel = self.request.cancel
+        return cancel is not None and cancel.is_set()
+
+    def choose(self, out: Dist, position: int) -> int:
+        return choose(out, self.sampling, self.t.u(position))
+
+    def events(self) -> Iterator[TokenEvent]:
+        out = self._prefill()
+        start, t_small, held, redone = perf_counter(), 0.0, None, self.steps.redone
+        alone = self.policy.proposer == "large"
+        try:
+            while True:
+                if out is None or self.cancelled():  # None: cancelled while reading the prompt
+                    self.gen.stop_reason = "cancelled"
+                    break
+                if held is None:
+                    held = self.propose(out, self.t.end, t_small)
+                if held.escalated:
+                    stopped, out, t_small, held = yield from self.escalate(self, held)
+                    if stopped:
+                        break
+                    continue
+                if alone:  # the large model alone: each step is a one-token large call
+                    stopped = yield from self.commit(held.token, "large", None, 0.0, 0.0, held.t_small, 1)
+                else:
+                    stopped = yield from self.commit(held.token, "small", held.p, held.t_small, held.t_router)
+                if stopped:
+                    break
+                out, t_small = self.steps.step(held.token, self.hidden)
+                held = None
+        finally:
+            self.decoder.settle()
+            self.decoder.active = None
+            self.meter.redone_steps = self.steps.redone - redone
+            self.meter.time_decode = perf_counter() - start
+            self.commit.finish(self.decoder.small.n_params, self.decoder.large.n_params)
+
+    def propose(self, out: Dist, position: int, t_small: float) -> Drafted:
+        """Sample the proposer's token at `position` from `out` and route it."""
+        token = self.choose(out, position)
+        if self.overlap and not self.proposer.is_eog(token) and position + 1 <= self.n_ctx \
+                and position - self.t.n_prompt + 1 < self.settings.max_tokens:
+            self.steps.start(token, self.hidden)
+        if self.router is None:
+            return Drafted(token, None, False, t_small)
+        t = perf_counter()
+        decision = self.router.decide(Step(out.logits, out.hidden, token, self.proposer.embedding_row), self.threshold)
+        return Drafted(token, decision.p, decision.escalate, t_small, perf_counter() - t)
+
+    def drop_draft(self, keep: int, *, counted: bool = True) -> None:
+        """Drop the proposer's cache positions past `keep`: a draft the large model rejected
+        (counted), or what was evaluated past the last committed token when a generation ends."""
+        self.steps.settle()
+        self.t.draft.clear()
+        slot = self.steps.slot
+        if slot.n_past > keep:
+            if counted:
+                self.meter.draft_dropped += slot.n_past - keep
+                self.meter.rewinds += 1
+            slot.truncate(keep)
+
+    def _prefill(self) -> Dist | None:
+        """Read the prompt into the caches; None when the request was cancelled while reading
+        (checked between chunks of N_BATCH tokens, so a long prompt stops within one chunk)."""
+        self.decoder.settle()
+        self.decoder.active = self
+        prompt = self.t.committed
+        if not prompt:
+            raise ConfigError("the prompt is empty")
+        if len(prompt) >= self.n_ctx:
+            raise PromptTooLongError(f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx} "
+                                     "(raise --n-ctx or shorten the prompt)")
+        if self.hidden:
+            self.proposer.slot.enable_hidden()
+        # Slots record what their caches hold, so one shared with another request (large alone
+        # next to routed, say) is never trusted beyond its real common prefix.
+        slot, judge = self.steps.slot, self.decoder.large_lane.slot
+        keep = min(_common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        slot.truncate(keep)
+        if self.judges:
+            judge.truncate(min(_common_prefix(judge.tokens, prompt), keep))
+        t, out = perf_counter(), None
+        for begin in range(keep, len(prompt), N_BATCH):
+            if self.cancelled():
+                return None
+            end = min(begin + N_BATCH, len(prompt))
+            out = slot.decode(prompt[begin:end], hidden=self.hidden and end == len(prompt))
+        # The large model reads the prompt now, as it would when running alone, rather than in
+        # its first catch-up: that keeps its prefill out of the decode phase. The last prompt
+        # token stays pending, so the first catch-up still gives the first answer position.
+        if self.judges:
+            for begin in range(judge.n_past, len(prompt) - 1, N_BATCH):
+                if self.cancelled():
+                    return None
+                judge.decode(prompt[begin: min(begin + N_BATCH, len(prompt) - 1)])
+        m = self.meter
+        m.time_prompt, m.prompt_tokens, m.cached_tokens = perf_counter() - t, len(prompt), keep
+        return out
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
