@@ -261,12 +261,15 @@ def fetch(f: KnownFile, progress: Progress | None = None) -> tuple[Path, str]:
         return path, "cached"
     if not path.is_file():
         download = _hub_download()
+        # The repository's folder: the hub recreates the file's own subfolders under it (a router
+        # of the reference's collection lives in a folder named after its pair).
+        repo_dir = path.parents[len(Path(f.file).parts) - 1]
         path.parent.mkdir(parents=True, exist_ok=True)
         if progress:
             size = f"{f.size / 1e9:.2f} GB" if f.size else f"~{f.approx_gb} GB" if f.approx_gb else "size unknown"
-            progress(f"downloading {f.repo}/{f.file} ({size}) into {path.parent}")
+            progress(f"downloading {f.repo}/{f.file} ({size}) into {repo_dir}")
         try:
-            got = Path(download(f.repo, f.file, revision=f.revision, local_dir=path.parent))
+            got = Path(download(f.repo, f.file, revision=f.revision, local_dir=repo_dir))
         except Exception as e:  # the hub raises many types (HTTP, offline, auth); one line each
             raise DownloadError(f"download of {f.repo}/{f.file} failed: {type(e).__name__}: {e}") from None
         if got.resolve() != path.resolve():

@@ -70,6 +70,38 @@ def test_12gb_card_splits_the_large_model(r1):
     assert plan.large.cpu_bytes + gpu_weights == large.weight_bytes + kv_all
 
 
+@pytest.fixture(scope="module")
+def qwen3(tmp_path_factory):
+    """The catalog's qwen3-0.6b-8b pair as header-only files: 0.6B at Q8_0, 8B at Q4_K_M."""
+    from r2r_local.shapes import get_shape
+    from r2r_local.shapes.writer import write_shape_header
+
+    d = tmp_path_factory.mktemp("qwen3")
+    return (layout_from_gguf(write_shape_header(get_shape("qwen3-0.6b"), "Q8_0", d / "s.gguf")),
+            layout_from_gguf(write_shape_header(get_shape("qwen3-8b"), "Q4_K_M", d / "l.gguf")))
+
+
+def test_qwen3_layouts_use_its_own_head_size(qwen3):
+    small, large = qwen3
+    # Qwen's files: 639446688 and 5027783488 bytes = tensors + ~5.95 MB of metadata.
+    assert 5_900_000 < 639_446_688 - small.weight_bytes < 6_000_000
+    assert 5_900_000 < 5_027_783_488 - large.weight_bytes < 6_000_000
+    assert (small.n_layer, large.n_layer, small.n_embd, large.n_embd) == (28, 36, 1024, 4096)
+    # K+V of 8 KV heads of 128 (key_length), f16: not hidden/heads, which is 64 for the 0.6B
+    assert small.kv_bytes_per_token == large.kv_bytes_per_token == 2 * 8 * (128 + 128)
+    assert small.tied and not large.tied
+
+
+def test_qwen3_pair_on_8_and_12_gb_cards(qwen3):
+    small, large = qwen3
+    router = 4 * 54_677_505  # the reference router's fp32 weights for a hidden size of 1024
+    roomy = plan_fit(small, large, n_ctx=4096, free_bytes=12 * 10**9, router_bytes=router)
+    assert roomy.small.gpu_layers == 29 and roomy.large.gpu_layers == 37 and roomy.router_on_gpu
+    tight = plan_fit(small, large, n_ctx=4096, free_bytes=8 * 10**9, router_bytes=router)
+    assert tight.small.gpu_layers == 29 and tight.router_on_gpu and 28 <= tight.large.gpu_layers < 36
+    _check_maximal(tight, small, large, 4096)
+
+
 def test_longer_context_leaves_fewer_layers(r1):
     small, large = r1
     short = plan_fit(small, large, n_ctx=2048, free_bytes=12 * GiB)

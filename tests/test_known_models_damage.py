@@ -59,7 +59,7 @@ def test_a_file_in_a_subfolder_of_its_repository_is_accepted(tmp_path, monkeypat
     assert f"{tmp_path / 'data'}" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["r1-q4", "r1-q8s"])
+@pytest.mark.parametrize("name", ["r1-q4", "r1-q8s", "qwen3-0.6b-8b", "qwen3-1.7b-8b", "qwen3-4b-8b", "qwen3-0.6b-32b"])
 @pytest.mark.parametrize("flags", [[], ["--no-router"], ["--int8-router", "--no-config"]])
 def test_pull_dry_run_says_what_pull_would_fetch_and_do(tmp_path, monkeypatch, capsys, name, flags):
     from r2r_local.catalog import find_pair, local_path
@@ -77,8 +77,12 @@ def test_pull_dry_run_says_what_pull_would_fetch_and_do(tmp_path, monkeypatch, c
         assert (got["repo"], got["file"], got["revision"]) == (f.repo, f.file, f.revision)
         assert got["sha256"] == (f.sha256 or None) and got["size"] == (f.size or None)
         assert got["path"] == str(local_path(f)) and got["present"] is False
-    converts = any("convert the router" in s for s in doc["then"])
-    assert converts == ("--no-router" not in flags)
+    converts = [s for s in doc["then"] if s.startswith("convert the router checkpoint to ")]
+    assert len(converts) == (0 if "--no-router" in flags else 1)
+    if converts:  # the .onnx beside the checkpoint, bound to the small model, the checkpoint's threshold
+        onnx = local_path(pair.router).with_suffix(".onnx")
+        assert converts[0].startswith(f"convert the router checkpoint to {onnx} ")
+        assert "small model's hidden size" in converts[0] and "threshold saved in the checkpoint" in converts[0]
     assert any("int8" in s for s in doc["then"]) == ("--int8-router" in flags)
     assert any("--no-config" in s for s in doc["then"]) == ("--no-config" in flags)
     assert main(["models", "pull", name, "--dry-run", *flags]) == 0

@@ -40,11 +40,13 @@ class FakeHub:
     """Stands in for the transfer only: writes `sources[filename]`'s bytes where the hub would."""
 
     def __init__(self, sources: dict[str, Path | bytes]) -> None:
-        self.sources, self.calls = sources, []
+        self.sources, self.calls, self.local_dirs = sources, [], []
 
     def __call__(self, repo_id: str, filename: str, *, revision: str, local_dir: Path) -> str:
         self.calls.append((repo_id, filename, revision))
-        dest = Path(local_dir) / filename
+        self.local_dirs.append(Path(local_dir))
+        dest = Path(local_dir) / filename  # as the hub does: the file's subfolders under local_dir
+        dest.parent.mkdir(parents=True, exist_ok=True)
         src = self.sources[filename]
         if isinstance(src, bytes):
             dest.write_bytes(src)
@@ -305,3 +307,88 @@ def test_add_leaves_out_a_configured_router_that_does_not_fit(capsys, smollm2, d
 def test_add_rejects_gpu_layers_below_minus_one(capsys, smollm2, dirs, layers):
     rc, _, err = r2r(capsys, "models", "add", "--small", str(smollm2), "--large", str(smollm2), *layers)
     assert rc == 1 and "must be >= -1" in err and not (dirs / "cfg" / "config.toml").exists()
+
+
+def test_list_shows_the_qwen3_pairs_with_sizes(capsys):
+    rc, out, _ = r2r(capsys, "models", "list")
+    assert rc == 0
+    for line in ("qwen3-0.6b-8b: Qwen3-0.6B Q8_0 + Qwen3-8B Q4_K_M (0.64 GB + 5.03 GB) (~5.67 GB)",
+                 "qwen3-1.7b-8b: Qwen3-1.7B Q8_0 + Qwen3-8B Q4_K_M (1.83 GB + 5.03 GB) (~6.86 GB)",
+                 "qwen3-0.6b-32b: Qwen3-0.6B Q8_0 + Qwen3-32B Q4_K_M (0.64 GB + 19.76 GB) (~20.4 GB)",
+                 "  large  Qwen/Qwen3-32B-GGUF/Qwen3-32B-Q4_K_M.gguf  19.76 GB, sha256 published, not downloaded",
+                 "  router nics-efc/R2R_router_collections/Qwen3-1.7B+Qwen3-8B/default_router.pt  size unknown, "
+                 "sha256 unknown (recorded on first download), not downloaded"):
+        assert line in out.splitlines(), line
+    rc, out, _ = r2r(capsys, "models", "list", "--json")
+    pairs = {p["name"]: p for p in json.loads(out)["pairs"]}
+    files = {f["role"]: f for f in pairs["qwen3-0.6b-8b"]["files"]}
+    assert (files["small"]["repo"], files["small"]["size"]) == ("Qwen/Qwen3-0.6B-GGUF", 639446688)
+    assert (files["large"]["file"], files["large"]["size"]) == ("Qwen3-8B-Q4_K_M.gguf", 5027783488)
+    assert files["router"]["path"].endswith("nics-efc--R2R_router_collections/Qwen3-0.6B+Qwen3-8B/default_router.pt")
+    assert pairs["qwen3-0.6b-8b"]["total_gb"] == 5.67
+
+
+def write_qwen3_catalog(path: Path, small: Path, large: Path) -> Path:
+    """A known-models file naming shape-true Qwen3 files, the router in a folder of its pair as in
+    the reference's collection; no hashes, so the first downloads are recorded."""
+    path.write_text(f"""
+[pairs."q3"]
+small = "s"
+large = "l"
+router = "r"
+[files."s"]
+kind = "gguf"
+repo = "test/qwen3-small"
+file = "{small.name}"
+revision = "main"
+size = {small.stat().st_size}
+[files."l"]
+kind = "gguf"
+repo = "test/qwen3-large"
+file = "{large.name}"
+revision = "main"
+[files."r"]
+kind = "router-checkpoint"
+repo = "test/routers"
+file = "Tiny+Qwen3/default_router.pt"
+revision = "main"
+""")
+    return path
+
+
+def test_pull_of_a_qwen3_pair_converts_its_router_for_the_small_model(capsys, dirs, monkeypatch, tmp_path):
+    """Everything but the transfer is real: the qwen3 GGUFs (shape-true, tiny), their check and
+    pairing, the fit plan, the config; the converter is stood in for (it needs torch)."""
+    from r2r_local.shapes import get_shape
+    from r2r_local.shapes.writer import write_shape_model
+
+    small = write_shape_model(get_shape("test-tiny-qwen3-small"), "Q8_0", tmp_path / "q3-small.gguf").path
+    large = write_shape_model(get_shape("test-tiny-qwen3-large"), "Q4_K_M", tmp_path / "q3-large.gguf").path
+    hub = FakeHub({small.name: small, large.name: large, "Tiny+Qwen3/default_router.pt": b"checkpoint"})
+    fake_hub_module(monkeypatch, hub)
+    seen = {}
+
+    def export_router(checkpoint: Path, out: Path, *, small_model: dict | None = None) -> None:
+        seen["small_model"] = small_model
+        linear_router(Path(out), small_model["n_embd"], threshold=0.37)  # the checkpoint's own threshold
+
+    fake = types.ModuleType("r2r_local.export.router")
+    fake.export_router = export_router
+    monkeypatch.setitem(sys.modules, "r2r_local.export.router", fake)
+    monkeypatch.setenv("R2R_KNOWN_MODELS", str(write_qwen3_catalog(dirs / "known.toml", small, large)))
+    rc, out, err = r2r(capsys, "models", "pull", "q3", "--assume-free-gb", "8", "--json")
+    assert rc == 0, err
+    models = dirs / "data" / "models"
+    router = models / "test--routers" / "Tiny+Qwen3" / "default_router.pt"
+    assert router.read_bytes() == b"checkpoint" and not (router.parent / "Tiny+Qwen3").exists()
+    assert hub.local_dirs == [models / "test--qwen3-small", models / "test--qwen3-large", models / "test--routers"]
+    assert seen["small_model"]["n_embd"] == 96  # the small qwen3's hidden size, not its 128-wide q
+    assert "router: threshold 0.37, the one saved in the checkpoint" in err
+    doc = json.loads(out)
+    assert doc["router_threshold"] == 0.37 and doc["n_shared_vocab"] == 1040
+    assert doc["fit"]["small"]["gpu_layers"] == 4 and doc["fit"]["large"]["gpu_layers"] == 9  # all + heads
+    cfg = load_user_config()
+    assert cfg["router"] == str(router.with_suffix(".onnx")) and cfg["small"] == str(models / "test--qwen3-small" / small.name)
+    assert set(json.loads((models / "checksums.json").read_text())) == {
+        f"test/qwen3-small/{small.name}@main", f"test/qwen3-large/{large.name}@main",
+        "test/routers/Tiny+Qwen3/default_router.pt@main"}

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from r2r_local.chat import Message
+from r2r_local.chat import Message, has_thinking_switch
 from r2r_local.config import DEFAULT_MAX_TOKENS, MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import PromptTooLongError, R2RError
 
@@ -59,11 +59,13 @@ class ChatApp(TurnKeeping, App[None]):
         Binding("f4", "mode('llm')", "large", priority=True),
         Binding("f8", "threshold(-1)", "thr-", priority=True),
         Binding("f9", "threshold(1)", "thr+", priority=True),
+        Binding("f6", "toggle_thinking", "think", priority=True),  # shown for a template with the switch
     ]
 
     def __init__(self, loader: Loader, *, history: History | Path | str | None = None, system: str = "",
                  sampling: SamplingParams = SamplingParams(),
-                 settings: GenerationSettings = GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS)) -> None:
+                 settings: GenerationSettings = GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS),
+                 thinking: bool | None = None) -> None:
         super().__init__()
         self._loader = loader
         self._history_arg = history
@@ -88,6 +90,9 @@ class ChatApp(TurnKeeping, App[None]):
         self._shutting_down = False
         self.router = None  # the configured router (Router), set once the models are loaded
         self.threshold: float | None = None  # the routed answers' threshold (F8/F9), per request
+        # The chat template's thinking switch (Qwen3's enable_thinking): None = the model's default.
+        self.thinking = thinking
+        self.thinking_switch = False  # whether the loaded small model's template has the switch
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -165,6 +170,12 @@ class ChatApp(TurnKeeping, App[None]):
         plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
         router = Path(choice.router).name if choice.router.endswith(".onnx") else choice.router  # a file: its name
         self.query_one("#models", Static).update(f"{choice.description} · router {router}{plan}")
+        self.thinking_switch = has_thinking_switch(event.loaded.pair.small.chat_template)
+        if self.thinking is not None and not self.thinking_switch:
+            self.notify("this model's chat template has no thinking switch: it thinks as it always does",
+                        severity="warning")
+            self.thinking = None
+        self.refresh_bindings()
         self._show_status("ready")
 
     # --- sending and streaming ------------------------------------------------------------------
@@ -254,7 +265,7 @@ class ChatApp(TurnKeeping, App[None]):
         try:
             answer = stream_answer(routing, messages, self._require_history(), mid,
                                    lambda progress: self.post_message(AnswerProgress(mid, progress)),
-                                   gen.cancel, sampling, self.settings)
+                                   gen.cancel, sampling, self.settings, self.thinking)
         except R2RError as e:
             self.post_message(AnswerFailed(mid, e.title, str(e), isinstance(e, PromptTooLongError)))
         except Exception as e:  # a bug: shown, the conversation kept
@@ -288,6 +299,8 @@ class ChatApp(TurnKeeping, App[None]):
         else:
             name, threshold = "-", None
         marks = "" if self.marking else " │ marks off"
+        if self.thinking is not None:
+            marks += f" │ think {'on' if self.thinking else 'off'}"
         current = self.status.figures
         self.status.show(replace(current, router=name, threshold=threshold, state=state + marks, **figures))
 
@@ -300,11 +313,14 @@ class ChatApp(TurnKeeping, App[None]):
     # --- actions --------------------------------------------------------------------------------
 
     CHAT_ACTIONS = {"stop", "regenerate", "new_chat", "history", "system_prompt", "toggle_marking",
-                    "mode", "threshold"}
+                    "mode", "threshold", "toggle_thinking"}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """While a dialog (history, system prompt) is open its keys win over the chat's."""
+        """While a dialog (history, system prompt) is open its keys win over the chat's; the
+        thinking switch is offered only for a template that has one."""
         if action in self.CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        if action == "toggle_thinking" and not self.thinking_switch:
             return False
         return True
 
@@ -366,6 +382,13 @@ class ChatApp(TurnKeeping, App[None]):
         self.marking = not self.marking
         for view in self.query(AssistantMessage):
             view.set_marking(self.marking)
+        self._show_status(self.status.figures.state.split(" │")[0])
+
+    def action_toggle_thinking(self) -> None:
+        """Qwen3's switch: off, the template writes an empty think section and the model answers."""
+        self.thinking = not (True if self.thinking is None else self.thinking)
+        when = " from the next answer" if self.generating else ""
+        self.notify(f"thinking {'on' if self.thinking else 'off'}{when}")
         self._show_status(self.status.figures.state.split(" │")[0])
 
     def action_mode(self, mode: str) -> None:

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
     c.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed (each regenerate adds 1)")
     c.add_argument("--history", type=Path, metavar="FILE", help="history database (default: history.sqlite3 in the user data dir)")
+    c.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                   help="start with thinking on or off where the model's chat template has the switch "
+                        "(Qwen3; F6 toggles it); default: the model's own")
     return p
 
 
@@ -51,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
                           overlap=args.overlap, ahead=args.ahead)
     app_kwargs = dict(history=args.history, system=args.system,
                       sampling=SamplingParams(temperature=args.temperature, seed=args.seed),
-                      settings=GenerationSettings(max_tokens=args.max_tokens))
+                      settings=GenerationSettings(max_tokens=args.max_tokens), thinking=args.think)
     return options, app_kwargs
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from r2r_local.chat import THINK_OPEN, Message, chat_tokens
+from r2r_local.chat import Message, chat_tokens, prompt_opens_think
 from r2r_local.config import GenerationSettings, SamplingParams
 
 from r2r_tui.store import History, Piece
@@ -69,12 +69,6 @@ class Answer:
     stats: dict[str, Any] | None = field(default=None)
 
 
-def prompt_opens_think(routing: Routing, prompt: Sequence[int]) -> bool:
-    """Whether the rendered prompt already ends inside a <think> section (R1's template does)."""
-    tail = "".join(routing.pair.small.token_text(t) for t in prompt[-6:])
-    return tail.rstrip().endswith(THINK_OPEN)
-
-
 def stream_answer(
     routing: Routing,
     messages: Sequence[Message],
@@ -84,16 +78,18 @@ def stream_answer(
     cancel: threading.Event,
     sampling: SamplingParams = SamplingParams(),
     settings: GenerationSettings = GenerationSettings(),
+    thinking: bool | None = None,
 ) -> Answer:
     """Generate the next assistant turn after `messages`, storing it under `message_id`.
 
+    thinking: the chat template's switch (None: the model's default; see chat.chat_tokens).
     Whatever happens (a stop, an error), the message is finished with the text already shown."""
     pair = routing.pair
     writer = _AnswerWriter(history, message_id, pair.small.n_params, pair.large.n_params)
     gen: Generation | None = None
     try:
-        prompt = chat_tokens(pair.small, messages)
-        writer.splitter = ThinkSplitter(prompt_opens_think(routing, prompt))
+        prompt = chat_tokens(pair.small, messages, thinking=thinking)
+        writer.splitter = ThinkSplitter(prompt_opens_think(pair.small, prompt))
         gen = routing.generate(prompt, sampling, settings, cancel)
         for event in gen:
             emit(writer.add(event))

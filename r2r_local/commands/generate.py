@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--prompt", metavar="TEXT", help="the prompt")
     src.add_argument("--prompt-file", metavar="F", help="read the prompt from a file ('-' = stdin)")
     gen.add_argument("--raw", action="store_true", help="use the prompt as is, without the chat template")
+    gen.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                     help="turn thinking on or off through the chat template's switch (Qwen3's "
+                          "enable_thinking); default: the model's own (R1 and Qwen3 think)")
     gen.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="default %(default)s")
     gen.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
     add_sampling_flags(gen)
@@ -84,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     check_flags(args)
     sampling = sampling_params(args)
     settings = GenerationSettings(args.max_tokens, tuple(args.stop))
+    if args.raw and args.think is not None:
+        raise ConfigError("--think/--no-think set the chat template's switch: they do nothing with --raw")
     prompt_text = read_prompt(args)
     for stop in args.stop:
         try:
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         except UnicodeEncodeError:
             raise ConfigError("--stop: not valid UTF-8 text") from None
 
-    from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens
+    from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens, think_tokens
     from r2r_local.decode import Request, routed
 
     small_spec, large_spec, pair = load_pair_for(args)
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         if args.raw:
             prompt = raw_tokens(pair.small, prompt_text)
         else:
-            prompt = chat_tokens(pair.small, [Message("user", prompt_text)])
+            prompt = chat_tokens(pair.small, [Message("user", prompt_text)], thinking=args.think)
         gen = pair.generate(Request(prompt, router, policy, sampling=sampling, settings=settings))
         if args.json:
             gen.run()
@@ -117,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
             "threshold": router.threshold, "overlap": args.overlap and pair.decoder.concurrent,
             "ahead": args.ahead, "raw": args.raw,
+            "thinking": args.think, "think_tokens": _think_ids(think_tokens(pair.small)),
             "sampling": as_dict(sampling),
             "generation": as_dict(settings), "prompt_tokens": len(prompt), "n_shared_vocab": pair.n_shared,
             "params_small": pair.small.n_params, "params_large": pair.large.n_params,
@@ -131,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         pair.close()
     return 0
+
+
+def _think_ids(tags: Any) -> list[int] | None:
+    """[<think> id, </think> id] of the small model (R1: 151648/151649, Qwen3: 151667/151668)."""
+    return None if tags is None else [tags.open, tags.close]
 
 
 def _print_json(gen: Any, config: dict[str, Any]) -> None:

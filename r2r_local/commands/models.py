@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from r2r_local.commands import check_model_flags
 from r2r_local.config import DEFAULT_N_CTX, load_user_config, write_user_config
@@ -183,10 +183,25 @@ def run_pull(args: argparse.Namespace) -> int:
         router = str(onnx) if onnx else None
         if router is None:
             stderr_progress("router: the config gets no router; add one later with r2r models add --router PATH")
+    threshold = _router_threshold(router, stderr_progress)
     done = _configure(args, got["small"], got["large"], router)
-    done |= {"pair": pair.name, "checksums": checks, "n_shared_vocab": n_shared}
+    done |= {"pair": pair.name, "checksums": checks, "n_shared_vocab": n_shared, "router_threshold": threshold}
     _report(args, done)
     return 0
+
+
+def _router_threshold(router: str | None, say: Callable[[str], None]) -> float | None:
+    """The converted router's threshold (its sidecar's), said through `say`: the published
+    checkpoints carry the one their authors chose (common_args.threshold), which the reference
+    R2R uses when its config names none, as its Qwen3 configs do."""
+    if router is None:
+        return None
+    from r2r_local.router.onnx import read_sidecar
+
+    threshold = float(read_sidecar(router)["threshold"])
+    say(f"router: threshold {threshold:g}, the one saved in the checkpoint "
+        f"(change it with r2r threshold or ROUTER.onnx@T)")
+    return threshold
 
 
 def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) -> None:
@@ -206,7 +221,8 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
         if _converted(onnx):  # what catalog.convert_router / int8_router skip
             steps.append(f"keep the router already converted at {onnx}")
         else:
-            steps.append(f"convert the router checkpoint to {onnx} (needs the 'pipeline' extra)")
+            steps.append(f"convert the router checkpoint to {onnx} (needs the 'pipeline' extra), for the "
+                         f"small model's hidden size and vocabulary, keeping the threshold saved in the checkpoint")
         if args.int8_router:
             steps.append(f"keep its int8 copy {int8}" if _converted(int8)
                          else f"store it with int8 weights as {int8}")

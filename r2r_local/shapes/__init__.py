@@ -3,7 +3,9 @@
 A shape is the architecture of a real model without its weights: hidden size, layers, heads,
 FFN size, vocabulary rows, tied embeddings, RoPE base, RMS-norm epsilon, context length and a
 vocabulary *family* (members of one family share one synthetic tokenizer, so they pair).
-Only the `qwen2` architecture (Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen) is described here.
+Two architectures are described: `qwen2` (Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen: biases on
+q/k/v, head size hidden/heads) and `qwen3` (Qwen3 dense models: no biases, an RMS norm over each
+query and key head, and a head size of its own, 128, so q has n_heads*128 rows, not hidden).
 """
 
 from __future__ import annotations
@@ -15,19 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from r2r_local.errors import ConfigError
+from r2r_local.shapes.tokenizers import KINDS, TokenizerKind
 
 SHAPES_FILE = Path(__file__).resolve().parents[2] / "models" / "shapes.json"
 _FIELDS = ("hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "vocab_rows",
            "context_length")
+ARCHS = ("qwen2", "qwen3")
 
 
 @dataclass(frozen=True)
 class Family:
-    """One synthetic vocabulary: `n_regular` BPE tokens built from `seed`, then the specials."""
+    """One synthetic vocabulary: `n_regular` BPE tokens built from `seed`, then the special
+    tokens of its tokenizer kind (r2r_local/shapes/tokenizers.py)."""
 
     name: str
     n_regular: int
     seed: int
+    tokenizer: str = "r1"
+
+    @property
+    def kind(self) -> TokenizerKind:
+        return KINDS[self.tokenizer]
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,15 @@ class Shape:
     rms_eps: float
     context_length: int
     hf_id: str | None = None
+    explicit_head_dim: int | None = None  # config.json's head_dim where it is not hidden/heads
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.n_heads
+        return self.explicit_head_dim or self.hidden_size // self.n_heads
+
+    @property
+    def q_dim(self) -> int:
+        return self.head_dim * self.n_heads
 
     @property
     def kv_dim(self) -> int:
@@ -104,42 +119,65 @@ def shape_from_dict(name: str, d: dict[str, Any], families: dict[str, Any]) -> S
     for key in _FIELDS:
         if not isinstance(d.get(key), int) or d[key] <= 0:
             raise ConfigError(f"shape '{name}': '{key}' must be a positive integer")
-    if d.get("arch") != "qwen2":
-        raise ConfigError(f"shape '{name}': only the qwen2 architecture is supported")
-    if d["hidden_size"] % d["n_heads"] or d["n_heads"] % d["n_kv_heads"]:
-        raise ConfigError(f"shape '{name}': heads must divide hidden_size and kv heads the heads")
-    family = Family(d["family"], int(fam["n_regular"]), int(fam["seed"]))
-    if d["vocab_rows"] < family.n_regular + len(SPECIAL_TOKENS):
+    if d.get("arch") not in ARCHS:
+        raise ConfigError(f"shape '{name}': the architecture must be one of {', '.join(ARCHS)}")
+    head_dim = _head_dim(name, d)
+    if d["n_heads"] % d["n_kv_heads"]:
+        raise ConfigError(f"shape '{name}': kv heads must divide the heads")
+    tokenizer = fam.get("tokenizer", "r1")
+    if tokenizer not in KINDS:
+        raise ConfigError(f"shape '{name}': family tokenizer must be one of {', '.join(KINDS)}")
+    family = Family(d["family"], int(fam["n_regular"]), int(fam["seed"]), tokenizer)
+    if d["vocab_rows"] < family.n_regular + len(family.kind.specials):
         raise ConfigError(f"shape '{name}': vocab_rows is smaller than its family's vocabulary")
     return Shape(
-        name=name, arch="qwen2", family=family, hidden_size=d["hidden_size"],
+        name=name, arch=d["arch"], family=family, hidden_size=d["hidden_size"],
         n_layers=d["n_layers"], n_heads=d["n_heads"], n_kv_heads=d["n_kv_heads"],
         ffn_size=d["ffn_size"], vocab_rows=d["vocab_rows"],
         tied_embeddings=bool(d["tied_embeddings"]), rope_theta=float(d["rope_theta"]),
         rms_eps=float(d["rms_eps"]), context_length=d["context_length"], hf_id=d.get("hf_id"),
+        explicit_head_dim=head_dim,
     )
 
 
+def _head_dim(name: str, d: dict[str, Any]) -> int | None:
+    """qwen3 needs config.json's head_dim; qwen2 has none (hidden/heads, which must divide)."""
+    head_dim = d.get("head_dim")
+    if d["arch"] == "qwen2":
+        if head_dim is not None:
+            raise ConfigError(f"shape '{name}': qwen2 has no head_dim of its own (it is hidden/heads)")
+        if d["hidden_size"] % d["n_heads"]:
+            raise ConfigError(f"shape '{name}': heads must divide hidden_size")
+        return None
+    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim <= 0 or head_dim % 2:
+        raise ConfigError(f"shape '{name}': qwen3 needs 'head_dim', a positive even integer")
+    return head_dim
+
+
 def tensor_specs(shape: Shape) -> list[TensorSpec]:
-    """Every tensor of a qwen2 GGUF in file order (llama.cpp names; q/k/v carry biases).
+    """Every tensor of the GGUF in file order (llama.cpp names). qwen2: q/k/v carry biases;
+    qwen3: no biases, attn_q_norm / attn_k_norm of one head's size.
 
     Weight shapes are numpy order (out, in): ggml's ne0 is the last entry.
     """
-    d, kv, ff, v = shape.hidden_size, shape.kv_dim, shape.ffn_size, shape.vocab_rows
+    d, q, kv, ff, v = shape.hidden_size, shape.q_dim, shape.kv_dim, shape.ffn_size, shape.vocab_rows
     specs = [TensorSpec("token_embd.weight", (v, d))]
     for i in range(shape.n_layers):
         b = f"blk.{i}."
-        specs += [
-            TensorSpec(b + "attn_norm.weight", (d,), i),
-            TensorSpec(b + "attn_q.weight", (d, d), i), TensorSpec(b + "attn_q.bias", (d,), i),
-            TensorSpec(b + "attn_k.weight", (kv, d), i), TensorSpec(b + "attn_k.bias", (kv,), i),
-            TensorSpec(b + "attn_v.weight", (kv, d), i), TensorSpec(b + "attn_v.bias", (kv,), i),
-            TensorSpec(b + "attn_output.weight", (d, d), i),
-            TensorSpec(b + "ffn_norm.weight", (d,), i),
-            TensorSpec(b + "ffn_gate.weight", (ff, d), i),
-            TensorSpec(b + "ffn_up.weight", (ff, d), i),
-            TensorSpec(b + "ffn_down.weight", (d, ff), i),
-        ]
+        attn = [TensorSpec(b + "attn_q.weight", (q, d), i), TensorSpec(b + "attn_k.weight", (kv, d), i),
+                TensorSpec(b + "attn_v.weight", (kv, d), i)]
+        if shape.arch == "qwen2":
+            attn = [attn[0], TensorSpec(b + "attn_q.bias", (q,), i), attn[1], TensorSpec(b + "attn_k.bias", (kv,), i),
+                    attn[2], TensorSpec(b + "attn_v.bias", (kv,), i)]
+        attn.append(TensorSpec(b + "attn_output.weight", (d, q), i))
+        if shape.arch == "qwen3":
+            attn += [TensorSpec(b + "attn_q_norm.weight", (shape.head_dim,), i),
+                     TensorSpec(b + "attn_k_norm.weight", (shape.head_dim,), i)]
+        specs += [TensorSpec(b + "attn_norm.weight", (d,), i), *attn,
+                  TensorSpec(b + "ffn_norm.weight", (d,), i),
+                  TensorSpec(b + "ffn_gate.weight", (ff, d), i),
+                  TensorSpec(b + "ffn_up.weight", (ff, d), i),
+                  TensorSpec(b + "ffn_down.weight", (d, ff), i)]
     specs.append(TensorSpec("output_norm.weight", (d,)))
     if not shape.tied_embeddings:
         specs.append(TensorSpec("output.weight", (v, d)))
@@ -156,15 +194,5 @@ def n_params(shape: Shape) -> int:
     return total
 
 
-# The family's special tokens, in id order after the regular tokens: (text, is_control).
-# Control tokens are only matched when special parsing is on; <think> and </think> are plain
-# user-defined tokens, as in R1's tokenizer.
-SPECIAL_TOKENS: tuple[tuple[str, bool], ...] = (
-    ("<｜end▁of▁sentence｜>", True), ("<｜User｜>", True), ("<｜Assistant｜>", True),
-    ("<｜begin▁of▁sentence｜>", True), ("<|EOT|>", True), ("<think>", False), ("</think>", False),
-    ("<|im_start|>", True), ("<|im_end|>", True), ("<|endoftext|>", True),
-    ("<|vision_start|>", True), ("<|vision_end|>", True), ("<|vision_pad|>", True),
-    ("<|image_pad|>", True), ("<|video_pad|>", True), ("<tool_call>", False),
-    ("</tool_call>", False), ("<|fim_prefix|>", True), ("<|fim_middle|>", True),
-    ("<|fim_suffix|>", True), ("<|fim_pad|>", True), ("<|file_sep|>", True),
-)
+# The R1 kind's special tokens (kept under this name for older imports).
+SPECIAL_TOKENS = KINDS["r1"].specials

@@ -2,7 +2,7 @@
 
 Layout: ids [0, 256) the 256 byte tokens (GPT-2's printable-unicode spelling of bytes), then
 generated merges up to `n_regular` tokens (each merge "a b" adds the token "ab"), then the
-special tokens, then `[PADi]` rows (token type UNUSED) up to the model's vocabulary rows, as
+special tokens of the family's tokenizer kind (r2r_local/shapes/tokenizers.py), then `[PADi]` rows (token type UNUSED) up to the model's vocabulary rows, as
 llama.cpp's converter pads a Qwen vocabulary. Everything depends only on the family, never on
 the model or the weight seed, so two members differ in padding rows only.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from r2r_local.shapes import SPECIAL_TOKENS, Family
+from r2r_local.shapes import Family
+from r2r_local.shapes.tokenizers import KINDS
 
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
 NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
@@ -45,7 +46,7 @@ def byte_alphabet() -> list[str]:
     return out
 
 
-def _merges(n_merges: int, seed: int) -> tuple[list[str], list[str]]:
+def _merges(n_merges: int, seed: int, specials: set[str]) -> tuple[list[str], list[str]]:
     """`n_merges` new tokens, each the concatenation of two earlier ones (merges in rank order).
 
     Earlier (shorter) tokens are picked more often; a right part never starts with the space
@@ -57,7 +58,7 @@ def _merges(n_merges: int, seed: int) -> tuple[list[str], list[str]]:
     # Bias the first merges toward letters, the space mark and digits, like natural text.
     common = [alphabet[b] for b in b"etaoinshrdlucmfwypvbgkqjxz0123456789 "] + [space] * 6
     tokens: list[str] = []
-    seen = set(alphabet) | {text for text, _ in SPECIAL_TOKENS}
+    seen = set(alphabet) | specials
     merges: list[str] = []
     pool = list(alphabet)
     while len(merges) < n_merges:
@@ -81,10 +82,11 @@ def _merges(n_merges: int, seed: int) -> tuple[list[str], list[str]]:
 def build_vocab(family: Family, vocab_rows: int) -> Vocab:
     """The family's vocabulary padded to `vocab_rows` rows."""
     alphabet = byte_alphabet()
-    extra, merges = _merges(family.n_regular - len(alphabet), family.seed)
+    kind = family.kind
+    extra, merges = _merges(family.n_regular - len(alphabet), family.seed, {t for t, _ in kind.specials})
     tokens = alphabet + extra
     types = [NORMAL] * len(tokens)
-    for text, control in SPECIAL_TOKENS:
+    for text, control in kind.specials:
         tokens.append(text)
         types.append(CONTROL if control else USER_DEFINED)
     if vocab_rows < len(tokens):
@@ -92,21 +94,9 @@ def build_vocab(family: Family, vocab_rows: int) -> Vocab:
     for i in range(len(tokens), vocab_rows):
         tokens.append(f"[PAD{i}]")
         types.append(UNUSED)
-    ids = {text: family.n_regular + k for k, (text, _) in enumerate(SPECIAL_TOKENS)}
-    return Vocab(tokens, types, merges, bos_id=ids["<｜begin▁of▁sentence｜>"],
-                 eos_id=ids["<｜end▁of▁sentence｜>"])
+    ids = {text: family.n_regular + k for k, (text, _) in enumerate(kind.specials)}
+    return Vocab(tokens, types, merges, bos_id=ids[kind.bos], eos_id=ids[kind.eos])
 
 
-# A chat template of our own (Jinja, rendered as Hugging Face does): R1-style role markers,
-# the BOS written by the template, and an open <think> section after the generation prompt.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for m in messages %}"
-    "{% if m['role'] == 'system' %}{{ m['content'] }}\n"
-    "{% elif m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"
-    "{% elif m['role'] == 'assistant' %}<｜Assistant｜>{{ m['content'] }}<｜end▁of▁sentence｜>"
-    "{% else %}{{ raise_exception('unknown role: ' + m['role']) }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<｜Assistant｜><think>\n{% endif %}"
-)
+# The R1 kind's template, under its older name.
+CHAT_TEMPLATE = KINDS["r1"].chat_template

@@ -21,7 +21,7 @@ from gguf.constants import GGMLQuantizationType as T
 from r2r_local.errors import ConfigError
 from r2r_local.shapes import Shape, TensorSpec, tensor_specs
 from r2r_local.shapes.quant import QUANTS, random_chunks, tensor_bytes, tensor_types
-from r2r_local.shapes.vocab import CHAT_TEMPLATE, NORMAL, UNUSED, build_vocab
+from r2r_local.shapes.vocab import NORMAL, UNUSED, build_vocab
 
 Progress = Callable[[str], None]
 
@@ -53,6 +53,9 @@ def _add_metadata(w: GGUFWriter, shape: Shape, quant: str, seed: int) -> None:
     w.add_uint32(f"{arch}.feed_forward_length", shape.ffn_size)
     w.add_uint32(f"{arch}.attention.head_count", shape.n_heads)
     w.add_uint32(f"{arch}.attention.head_count_kv", shape.n_kv_heads)
+    if shape.arch == "qwen3":  # as llama.cpp's converter writes config.json's head_dim
+        w.add_uint32(f"{arch}.attention.key_length", shape.head_dim)
+        w.add_uint32(f"{arch}.attention.value_length", shape.head_dim)
     w.add_float32(f"{arch}.rope.freq_base", shape.rope_theta)
     w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", shape.rms_eps)
     w.add_string("r2r.shape", shape.name)
@@ -69,10 +72,10 @@ def _add_vocab(w: GGUFWriter, shape: Shape) -> None:
     w.add_token_merges(vocab.merges)
     w.add_bos_token_id(vocab.bos_id)
     w.add_eos_token_id(vocab.eos_id)
-    w.add_pad_token_id(vocab.eos_id)
-    w.add_add_bos_token(True)
+    w.add_pad_token_id(vocab.bos_id if shape.family.tokenizer == "qwen3" else vocab.eos_id)
+    w.add_add_bos_token(shape.family.kind.add_bos)
     w.add_add_eos_token(False)
-    w.add_chat_template(CHAT_TEMPLATE)
+    w.add_chat_template(shape.family.kind.chat_template)
 
 
 def _add_tensor_table(w: GGUFWriter, specs: list[TensorSpec], types: dict[str, T]) -> None:
