@@ -285,11 +285,11 @@ def test_tiny_qwen3_shape_loads_and_decodes(tiny_files, quant):
         tokens = chat_tokens(b, [Message("user", "hello there")])
         assert tokens[0] == 1001 and b.bos_token not in tokens  # <|im_start|>; ChatML writes no BOS
         assert "".join(b.token_text(t) for t in tokens).endswith("<|im_end|>\n<|im_start|>assistant\n")
-        out = b.decode(tokens, hidden=True)
+        out = b.slot.decode(tokens, hidden=True)
         for _ in range(6):
             assert np.isfinite(out.logits).all() and np.isfinite(out.hidden).all()
             assert out.logits.std() > 0.01
-            out = b.decode([int(np.argmax(out.logits))], hidden=True)
+            out = b.slot.decode([int(np.argmax(out.logits))], hidden=True)
 
 
 def test_tiny_qwen3_members_pair(tiny_files):
