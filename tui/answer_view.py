@@ -55,6 +55,7 @@ class AssistantMessage(Vertical):
         self.markdown = MarkedMarkdown()
         self.note = Static(classes="answer-note")
         self.n_think_tokens = 0
+        self.stats: dict | None = None  # the finished answer's figures (the core's Stats as a dict)
         self.done = False
         self.shown_source = ""  # the Markdown source last rendered (marks included)
         self._dirty = False

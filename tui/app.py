@@ -15,20 +15,21 @@ from typing import Sequence
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from r2r_local.chat import Message, has_thinking_switch
 from r2r_local.config import DEFAULT_MAX_TOKENS, MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import PromptTooLongError, R2RError
 
 from r2r_tui.answer_view import AssistantMessage
+from r2r_tui.chat_scroll import ChatScroll
 from r2r_tui.history_screen import HistoryScreen
+from r2r_tui.key_bar import KeyBar
 from r2r_tui.load_panel import LoadPanel
 from r2r_tui.loader import Loaded, Loader
 from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
 from r2r_tui.prompt_input import PromptInput
-from r2r_tui.status_bar import StatusBar
+from r2r_tui.status_bar import READING, StatusBar
 from r2r_tui.store import History, HistoryError
 from r2r_tui.streaming import Answer, Routing, stream_answer
 from r2r_tui.system_prompt_screen import SystemPromptScreen
@@ -36,6 +37,9 @@ from r2r_tui.turns import Generation, TurnKeeping
 from r2r_tui.user_message import UserMessage
 
 MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
+UNSAVED_NOTE = (". Chatting works, but nothing of this session is saved; to keep your conversations, start "
+                "r2r-chat again with --history naming a file it can write.")
+NO_FIGURES: dict[str, float | None] = dict(answer_share=None, tokens_per_s=None, activated_params_b=None)
 # At quit the generation worker gets this long to stop; one still inside llama.cpp after it keeps
 # the models (closing them under it would crash the process, which is exiting anyway).
 UNMOUNT_WAIT_S = 2.0
@@ -46,6 +50,7 @@ class ChatApp(TurnKeeping, App[None]):
     CSS = """
     #models { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
     #chat { height: 1fr; padding: 0 1; }
+    ToastRack { margin-bottom: 5; }  /* above the prompt box, the status line and the keys */
     """
     BINDINGS = [
         Binding("escape", "stop", "stop", priority=True),
@@ -98,11 +103,11 @@ class ChatApp(TurnKeeping, App[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("r2r-chat", id="models")
-        with VerticalScroll(id="chat"):
+        with ChatScroll(id="chat"):
             yield LoadPanel(id="load")
         yield PromptInput(id="prompt")
         yield StatusBar(id="status")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar(id="keys")
 
     @property
     def generating(self) -> bool:
@@ -114,8 +119,8 @@ class ChatApp(TurnKeeping, App[None]):
         return self._loading or (self._last_done is not None and not self._last_done.is_set())
 
     @property
-    def chat(self) -> VerticalScroll:
-        return self.query_one("#chat", VerticalScroll)
+    def chat(self) -> ChatScroll:
+        return self.query_one("#chat", ChatScroll)
 
     @property
     def status(self) -> StatusBar:
@@ -125,8 +130,9 @@ class ChatApp(TurnKeeping, App[None]):
         self.query_one(PromptInput).focus()
         try:
             self.history = self._history_arg if isinstance(self._history_arg, History) else History(self._history_arg)
-        except HistoryError as e:
-            self._error(e, timeout=30)
+        except HistoryError as e:  # chatting still works, in a history that lives as long as the app
+            self.history = History.unsaved()
+            self._error(e, timeout=60, suffix=UNSAVED_NOTE)
         self._loading = True
         self._load_models()
 
@@ -246,7 +252,7 @@ class ChatApp(TurnKeeping, App[None]):
         gen = self._gen = Generation(mid, threading.Event(), threading.Event(), replaces, user)
         self._last_done = gen.done
         self._busy_noted = 0.0
-        self._show_status("writing", answer_share=0.0)
+        self._show_status(READING, **NO_FIGURES)
         self._generate(routing, messages, gen, sampling)
         return True
 
@@ -298,11 +304,12 @@ class ChatApp(TurnKeeping, App[None]):
             name, threshold = _router_label(router, self.threshold), self.threshold
         else:
             name, threshold = "-", None
-        marks = "" if self.marking else " │ marks off"
+        state = state.split(" │ think")[0]  # a state read back from the status line keeps no old suffix
         if self.thinking is not None:
-            marks += f" │ think {'on' if self.thinking else 'off'}"
+            state += f" │ think {'on' if self.thinking else 'off'}"
         current = self.status.figures
-        self.status.show(replace(current, router=name, threshold=threshold, state=state + marks, **figures))
+        self.status.show(replace(current, router=name, threshold=threshold, state=state, marking=self.marking,
+                                 **figures))
 
     def _show_stats(self, stats: dict, state: str) -> None:
         tokens, large = self._session
@@ -330,7 +337,10 @@ class ChatApp(TurnKeeping, App[None]):
 
     def action_regenerate(self) -> None:
         """Write the last answer again; the old one is kept until the new one ends normally."""
-        if not self._can_generate() or not self.turns:
+        if not self._can_generate():
+            return
+        if not self.turns:
+            self.notify("nothing to regenerate yet: send a message first", severity="warning")
             return
         replaces = self.turn_ids[-1] if self.turns[-1].role == "assistant" else self._last_failed
         self._regenerations += 1
@@ -345,8 +355,8 @@ class ChatApp(TurnKeeping, App[None]):
         self.system = self.default_system
         for widget in list(self.query(UserMessage)) + list(self.query(AssistantMessage)):
             widget.remove()
-        self.status.show(replace(self.status.figures, answer_share=None, tokens_per_s=None,
-                                 activated_params_b=None))
+        if self.loaded is not None:
+            self._show_status("ready", **NO_FIGURES)
         self.query_one(PromptInput).focus()
 
     def action_history(self) -> None:
@@ -382,7 +392,7 @@ class ChatApp(TurnKeeping, App[None]):
         self.marking = not self.marking
         for view in self.query(AssistantMessage):
             view.set_marking(self.marking)
-        self._show_status(self.status.figures.state.split(" │")[0])
+        self._show_status(self.status.figures.state)
 
     def action_toggle_thinking(self) -> None:
         """Qwen3's switch: off, the template writes an empty think section and the model answers."""
@@ -395,9 +405,9 @@ class ChatApp(TurnKeeping, App[None]):
         if self.loaded is None:
             return
         self.mode = mode
-        when = " from the next answer" if self.generating else ""
-        self.notify(f"routing: {MODES[mode]}{when}")
-        self._show_status(self.status.figures.state.split(" │")[0])
+        if self.generating:  # the status line shows the new mode at once; this answer keeps the old one
+            self.notify(f"routing: {MODES[mode]} from the next answer")
+        self._show_status(self.status.figures.state)
 
     def action_threshold(self, direction: int) -> None:
         if self.loaded is None:

@@ -1,4 +1,7 @@
-"""The history list: pick a stored conversation to reopen and continue."""
+"""The history list: pick a stored conversation to reopen and continue.
+
+Each conversation takes two lines, neither ever wrapped (what does not fit ends in "…"): its
+title, then when it was last written, how many messages it has and the model pair it used."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ class HistoryScreen(ModalScreen[int | None]):
         width: 90%; max-width: 100; height: 80%;
         border: round $primary; background: $surface; padding: 0 1;
     }
-    HistoryScreen OptionList { height: 1fr; }
+    HistoryScreen OptionList { height: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS = [Binding("escape", "dismiss(None)", "close")]
 
@@ -48,7 +51,9 @@ class HistoryScreen(ModalScreen[int | None]):
 
 
 def _line(c: StoredConversation) -> Content:
-    """One option's text, shown literally: a title such as "What is [/] in Rich?" is not markup."""
+    """One option's two lines, shown literally: a title such as "What is [/] in Rich?" is not markup."""
     when = datetime.fromtimestamp(c.updated).strftime("%Y-%m-%d %H:%M")
-    title = c.title if len(c.title) <= 60 else c.title[:59] + "…"
-    return Content(f"{when}  {title}  ({c.n_messages} messages)")
+    title = " ".join(c.title.split()) or "(untitled)"
+    count = f"{c.n_messages} message" + ("" if c.n_messages == 1 else "s")
+    details = " · ".join(part for part in (when, count, c.models) if part)
+    return Content.assemble(title, "\n", (details, "dim"))

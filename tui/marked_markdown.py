@@ -1,4 +1,7 @@
-"""Markdown in which the large model's text is coloured.
+"""Markdown in which the large model's text is coloured, and HTML is shown as the text it is.
+
+Raw HTML is off in the parser (`parser`): a model's `<<Title>>`, `<div>` or `a<b>c` is text to
+show, never markup to hide (Textual renders no HTML: what markdown-it took for a tag vanished).
 
 The source handed to Textual's Markdown widget carries two private-use characters around each
 run of non-whitespace characters that the large model wrote; every block strips them from its
@@ -8,11 +11,10 @@ character is left bare where it may be syntax (see `wrappable`):
   punctuation right beside one of them (a mark there would change how `*`, `_` or `~` flank);
 - a line's block markers (indentation, `>`, list markers such as `-`, `+`, `*`, `1.`, `2)`,
   heading `#`s), lines made only of `-`, `=`, `*`, `_`, `:`, `|`, `+` (rules, setext
-  underlines, table delimiter rows), fence lines (also one after a `>` or list marker: its info
-  string names the lexer), and HTML blocks (a line opening with `<`, up to the next blank line,
-  or for a comment, `<?`, `<!X`, CDATA, script, pre, style and textarea up to the end marker);
-- a link destination, an escaped character, an entity (`&amp;`), an autolink or HTML tag (a `<...>`
-  closed within its paragraph; a lone `<` as in `x<y` is no tag), any word
+  underlines, table delimiter rows) and fence lines (also one after a `>` or list marker: its info
+  string names the lexer);
+- a link destination, an escaped character, an entity (`&amp;`), an autolink or anything shaped
+  like an HTML tag (a `<...>` closed within its paragraph; a lone `<` as in `x<y` is no tag), any word
   that linkify may turn into a link (`://`, `@`, `www.`, `name.tld`), and, in a document
   with a link reference definition, that line and every `[label]`.
 Everything else the large model wrote is coloured: words, numbers, `+`, `=`, `.`, `==`, `!`,
@@ -27,6 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from markdown_it import MarkdownIt
 from markdown_it.common.html_re import HTML_TAG_RE
 from textual.content import Content, Span
 from textual.events import Mount
@@ -72,13 +75,8 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _PREFIX = re.compile(r"^(?:[ \t]*(?:>|(?:[-+*]|\d{1,9}[.)]|#{1,6})(?=[ \t]|$)))*[ \t]*")
 _STRUCTURAL = re.compile(r"^[ \t]*[-=*_:|+][-=*_:|+ \t]*$")
 _FENCE_MARK = re.compile(r"`{3,}|~{3,}")  # a fence after a container's prefix (`> ```py`, `- ~~~`)
-_HTML_BLOCK = re.compile(r"^ {0,3}<")
-# HTML blocks that end at a marker rather than a blank line (CommonMark's kinds 1 to 5): opening, end.
-_HTML_RAW = [(re.compile(a, re.IGNORECASE), re.compile(b, re.IGNORECASE)) for a, b in (
-    (r"<(?:script|pre|style|textarea)(?=[\s>]|$)", r"</(?:script|pre|style|textarea)>"),
-    (r"<!--", r"-->"), (r"<\?", r"\?>"), (r"<![A-Za-z]", r">"), (r"<!\[CDATA\[", r"\]\]>"))]
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
-# A `<...>` that markdown-it may read as an HTML tag, comment or autolink: its own patterns, any
+# A `<...>` that markdown-it may read as an autolink, or that looks like HTML: its own patterns, any
 # `<` + letter (or / ! ?) closed by a `>` before the next `<`, and a `<!--` up to the last `>` (a
 # mark in `--->` would complete the comment). Matched one paragraph at a time (inline syntax never
 # crosses a blank line), so a lone `x<y` leaves the rest of the answer alone.
@@ -90,13 +88,12 @@ _BARE = re.compile(r"\]\((?:<[^<>\n]*>|[^\s()]*)|\\.|&#?\w+;|\S*(?:://|@|www\.|\
 
 
 def wrappable(text: str) -> list[bool]:
-    """For each character of a Markdown source: whether marks around it leave the parse unchanged."""
+    """For each character of a Markdown source: whether marks around it leave the parse unchanged
+    (the parse of `parser`, raw HTML off)."""
     ok = [False] * len(text)
     labels = bool(_REFERENCE.search(text))  # then a mark in a [label] could break the reference
     tags = _tags(text)
     fence: tuple[str, int] | None = None  # the open fence's character and length
-    html = False  # inside an HTML block, bare to its end: the next blank line, or the line with `raw_end`
-    raw_end: re.Pattern[str] | None = None
     pos = 0
     for line in text.split("\n"):
         start, end = pos, pos + len(line)
@@ -111,19 +108,11 @@ def wrappable(text: str) -> list[bool]:
                 ok[k] = not text[k].isspace()
             continue
         if not line.strip():
-            html = html and raw_end is not None
             continue
         opened = _FENCE.match(line)
         if opened:  # never wrapped; only a fence at the margin is surely not inside a list item
-            if not html and not line[0].isspace() and not (opened.group(1)[0] == "`" and "`" in line[opened.end():]):
+            if not line[0].isspace() and not (opened.group(1)[0] == "`" and "`" in line[opened.end():]):
                 fence = (opened.group(1)[0], len(opened.group(1)))
-            continue
-        if html:
-            if raw_end is not None and raw_end.search(line):  # this line ends the block, as in markdown-it
-                html, raw_end = False, None
-            continue
-        if _HTML_BLOCK.match(line):
-            html, raw_end = True, _raw_end(line, line.index("<"))
             continue
         if _STRUCTURAL.match(line):
             continue
@@ -132,20 +121,8 @@ def wrappable(text: str) -> list[bool]:
         prefix = _PREFIX.match(line).end()
         if _FENCE_MARK.match(line, prefix):  # its info string names the lexer: never wrapped
             continue
-        if line.startswith("<", prefix):  # an HTML block may open inside a quote or list item too
-            html, raw_end = True, _raw_end(line, prefix)
-            continue
         _inline(text, start + prefix, end, ok, labels, tags)
     return ok
-
-
-def _raw_end(line: str, at: int) -> re.Pattern[str] | None:
-    """The end marker still to come of an HTML block opening at line[at] (None: it ends at a blank
-    line, or on this line already)."""
-    for opening, end in _HTML_RAW:
-        if opening.match(line, at):
-            return None if end.search(line, at) else end
-    return None
 
 
 def _tags(text: str) -> set[int]:
@@ -249,8 +226,13 @@ def _marked_class(cls: type[MarkdownBlock]) -> type[MarkdownBlock]:
     return type(cls.__name__, (cls,), {"_token_to_content": _marked_token_to_content, "marked_content": None})
 
 
+def parser() -> MarkdownIt:
+    """Textual's own Markdown parser ("gfm-like": tables, strikethrough, linkify), raw HTML off."""
+    return MarkdownIt("gfm-like", {"html": False})
+
+
 class MarkedMarkdown(Markdown):
-    """Textual's Markdown, reading sources made by `marked_source`.
+    """Textual's Markdown, reading sources made by `marked_source` with `parser`.
 
     Posts `Ready` once mounted: Markdown clears itself when it mounts, so an update sent
     earlier would be lost."""
@@ -262,6 +244,10 @@ class MarkedMarkdown(Markdown):
         markdown: "MarkedMarkdown"
 
     ready = False
+
+    def __init__(self, markdown: str | None = None, **kwargs: object) -> None:
+        kwargs.setdefault("parser_factory", parser)
+        super().__init__(markdown, **kwargs)  # type: ignore[arg-type]
 
     def _on_mount(self, event: Mount) -> None:
         # Textual runs every class's _on_mount, this one first: Markdown's own (which renders the

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 from r2r_local.errors import R2RError
 
 FILE_NAME = "history.sqlite3"
+MEMORY = ":memory:"  # the path of a history that is not saved (History.unsaved)
 
 MIGRATIONS: list[str] = [
     """
@@ -135,11 +136,16 @@ class History:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
+        self.saved = str(path) != MEMORY  # False: an in-memory history that ends with the app
         self._lock = threading.Lock()
+        if self.saved and self.path.is_dir():
+            raise HistoryError(f"history {self.path} is a directory, not a file; name a file, such as "
+                               f"{self.path / FILE_NAME}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-                                       isolation_level=None)
+            if self.saved:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path if self.saved else MEMORY, timeout=BUSY_TIMEOUT_S,
+                                       check_same_thread=False, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise HistoryError(f"history {self.path}: {e}") from None
         try:
@@ -154,7 +160,14 @@ class History:
             self._db.close()
             if isinstance(e, HistoryError):
                 raise
+            if isinstance(e, sqlite3.DatabaseError) and "not a database" in str(e):
+                raise HistoryError(f"history {self.path} is not an SQLite database ({e})") from None
             raise HistoryError(f"history {self.path}: {e}") from None
+
+    @classmethod
+    def unsaved(cls) -> "History":
+        """A history in memory: everything works, nothing outlives the app (when the file cannot be used)."""
+        return cls(MEMORY)
 
     def _use_wal(self) -> None:
         """Switch to WAL; sqlite answers "locked" at once (no busy wait) when another opener is

@@ -61,15 +61,15 @@ class TurnKeeping:
         view = self._view(event.message_id)
         state = "stopped" if answer.stop_reason == "cancelled" else "ready"
         if gen is not None and gen.replaces is not None and (answer.stop_reason or "error") in REGENERATION_DROPPED:
-            self._keep_replaced(gen, view)  # the store dropped the new answer
+            self._keep_replaced(gen, view, state)  # the store dropped the new answer
             self.notify("regeneration stopped: the previous answer is kept", severity="warning")
-            self._show_status(state)
             return
         if gen is not None and gen.replaces is not None:
             self._drop_replaced(gen)
         self.turns.append(Message("assistant", answer.answer))
         self.turn_ids.append(event.message_id)
         if view is not None:
+            view.stats = stats
             view.finish(note(answer.stop_reason, answer.message, stats))
         self._show_stats(stats, state)
         if answer.message:
@@ -80,7 +80,7 @@ class TurnKeeping:
         view = self._view(event.message_id)
         self._show_status("error")
         if gen is not None and gen.replaces is not None:  # the store dropped the new answer
-            self._keep_replaced(gen, view)
+            self._keep_replaced(gen, view, "error")
             self.notify(f"{event.message}; the previous answer is kept", title=event.title, severity="error",
                         timeout=20, markup=False)
             return
@@ -100,13 +100,15 @@ class TurnKeeping:
                 self._last_failed = event.message_id  # not a turn; a regenerate replaces it
         self.notify(event.message, title=event.title, severity="error", timeout=20, markup=False)
 
-    def _keep_replaced(self: ChatApp, gen: Generation, view: AssistantMessage | None) -> None:
-        """A dropped regeneration: its view goes, the answer it was to replace shows again."""
+    def _keep_replaced(self: ChatApp, gen: Generation, view: AssistantMessage | None, state: str) -> None:
+        """A dropped regeneration: its view goes, the answer it was to replace shows again, and so
+        do that answer's figures (not the dropped attempt's)."""
         if view is not None:
             view.remove()
         old = self._view(gen.replaces) if gen.replaces is not None else None
         if old is not None:
             old.display = True
+        self._show_stats((old.stats if old is not None else None) or {}, state)
 
     def _drop_replaced(self: ChatApp, gen: Generation) -> None:
         """A regeneration that ended normally: the answer it replaced leaves the screen and the turns."""
@@ -159,6 +161,10 @@ class TurnKeeping:
             return
         self.action_new_chat()
         self.conversation, self.system = stored.id, stored.system
+        pair = self.loaded.choice.description if self.loaded is not None else ""
+        if stored.models and pair and stored.models != pair:
+            self.notify(f"This conversation was written with {stored.models}; it goes on with {pair}.",
+                        title="Another model pair", severity="warning", timeout=10, markup=False)
         last_stats: dict | None = None
         for m in messages:
             self._show_stored(m)
@@ -178,6 +184,7 @@ class TurnKeeping:
             self.chat.mount(UserMessage(m.content))
             return
         view = AssistantMessage(m.id, marking=self.marking)
+        view.stats = m.stats
         self.chat.mount(view)
         view.add_pieces(m.pieces)
         view.finish(note(m.stop_reason, None, m.stats or {}))

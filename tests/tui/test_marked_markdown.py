@@ -118,14 +118,14 @@ TRICKY = [
     "> > ```c\n> > int x;\n> > ```\n\n- > ```py\n  > y\n  > ```\n",
     "<!-- a\n\nb -->\nc d\n\n<pre>\ne\n\nf</pre>\ng h\n\n- <!x y\n\n  z> w\n",
     "a <!--1--->b--->c and <!-- x -->y\n",
+    "<div>\n```\ncode *x* _y_\n```\n</div>\n\n*em* and _u_ after\n",  # raw HTML is off: a real fence
+    "<<The History of Rome: From the Founding>> by **Livy**, <i>vol</i> 1\n",
 ]
 
 
 def _tokens(source: str):
     """The markdown-it token stream, marks stripped, adjacent text joined (what Textual renders)."""
-    from markdown_it import MarkdownIt
-
-    from r2r_tui.marked_markdown import strip_marks
+    from r2r_tui.marked_markdown import parser, strip_marks
 
     def flat(tokens):
         out = []
@@ -141,7 +141,7 @@ def _tokens(source: str):
                 out += flat(t.children)
         return out
 
-    return flat(MarkdownIt("gfm-like").parse(source))
+    return flat(parser().parse(source))
 
 
 def _all_large(doc: str, every: int) -> list[Piece]:
@@ -222,3 +222,20 @@ async def test_a_fence_inside_a_quote_or_list_item_keeps_its_lexer(doc):
         [fence] = md.query(MarkdownFence)
         code_spans = md.large_code_spans()
     assert fence.lexer == "python" and fence.code == "x = 1" and code_spans == ["x", "=", "1"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("marking", [False, True])
+async def test_text_that_looks_like_html_is_shown_as_text(marking):
+    """Textual renders no HTML: what the parser took for a tag or an HTML block disappeared."""
+    doc = ("<<The History of Rome: From the Founding to the Fall>> is a book.\n\n"
+           "Use <div> and <b>x</b> here.\n\n<section>\nraw block\n</section>\n")
+    app = _Doc(marked_source(_all_large(doc, 2), "answer", marking))
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause(0.2)
+        screen = app.export_screenshot()
+        texts = [b.marked_content.plain for b in app.query(MarkdownBlock) if getattr(b, "marked_content", None)]
+    shown = "\n".join(texts)
+    assert "<<The History of Rome: From the Founding to the Fall>> is a book." in shown
+    assert "Use <div> and <b>x</b> here." in shown and "<section>" in shown and "</section>" in shown
+    assert "&lt;&lt;The" in screen  # the SVG escapes it: the text is on screen

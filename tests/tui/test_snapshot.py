@@ -22,6 +22,7 @@ def test_main_screen(snap_compare):
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(list(app.query(AssistantMessage))))
         await wait_until(pilot, lambda: all(v.rendered for v in app.query(AssistantMessage)))
+        app.clear_notifications()  # "written with another pair" (the seed's): tested in test_new_user.py
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=reopen)
