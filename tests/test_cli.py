@@ -106,7 +106,8 @@ def test_bad_routers(base, tmp_path, smollm2):
 @pytest.mark.parametrize("flags,fragment", [
     (["--temperature", "-1"], "temperature must be >= 0"), (["--top-p", "0"], "top-p must be in (0, 1]"),
     (["--top-k", "-2"], "top-k must be >= 0"), (["--max-tokens", "0"], "max-tokens must be >= 1"),
-    (["--temperature", "warm"], "invalid float value"), (["--n-ctx", "8"], "n-ctx must be between 16 and"),
+    (["--temperature", "warm"], "invalid float value"), (["--n-ctx", "8"], "n-ctx must be between 256 and"),
+    (["--n-ctx", "300"], "must be a multiple of 256 (llama.cpp rounds other lengths up), got 300: use 256 or 512"),
 ])
 def test_invalid_sampling_and_limits(base, flags, fragment):
     one_line_error(r2r(*base, "--prompt", "hi", *flags), fragment)

@@ -50,8 +50,8 @@ def _prompts_file(dirs: Path) -> str:
 
 THREADS = [("0", "between 1 and 1024"), ("100000", "between 1 and 1024"), ("20000", "between 1 and 1024"),
            ("9999999999999", "between 1 and 1024"), ("4294967297", "between 1 and 1024")]
-N_CTX = [("8", "between 16 and 1048576"), ("4294967312", "between 16 and 1048576"),
-         ("99999999999999999999", "between 16 and 1048576")]
+N_CTX = [("8", "between 256 and 1048576"), ("4294967312", "between 256 and 1048576"),
+         ("99999999999999999999", "between 256 and 1048576")]
 
 
 @pytest.mark.parametrize("cmd", ["generate", "bench", "label"])
@@ -92,8 +92,9 @@ def test_assume_free_gb_must_be_finite_and_non_negative(capsys, cmd, value):
 
 @pytest.mark.parametrize("cmd", [["doctor"], ["models", "add", "--small", str(S), "--large", str(L)]])
 @pytest.mark.parametrize("flags,fragment", [(["--small-gpu-layers", "-9"], "--small-gpu-layers must be >= -1"),
-                                            (["--n-ctx", "99999999999999999999"], "between 16 and 1048576"),
-                                            (["--n-ctx", "0"], "between 16 and 1048576")])
+                                            (["--n-ctx", "99999999999999999999"], "between 256 and 1048576"),
+                                            (["--n-ctx", "0"], "between 256 and 1048576"),
+                                            (["--n-ctx", "300"], "a multiple of 256")])
 def test_doctor_and_models_add_check_their_flags(capsys, dirs, cmd, flags, fragment):
     one_line_error(capsys, [*cmd, *flags], fragment)
     assert not (dirs / "cfg" / "config.toml").exists()
