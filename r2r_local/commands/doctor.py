@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "onnxruntime can open a CUDA session, the configured models and the GPU fit plan. "
                     "Every problem comes with the command that fixes it. Exits 0 whenever the checks "
                     "ran (use --strict to exit 1 when a problem was found).")
+    p.add_argument("--demo", action="store_true", help="check the built-in demo pair (models/demo) and its router")
     p.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured one)")
     p.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured one)")
     p.add_argument("--router", metavar="ROUTER", help="router .onnx or built-in spec (default: configured)")
@@ -39,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
 
     check_model_flags(args)
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
-    report = diagnose(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
-                      assume_free_bytes=free, small_gpu_layers=args.small_gpu_layers,
-                      large_gpu_layers=args.large_gpu_layers)
+    small, large, router = args.small, args.large, args.router
+    if args.demo:
+        from r2r_local.choice import resolve_pair
+
+        pair = resolve_pair({"small": small, "large": large, "router": router}, demo=True)
+        small, large, router = pair.small, pair.large, pair.router
+    report = diagnose(small=small, large=large, router=router, n_ctx=args.n_ctx, assume_free_bytes=free,
+                      small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers,
+                      demo=args.demo)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
