@@ -124,5 +124,16 @@ def test_prompt_file_problems(base, tmp_path):
     one_line_error(r2r(*base, "--prompt", "", "--raw"), "the prompt is empty")
 
 
+def test_summary_line_counts_params_in_a_unit_that_fits(tmp_path, monkeypatch):
+    """The demo pair has ~0.2M and ~1.2M parameters: "440K", not "0.00044B"."""
+    import re
+
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "cfg"))
+    proc = r2r("generate", "--demo", "--prompt", "347+589", "--max-tokens", "8", "--threads", str(THREADS))
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert re.search(r", \d{1,3}(\.\d{1,2})?[KM] activated params, ", summary), summary
+
+
 def test_missing_prompt_is_a_usage_error(base):
     one_line_error(r2r(*base), "--prompt")

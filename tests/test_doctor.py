@@ -14,6 +14,7 @@ import pytest
 from r2r_local.doctor import FIX_LLAMA_CUDA, FIX_ORT_GPU
 from r2r_local.gpu import query_gpus
 from r2r_local.router.onnx_probe import tiny_model_bytes
+from r2r_local.units import format_bytes
 from router_files import linear_router
 from shape_headers import R1_1_5B, R1_32B, write_header_only
 
@@ -124,6 +125,9 @@ def test_demo_checks_the_shipped_pair(tmp_path):
     assert doc["models"]["large"]["path"] == str(DEMO / "demo-large-q8_0.gguf")
     assert doc["models"]["router"]["spec"] == str(DEMO / "router.onnx") and doc["models"]["source"].endswith("(--demo)")
     assert doc["ok"] and doc["fit"] is not None
+    text = doctor(tmp_path, "--demo").stdout
+    small_bytes = (DEMO / "demo-small-q8_0.gguf").stat().st_size
+    assert f"file {format_bytes(small_bytes)}, qwen2" in text and " KB, qwen2" in text and "0.00 GB" not in text
     proc = doctor(tmp_path, "--demo", "--small", str(DEMO / "demo-small-q8_0.gguf"))
     assert proc.returncode == 1 and "--demo uses the built-in pair" in proc.stderr
 

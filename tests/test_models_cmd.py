@@ -115,6 +115,16 @@ def test_pull_dry_run_downloads_nothing(capsys, hub, dirs):
     rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run")
     assert rc == 0 and hub.calls == [] and "to download" in out
     assert not (dirs / "cfg" / "config.toml").exists()
+    assert "huggingface_hub" not in out
+
+
+def test_dry_run_says_that_huggingface_hub_is_missing(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run")
+    assert rc == 0
+    assert "then: downloading needs huggingface_hub: pip install 'r2r-local[download]' (not installed now)" in out
+    rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run", "--json")
+    assert any("huggingface_hub" in step for step in json.loads(out)["then"])
 
 
 @pytest.fixture

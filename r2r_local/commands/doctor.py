@@ -57,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.problems else 0
 
 
-def _gb(n: int | None) -> str:
-    return "?" if n is None else f"{n / GB:.2f} GB"
+def _size(n: int | None) -> str:
+    from r2r_local.units import format_bytes
+
+    return "?" if n is None else format_bytes(n)
 
 
 def _flag(model_plan: dict) -> int:
@@ -75,7 +77,7 @@ def render(r) -> str:  # r: r2r_local.doctor.Report
     out.append("GPUs:")
     if r.gpus["devices"]:
         for g in r.gpus["devices"]:
-            out.append(f"  {g['index']}: {g['name']}, {_gb(g['free_bytes'])} free of {_gb(g['total_bytes'])} "
+            out.append(f"  {g['index']}: {g['name']}, {_size(g['free_bytes'])} free of {_size(g['total_bytes'])} "
                        f"({g['source']})")
         if r.gpus["driver"]:
             out.append(f"  driver {r.gpus['driver']}")
@@ -94,11 +96,11 @@ def render(r) -> str:  # r: r2r_local.doctor.Report
         elif "error" in e:
             out.append(f"  {role}: {e['path']}: {e['error']}")
         else:
-            out.append(f"  {role}: {e['path']} (weights {_gb(e['weights_bytes'])}, file {_gb(e['size_bytes'])}, "
+            out.append(f"  {role}: {e['path']} (weights {_size(e['weights_bytes'])}, file {_size(e['size_bytes'])}, "
                        f"{e['arch']}, {e['n_layer']} layers)")
     rt = m.get("router") or {}
     out.append(f"  router: {rt.get('spec') or 'not set'}"
-               + (f" ({_gb(rt['size_bytes'])})" if rt.get("size_bytes") else ""))
+               + (f" ({_size(rt['size_bytes'])})" if rt.get("size_bytes") else ""))
     if r.fit is not None:
         assumed = ", assumed free memory" if r.fit.get("assumed_free") else ""
         out.append(f"fit plan (n_ctx {r.fit['n_ctx']}{assumed}):")

@@ -15,6 +15,7 @@ from typing import Any
 
 from r2r_local.commands import check_model_flags
 from r2r_local.config import DEFAULT_N_CTX, load_user_config, write_user_config
+from r2r_local.units import format_bytes
 
 GB = 1e9
 
@@ -84,7 +85,7 @@ def run_list(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']}: {r['description']} (~{r['total_gb']} GB)")
         for f in r["files"]:
-            size = f"{f['size'] / GB:.2f} GB" if f["size"] else (f"~{f['approx_gb']} GB" if f["approx_gb"] else "size unknown")
+            size = format_bytes(f["size"]) if f["size"] else (f"~{f['approx_gb']} GB" if f["approx_gb"] else "size unknown")
             sha = "sha256 published" if f["sha256"] else "sha256 unknown (recorded on first download)"
             got = "downloaded" if f["downloaded"] else "not downloaded"
             print(f"  {f['role']:6} {f['repo']}/{f['file']}  {size}, {sha}, {got}")
@@ -215,7 +216,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) -> None:
     """What pull would do, step by step, without doing any of it (one JSON document with --json)."""
-    from r2r_local.catalog import local_path
+    from r2r_local.catalog import download_problem, local_path
 
     plan = []
     for role, f in files:
@@ -224,6 +225,8 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
                      "approx_gb": f.approx_gb or None, "sha256": f.sha256 or None, "path": str(path),
                      "present": path.is_file()})
     steps = []
+    if not all(f["present"] for f in plan) and (missing := download_problem()):
+        steps.append(f"{missing} (not installed now)")
     if any(f["role"] == "router" for f in plan):
         onnx = Path(next(f["path"] for f in plan if f["role"] == "router")).with_suffix(".onnx")
         int8 = onnx.with_name(onnx.stem + "-int8.onnx")
@@ -241,7 +244,7 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
         sys.stdout.write("\n")
         return
     for f in plan:
-        size = (f"{f['size'] / GB:.2f} GB" if f["size"] else f"~{f['approx_gb']} GB" if f["approx_gb"]
+        size = (format_bytes(f["size"]) if f["size"] else f"~{f['approx_gb']} GB" if f["approx_gb"]
                 else "size unknown")
         sha = f"sha256 {f['sha256']}" if f["sha256"] else "no published sha256 (the first download's is recorded)"
         state = "present" if f["present"] else "to download"
