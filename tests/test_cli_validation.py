@@ -191,3 +191,19 @@ def test_corrupt_gguf_headers(capsys, dirs, edit, fragment, cmd):
         assert main(["doctor", "--small", str(bad), "--large", str(L), "--json"]) == 0
         doc = json.loads(capsys.readouterr().out)
         assert any(fragment in f["what"] and str(bad) in f["what"] for f in doc["findings"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "--promt", "347+589"], "r2r generate: error: unrecognized arguments: --promt (did you mean --prompt?)"),
+    (["generate", "--prom", "347+589"], "r2r generate: error: unrecognized arguments: --prom (did you mean --prompt?)"),
+    (["generate", "--prompt", "x", "--max-tokns=3"],
+     "r2r generate: error: unrecognized arguments: --max-tokns (did you mean --max-tokens?)"),
+    (["models", "add", "--smal", str(S), "--large", str(L)],
+     "r2r models add: error: unrecognized arguments: --smal (did you mean --small?)"),
+    (["label", "--prompt", "p.txt", "--out", "o"], "r2r label: error: unrecognized arguments: --prompt (did you mean --prompts?)"),
+    (["generate"], "r2r generate: error: one of the arguments --prompt --prompt-file is required"),
+])
+def test_an_unknown_flag_is_named_not_taken_for_a_missing_one(capsys, args, message):
+    """A typo is reported as itself (with the nearest flag), never as the required flag it may
+    stand for, and no flag is taken from an abbreviation."""
+    assert one_line_error(capsys, args) == f"{message} (see --help)"
