@@ -20,10 +20,13 @@ AHEAD_HELP = ("let the small model write ahead while the large model catches up,
               "model's choice confirms (same output for trained, entropy, slm and llm routers)")
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
+def add_model_flags(p: argparse.ArgumentParser, *, router: bool = True) -> None:
+    """--demo, --small, --large, --n-ctx, GPU layers, --threads; `router`: the command runs a router
+    (--demo then brings the demo's own)."""
     g = p.add_argument_group("models")
     g.add_argument("--demo", action="store_true",
-                   help="the built-in demo pair (models/demo: an addition task) and its router when shipped")
+                   help="the built-in demo pair (models/demo: an addition task)"
+                        + (" and its router when shipped" if router else ""))
     g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured pair, see "
                    "r2r models add; else the built-in one)")
     g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured pair, else the "
@@ -92,9 +95,10 @@ def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
     from r2r_local.choice import specs_for
 
     choice = choice_for(args)
-    for note in choice.notes:
+    runs_router = hasattr(args, "router")  # label has no router: its notes and memory do not apply
+    for note in choice.notes if runs_router else ():
         print(f"r2r: {note}", file=sys.stderr)
-    small, large, plan = specs_for(choice, choice.router)
+    small, large, plan = specs_for(choice, choice.router if runs_router else None)
     if plan is not None and plan.free_bytes is not None:
         for line in plan.lines():
             print(f"plan: {line}", file=sys.stderr)
