@@ -97,6 +97,7 @@ def test_models_add_writes_only_what_the_user_chose(dirs):
     proc = r2r("models", "add", "--small", str(pair.small), "--large", str(pair.large))
     assert proc.returncode == 0, proc.stderr
     assert load_user_config() == {"small": str(Path(pair.small).resolve()), "large": str(Path(pair.large).resolve())}
+    assert "fit: made again at each load for small_gpu_layers and large_gpu_layers" in proc.stdout
     proc = r2r("models", "add", "--small", str(pair.small), "--large", str(pair.large), "--large-gpu-layers", "3",
                "--n-ctx", "1024")
     assert proc.returncode == 0, proc.stderr

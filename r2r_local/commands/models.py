@@ -162,6 +162,10 @@ def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
         return
     for line in done["fit"]["lines"]:
         print(f"fit: {line}")
+    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if k not in done["models"]]
+    if unset:
+        print(f"fit: made again at each load for {' and '.join(unset)} (not written: the GPU's free memory "
+              "then decides)")
     if done["config"]:
         print(f"config written: {done['config']}")
         if done["backup"]:
