@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_setup_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-ctx", type=int, default=None, metavar="N", help=f"context length (default: configured, else {DEFAULT_N_CTX})")
+    p.add_argument("--n-ctx", type=int, default=None, metavar="N",
+                   help=f"context length to write, a multiple of 256 (default: keep the configured one, else "
+                        f"{DEFAULT_N_CTX} at load)")
     p.add_argument("--small-gpu-layers", type=int, default=None, metavar="N",
                    help="write this count instead of leaving it to the fit plan made at each load (-1 = all)")
     p.add_argument("--large-gpu-layers", type=int, default=None, metavar="N",
