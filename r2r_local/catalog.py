@@ -254,6 +254,15 @@ def _hub_download() -> Callable[..., str]:
     return hf_hub_download
 
 
+def download_problem() -> str | None:
+    """Why a download would fail before it starts (huggingface_hub missing), or None."""
+    try:
+        _hub_download()
+    except DownloadError as e:
+        return str(e)
+    return None
+
+
 def fetch(f: KnownFile, progress: Progress | None = None) -> tuple[Path, str]:
     """Download `f` unless a verified copy is there; returns (path, 'cached'|'verified'|'recorded')."""
     path = local_path(f)

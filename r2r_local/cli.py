@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from r2r_local import __version__
 from r2r_local.errors import R2RError
@@ -23,11 +23,52 @@ PROG = "r2r"
 COMMANDS = ["generate", "bench", "label", "train_router", "threshold", "doctor", "models"]
 
 
+_MISSING = ("the following arguments are required", "one of the arguments")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error on one line."""
+    """argparse that reports a usage error on one line, takes no abbreviated flags (a prefix that
+    is unique today may not be tomorrow), and names an unknown flag (with the nearest known one)
+    before a required one it may have been meant as: `--promt x` is an unknown --promt, not a
+    missing --prompt."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._arg_strings: list[str] = []
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._arg_strings = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:  # no r2r command takes arguments it does not know: say so where they are known
+            self.error(self._unrecognized(extras))
+        return namespace, extras
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith(_MISSING) and self._unknown_flags(self._arg_strings):
+            message = self._unrecognized(self._arg_strings)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def _unknown_flags(self, strings: Sequence[str]) -> list[str]:
+        """The --flags among `strings` that this parser does not know (up to a lone '--')."""
+        out = []
+        for s in strings:
+            if s == "--":
+                break
+            flag = s.split("=", 1)[0]
+            if flag.startswith("--") and flag not in self._option_string_actions:
+                out.append(flag)
+        return out
+
+    def _unrecognized(self, strings: Sequence[str]) -> str:
+        import difflib
+
+        unknown = self._unknown_flags(strings)
+        if not unknown:
+            return f"unrecognized arguments: {' '.join(strings)}"
+        near = difflib.get_close_matches(unknown[0], [o for o in self._option_string_actions if o.startswith("--")], n=1)
+        return f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {near[0]}?)" if near else "")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,9 @@ DEFAULT_MAX_TOKENS = 512
 # Bounds that keep a typo from reaching llama.cpp, whose C ints wrap, hang or abort on huge values.
 MAX_THREADS = 1024
 MAX_N_CTX = 2**20  # 1,048,576 tokens: 8x R1's 131,072-token training context
+# llama.cpp (llama-context.cpp) pads every context to a multiple of 256 tokens; 16 becomes 256,
+# 300 becomes 512 (measured with llama-cpp-python 0.3.36: asked n_ctx -> llama_n_ctx).
+N_CTX_STEP = 256
 MAX_SEED = 2**32  # seeds are 0 <= seed < 2**32 (llama.cpp's and numpy's uint32 range)
 
 
@@ -29,6 +32,21 @@ def check_threads(threads: int | None, what: str = "threads") -> None:
 
 
 def check_n_ctx(n_ctx: int, what: str = "n-ctx") -> None:
+    """A context length a user asks for (a flag, the config file): a multiple of N_CTX_STEP from
+    N_CTX_STEP to MAX_N_CTX. llama.cpp rounds any other length up to the next multiple, and the
+    run would then hold another context than the one asked for and recorded."""
+    if not N_CTX_STEP <= n_ctx <= MAX_N_CTX:
+        raise ConfigError(f"{what} must be between {N_CTX_STEP} and {MAX_N_CTX}, got {n_ctx} "
+                          f"(llama.cpp's smallest context is {N_CTX_STEP} tokens)")
+    if n_ctx % N_CTX_STEP:
+        lower = n_ctx - n_ctx % N_CTX_STEP
+        raise ConfigError(f"{what} must be a multiple of {N_CTX_STEP} (llama.cpp rounds other lengths up), "
+                          f"got {n_ctx}: use {lower} or {lower + N_CTX_STEP}")
+
+
+def _check_n_ctx_range(n_ctx: int, what: str = "n_ctx") -> None:
+    """The bounds of a ModelSpec built by code (tests of small fakes use lengths under 256; a real
+    model's backend reports the length llama.cpp really allocated)."""
     if not 16 <= n_ctx <= MAX_N_CTX:
         raise ConfigError(f"{what} must be between 16 and {MAX_N_CTX}, got {n_ctx}")
 
@@ -85,7 +103,7 @@ class ModelSpec:
     role: str = "model"
 
     def __post_init__(self) -> None:
-        check_n_ctx(self.n_ctx)
+        _check_n_ctx_range(self.n_ctx)
         check_gpu_layers(self.n_gpu_layers)
         check_threads(self.threads)
 
@@ -177,13 +195,23 @@ def read_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str
             if want is None:
                 raise ConfigError(f"unknown key models.{key} (known: {', '.join(CONFIG_KEYS)})")
             if not isinstance(value, want) or isinstance(value, bool):
-                raise ConfigError(f"models.{key} must be a {want.__name__}")
+                raise ConfigError(f"models.{key} must be {_TYPE_WORDS[want]}, got {_toml_type(value)}")
             _check_value(key, value)
         except R2RError as e:
             problems.append(f"config file {path}: {e}")
             continue
         good[key] = value
     return good, problems
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer"}
+
+
+def _toml_type(value: Any) -> str:
+    """What TOML calls the type of a value read by tomllib."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+             dict: "a table"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _check_value(key: str, value: Any) -> None:

@@ -18,7 +18,8 @@ FIX_LLAMA_CUDA = (f'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --
                   f'llama-cpp-python=={LLAMA_VERSION}')
 FIX_ORT_GPU = 'pip install "onnxruntime-gpu[cuda,cudnn]"'
 FIX_ORT_REPLACE_CPU = f'pip uninstall -y onnxruntime && {FIX_ORT_GPU}'
-FIX_DRIVER = "install the NVIDIA driver (then `nvidia-smi` lists the GPU)"
+FIX_DRIVER = ("nothing to do on a machine without an NVIDIA GPU; with one, install the NVIDIA driver (then "
+              "`nvidia-smi` lists the GPU) and run r2r doctor again for the GPU builds it needs")
 FIX_MODELS = "r2r models pull r1-q4   (or: r2r models add --small PATH --large PATH)"
 
 
@@ -203,9 +204,12 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
 
 def diagnose(*, small: str | None = None, large: str | None = None, router: str | None = None,
              n_ctx: int | None = None, assume_free_bytes: int | None = None,
-             small_gpu_layers: int | None = None, large_gpu_layers: int | None = None) -> Report:
+             small_gpu_layers: int | None = None, large_gpu_layers: int | None = None,
+             demo: bool = False) -> Report:
     """Everything `r2r doctor` shows. Paths given here replace the configured ones; layer counts
-    given here are checked instead of the automatic plan."""
+    given here, else configured ones, are checked instead of the automatic plan (as a load does).
+    `demo`: the paths given are the demo pair's and the config file's models are not used.
+    Without a GPU, GPU builds of llama.cpp and onnxruntime are not suggested."""
     from r2r_local.commands import versions
     from r2r_local.config import DEFAULT_N_CTX, config_path, read_user_config
     from r2r_local.gpu import query_gpus
@@ -217,13 +221,15 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     if not have_gpu:
         findings.append(Finding("warning", gq.detail + " (everything runs on the CPU)", FIX_DRIVER))
     llama, f = check_llama(have_gpu)
-    findings += f
+    findings += f if have_gpu else []  # GPU builds are fixes for a machine with a GPU only
     ort, f = check_onnxruntime(have_gpu)
-    findings += f
+    findings += f if have_gpu else []
     cfg, bad = read_user_config()
     source = f"config {config_path()}" if cfg or bad else f"no config file at {config_path()}"
     findings += [Finding("problem", line, f"fix or delete the value in {config_path()}") for line in bad]
-    if small or large:
+    if demo:
+        cfg, source = {}, "the built-in demo pair (--demo)"
+    elif small or large:
         source = "command line" + (" and " + source if cfg else "")
     small, large = small or cfg.get("small"), large or cfg.get("large")
     router = router if router is not None else cfg.get("router")
@@ -234,7 +240,8 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     models["router"] |= cost
     findings += f
     free = assume_free_bytes if assume_free_bytes is not None else gq.best_free_bytes
-    fit, f = check_fit(models, router, n_ctx, free, assume_free_bytes is not None, llama["gpu_offload"],
-                       (small_gpu_layers, large_gpu_layers))
+    layers = (small_gpu_layers if small_gpu_layers is not None else cfg.get("small_gpu_layers"),
+              large_gpu_layers if large_gpu_layers is not None else cfg.get("large_gpu_layers"))
+    fit, f = check_fit(models, router, n_ctx, free, assume_free_bytes is not None, llama["gpu_offload"], layers)
     findings += f
     return Report(versions(), llama, gpus, ort, models, fit, findings)

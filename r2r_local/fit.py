@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from r2r_local.config import ModelSpec
 from r2r_local.errors import ModelLoadError, R2RError
+from r2r_local.units import format_bytes
 
 if TYPE_CHECKING:
     from r2r_local.backends.gguf_file import GGUFHeader
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
-GB = 1e9
 # Per process: the CUDA context, cuBLAS workspaces, allocator slack. Not in any model's bytes.
 CUDA_OVERHEAD_BYTES = 512 * MiB
 # onnxruntime's CUDA provider adds its own handles and arena on top of the router's weights.
@@ -141,7 +141,7 @@ class ModelPlan:
         shown = min(self.gpu_layers, self.n_layer)
         head = ", head on GPU" if self.gpu_layers > self.n_layer else ""
         return (f"{self.role}: {shown}/{self.n_layer} layers on GPU{head}, "
-                f"{self.gpu_bytes / GB:.1f} GB on GPU, {self.cpu_bytes / GB:.1f} GB on CPU")
+                f"{format_bytes(self.gpu_bytes)} on GPU, {format_bytes(self.cpu_bytes)} on CPU")
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,11 @@ class FitPlan:
         if self.free_bytes is None:
             head = "no GPU found: both models on the CPU" if self.source == "no-gpu" else "no GPU found"
         else:
-            head = (f"GPU: {self.free_bytes / GB:.1f} GB free, plan uses {self.gpu_bytes / GB:.1f} GB "
-                    f"of {self.budget_bytes / GB:.1f} GB usable ({self.source})")
+            head = (f"GPU: {format_bytes(self.free_bytes)} free, plan uses {format_bytes(self.gpu_bytes)} "
+                    f"of {format_bytes(self.budget_bytes)} usable ({self.source})")
         out = [head, self.small.line(), self.large.line()]
         if self.router_bytes:
-            out.append(f"router: {'GPU' if self.router_on_gpu else 'CPU'}, {self.router_bytes / GB:.2f} GB")
+            out.append(f"router: {'GPU' if self.router_on_gpu else 'CPU'}, {format_bytes(self.router_bytes)}")
         if self.note:
             out.append(self.note)
         return out
@@ -227,14 +227,14 @@ def plan_fit(small: ModelLayout, large: ModelLayout, *, n_ctx: int, free_bytes: 
         if free_bytes is None:
             plan = replace(plan, note="no GPU found: the layers asked for take effect only with a GPU")
         elif plan.gpu_bytes > usable:
-            plan = replace(plan, note=f"warning: the layers asked for need {plan.gpu_bytes / GB:.1f} GB, "
-                                      f"more than the {usable / GB:.1f} GB usable; loading may fall back")
+            plan = replace(plan, note=f"warning: the layers asked for need {format_bytes(plan.gpu_bytes)}, "
+                                      f"more than the {format_bytes(usable)} usable; loading may fall back")
         return plan
     s = place(small, "small", -1, n_ctx)
     if s.gpu_bytes > usable:
         raise FitError(
-            f"the small model does not fit on the GPU: it needs {s.gpu_bytes / GB:.1f} GB with a "
-            f"{n_ctx}-token cache, {usable / GB:.1f} GB of {free_bytes / GB:.1f} GB free is usable; lower "
+            f"the small model does not fit on the GPU: it needs {format_bytes(s.gpu_bytes)} with a "
+            f"{n_ctx}-token cache, {format_bytes(usable)} of {format_bytes(free_bytes)} free is usable; lower "
             f"--n-ctx or run on the CPU with --small-gpu-layers 0 --large-gpu-layers 0")
     note = ""
     if router_gpu and s.gpu_bytes + router_gpu > usable:

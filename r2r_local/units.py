@@ -1,36 +1,34 @@
-"""Counts and sizes for people: 278K parameters, 2.4M, 1.5B; 512 B, 3.2 MB, 14 GB.
+"""Counts and sizes in units that fit them, for what the commands print.
 
-One rule for both: below 10 of a unit one decimal ("2.4M"), from 10 on none ("278K"), and a
-value that rounds up to 1000 of a unit is shown in the next one ("999.96K" is "1.0M"). Units
-are decimal (1 KB = 1000 bytes), as the rest of r2r's output measures files and memory.
+Decimal units throughout (K = 1e3, MB = 1e6 bytes, GB = 1e9 bytes), three significant digits at
+most, so that 278,000 parameters read "278K" and 2,400,000 bytes read "2.4 MB".
 """
 
 from __future__ import annotations
 
-PARAM_UNITS = ("", "K", "M", "B", "T")
-BYTE_UNITS = (" B", " KB", " MB", " GB", " TB")
+_PARAM_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
+_BYTE_UNITS = ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB"))
 
 
-def _scaled(n: float, units: tuple[str, ...]) -> str:
-    """n (>= 0) in the largest unit that keeps it under 1000 once rounded as shown."""
-    if n < 0:
-        return "-" + _scaled(-n, units)
-    value = float(n)
-    for i, unit in enumerate(units):
-        text = f"{value:.1f}" if i > 0 else f"{value:.0f}"
-        if float(text) >= 10:  # 9.96 rounds to "10.0": from 10 on, no decimal
-            text = f"{value:.0f}"
-        if float(text) < 1000 or i == len(units) - 1:
-            return text + unit
-        value /= 1000
-    raise AssertionError("unreachable")  # the last unit always returns
+def _scaled(n: int, units: tuple[tuple[int, str], ...], sep: str, plain: str) -> str:
+    """`n` in the largest unit it reaches, with 3 significant digits (trailing zeros dropped)."""
+    for i, (size, name) in enumerate(units):
+        if abs(n) < size:
+            continue
+        if i > 0 and abs(float(f"{n / size:.3g}")) >= 1000:
+            size, name = units[i - 1]  # 999,999 rounds to 1000K: say 1M
+        value = n / size
+        text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"  # past the largest unit: no "1e+03"
+        return f"{text}{sep}{name}"
+    return f"{n}{plain}"
 
 
-def format_params(n: float) -> str:
-    """A parameter count: 278_000 -> "278K", 2_400_000 -> "2.4M", 1.5e9 -> "1.5B", 900 -> "900"."""
-    return _scaled(n, PARAM_UNITS)
+def format_params(n: int) -> str:
+    """A parameter count: 278000 -> "278K", 2_400_000 -> "2.4M", 1_500_000_000 -> "1.5B",
+    32_800_000_000 -> "32.8B"; under a thousand as the plain number ("512")."""
+    return _scaled(int(n), _PARAM_UNITS, "", "")
 
 
-def format_bytes(n: float) -> str:
-    """A size in bytes: 512 -> "512 B", 3_200_000 -> "3.2 MB", 14e9 -> "14 GB"."""
-    return _scaled(n, BYTE_UNITS)
+def format_bytes(n: int) -> str:
+    """A size in decimal units: 512 -> "512 B", 2400 -> "2.4 KB", 1_100_000_000 -> "1.1 GB"."""
+    return _scaled(int(n), _BYTE_UNITS, " ", " B")

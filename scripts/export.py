@@ -2,7 +2,7 @@
 
     python scripts/export.py gguf HF_FOLDER OUT.gguf [--outtype f32|f16] [--name NAME]
     python scripts/export.py quantize IN.gguf OUT.gguf TYPE      (Q8_0, Q4_K_M, Q4_0, ...)
-    python scripts/export.py router --checkpoint IN.pt --out OUT.onnx [--fp16 | --int8]
+    python scripts/export.py router IN.pt OUT.onnx [--fp16 | --int8]
     python scripts/export.py router-int8 IN.onnx OUT.onnx      (an exported router's weights -> int8)
 
 Bad input gets one line on stderr and a non-zero exit status. Outputs are written to a temporary
@@ -77,8 +77,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, default=None)
     q.set_defaults(run=_quantize)
     r = sub.add_parser("router", help="router checkpoint (reference format or ours) -> ONNX + JSON sidecar")
-    r.add_argument("--checkpoint", required=True, help="a .pt checkpoint; read with torch.load(weights_only=True)")
-    r.add_argument("--out", required=True, help="ONNX file to write (the sidecar goes next to it as .json)")
+    r.add_argument("checkpoint", help="a .pt checkpoint; read with torch.load(weights_only=True)")
+    r.add_argument("out", help="ONNX file to write (the sidecar goes next to it as .json)")
     prec = r.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs and output stay float32)")
     prec.add_argument("--int8", action="store_true",

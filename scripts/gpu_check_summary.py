@@ -4,9 +4,9 @@
     python scripts/gpu_check_summary.py BENCH.json [ROUTER_COST.json] [--catch-up DECODE_TIME.json]
 
 Prints tokens/s per mode, R2R's speedup over the large model alone, its efficiency against the
-ideal (DESIGN.md section 5) and the router's cost per token on the GPU, next to the issue's goal
-(R2R at the paper's share >= 3x the 32B alone). Exit 3 when the bench output lacks a field this
-needs (the bench's JSON is defined by issue 6: `modes.{small,large,r2r}.tokens_per_s`,
+ideal speed (ideal_tokens_per_s in `r2r bench --help`) and the router's cost per token on the
+GPU, next to the issue's goal (R2R at the paper's share >= 3x the 32B alone). Exit 3 when the
+bench output lacks a field this needs (the bench's JSON is defined by issue 6: `modes.{small,large,r2r}.tokens_per_s`,
 `large_share`, and `ideal_tokens_per_s` for r2r).
 
 A random router's share in a short run drifts from the nominal one (0.102 for random:0.124 over
@@ -20,6 +20,7 @@ That line is a projection from measured parts, labelled as such, not a measureme
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -108,32 +109,38 @@ def projection(bench: dict[str, Any], decode_time: dict[str, Any], share: float 
     return lines
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gpu_check_summary.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bench", metavar="BENCH.json", help="the output of r2r bench --json")
+    p.add_argument("router_cost", metavar="ROUTER_COST.json", nargs="?",
+                   help="the output of scripts/router_cost.py (optional)")
+    p.add_argument("--catch-up", metavar="DECODE_TIME.json",
+                   help="scripts/decode_time.py LARGE --catch-up ... output: adds the projection at the nominal share")
+    return p
+
+
+def _read_json(path: str) -> Any:
+    """A JSON file, or SystemExit(1) with one line naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise SystemExit(f"gpu_check_summary: {path}: {e.strerror or e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"gpu_check_summary: {path}: not a JSON file ({e})") from None
+
+
 def main(argv: list[str]) -> int:
-    args = list(argv)
-    curve_path = None
-    if "--catch-up" in args:
-        i = args.index("--catch-up")
-        if i + 1 >= len(args):
-            print("gpu_check_summary: --catch-up needs a file", file=sys.stderr)
-            return 2
-        curve_path = args.pop(i + 1)
-        args.pop(i)
-    if not args:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(args[0], encoding="utf-8") as f:
-        bench = json.load(f)
-    router = None
-    if len(args) > 1:
-        with open(args[1], encoding="utf-8") as f:
-            router = json.load(f)
+    args = parser().parse_args(argv)
+    bench = _read_json(args.bench)
+    router = _read_json(args.router_cost) if args.router_cost else None
     try:
         lines = summarize(bench, router)
-        if curve_path:
-            with open(curve_path, encoding="utf-8") as f:
-                curve = json.load(f)
+        if args.catch_up:
+            curve = _read_json(args.catch_up)
             if not any(r.get("catch_up") for r in curve.get("results", [])):
-                print(f"gpu_check_summary: {curve_path} has no catch-up times "
+                print(f"gpu_check_summary: {args.catch_up} has no catch-up times "
                       "(run scripts/decode_time.py with --catch-up)", file=sys.stderr)
                 return 3
             lines += projection(bench, curve)

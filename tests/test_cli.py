@@ -106,7 +106,8 @@ def test_bad_routers(base, tmp_path, smollm2):
 @pytest.mark.parametrize("flags,fragment", [
     (["--temperature", "-1"], "temperature must be >= 0"), (["--top-p", "0"], "top-p must be in (0, 1]"),
     (["--top-k", "-2"], "top-k must be >= 0"), (["--max-tokens", "0"], "max-tokens must be >= 1"),
-    (["--temperature", "warm"], "invalid float value"), (["--n-ctx", "8"], "n-ctx must be between 16 and"),
+    (["--temperature", "warm"], "invalid float value"), (["--n-ctx", "8"], "n-ctx must be between 256 and"),
+    (["--n-ctx", "300"], "must be a multiple of 256 (llama.cpp rounds other lengths up), got 300: use 256 or 512"),
 ])
 def test_invalid_sampling_and_limits(base, flags, fragment):
     one_line_error(r2r(*base, "--prompt", "hi", *flags), fragment)
@@ -121,6 +122,17 @@ def test_prompt_file_problems(base, tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
     one_line_error(r2r(*base, "--prompt-file", str(tmp_path / "bin.txt")), "cannot read it as UTF-8")
     one_line_error(r2r(*base, "--prompt", "", "--raw"), "the prompt is empty")
+
+
+def test_summary_line_counts_params_in_a_unit_that_fits(tmp_path, monkeypatch):
+    """The demo pair has ~0.2M and ~1.2M parameters: "440K", not "0.00044B"."""
+    import re
+
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "cfg"))
+    proc = r2r("generate", "--demo", "--prompt", "347+589", "--max-tokens", "8", "--threads", str(THREADS))
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert re.search(r", \d{1,3}(\.\d{1,2})?[KM] activated params, ", summary), summary
 
 
 def test_missing_prompt_is_a_usage_error(base):

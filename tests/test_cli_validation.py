@@ -50,8 +50,8 @@ def _prompts_file(dirs: Path) -> str:
 
 THREADS = [("0", "between 1 and 1024"), ("100000", "between 1 and 1024"), ("20000", "between 1 and 1024"),
            ("9999999999999", "between 1 and 1024"), ("4294967297", "between 1 and 1024")]
-N_CTX = [("8", "between 16 and 1048576"), ("4294967312", "between 16 and 1048576"),
-         ("99999999999999999999", "between 16 and 1048576")]
+N_CTX = [("8", "between 256 and 1048576"), ("4294967312", "between 256 and 1048576"),
+         ("99999999999999999999", "between 256 and 1048576")]
 
 
 @pytest.mark.parametrize("cmd", ["generate", "bench", "label"])
@@ -92,8 +92,9 @@ def test_assume_free_gb_must_be_finite_and_non_negative(capsys, cmd, value):
 
 @pytest.mark.parametrize("cmd", [["doctor"], ["models", "add", "--small", str(S), "--large", str(L)]])
 @pytest.mark.parametrize("flags,fragment", [(["--small-gpu-layers", "-9"], "--small-gpu-layers must be >= -1"),
-                                            (["--n-ctx", "99999999999999999999"], "between 16 and 1048576"),
-                                            (["--n-ctx", "0"], "between 16 and 1048576")])
+                                            (["--n-ctx", "99999999999999999999"], "between 256 and 1048576"),
+                                            (["--n-ctx", "0"], "between 256 and 1048576"),
+                                            (["--n-ctx", "300"], "a multiple of 256")])
 def test_doctor_and_models_add_check_their_flags(capsys, dirs, cmd, flags, fragment):
     one_line_error(capsys, [*cmd, *flags], fragment)
     assert not (dirs / "cfg" / "config.toml").exists()
@@ -190,3 +191,19 @@ def test_corrupt_gguf_headers(capsys, dirs, edit, fragment, cmd):
         assert main(["doctor", "--small", str(bad), "--large", str(L), "--json"]) == 0
         doc = json.loads(capsys.readouterr().out)
         assert any(fragment in f["what"] and str(bad) in f["what"] for f in doc["findings"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "--promt", "347+589"], "r2r generate: error: unrecognized arguments: --promt (did you mean --prompt?)"),
+    (["generate", "--prom", "347+589"], "r2r generate: error: unrecognized arguments: --prom (did you mean --prompt?)"),
+    (["generate", "--prompt", "x", "--max-tokns=3"],
+     "r2r generate: error: unrecognized arguments: --max-tokns (did you mean --max-tokens?)"),
+    (["models", "add", "--smal", str(S), "--large", str(L)],
+     "r2r models add: error: unrecognized arguments: --smal (did you mean --small?)"),
+    (["label", "--prompt", "p.txt", "--out", "o"], "r2r label: error: unrecognized arguments: --prompt (did you mean --prompts?)"),
+    (["generate"], "r2r generate: error: one of the arguments --prompt --prompt-file is required"),
+])
+def test_an_unknown_flag_is_named_not_taken_for_a_missing_one(capsys, args, message):
+    """A typo is reported as itself (with the nearest flag), never as the required flag it may
+    stand for, and no flag is taken from an abbreviation."""
+    assert one_line_error(capsys, args) == f"{message} (see --help)"

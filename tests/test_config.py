@@ -15,7 +15,7 @@ def test_round_trip_in_the_user_config_dir(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ("[models]\nsmall = 3\n", "models.small must be a str"),
+    ("[models]\nsmall = 3\n", "models.small must be a string, got an integer"),
     ("[models]\ncolour = 'red'\n", "unknown key models.colour"),
     ("[models\n", "config file"),
     ("models = 1\n", "must be a table"),
@@ -29,8 +29,10 @@ def test_bad_config_files_name_the_file(tmp_path, text, fragment):
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ("[models]\nn_ctx = 5\n", "models.n_ctx must be between 16 and 1048576"),
-    ("[models]\nn_ctx = 4294967312\n", "models.n_ctx must be between 16 and 1048576"),
+    ("[models]\nn_ctx = 5\n", "models.n_ctx must be between 256 and 1048576"),
+    ("[models]\nn_ctx = 4294967312\n", "models.n_ctx must be between 256 and 1048576"),
+    ("[models]\nn_ctx = 1000\n", "models.n_ctx must be a multiple of 256"),
+    ("[models]\nthreads = \"4\"\n", "models.threads must be an integer, got a string"),
     ("[models]\nthreads = 0\n", "models.threads must be between 1 and 1024"),
     ("[models]\nthreads = 100000\n", "models.threads must be between 1 and 1024"),
     ("[models]\nsmall_gpu_layers = -7\n", "models.small_gpu_layers must be >= -1"),

@@ -14,6 +14,7 @@ import pytest
 from r2r_local.doctor import FIX_LLAMA_CUDA, FIX_ORT_GPU
 from r2r_local.gpu import query_gpus
 from r2r_local.router.onnx_probe import tiny_model_bytes
+from r2r_local.units import format_bytes
 from router_files import linear_router
 from shape_headers import R1_1_5B, R1_32B, write_header_only
 
@@ -38,8 +39,8 @@ def test_report_on_a_cpu_only_machine(tmp_path):
     out = proc.stdout
     assert "no GPU found" in out
     assert "CPU-only build" in out
-    assert FIX_LLAMA_CUDA in out and 'CMAKE_ARGS="-DGGML_CUDA=on"' in out
-    assert FIX_ORT_GPU in out
+    assert FIX_LLAMA_CUDA not in out and FIX_ORT_GPU not in out  # GPU builds are no fix without a GPU
+    assert "nothing to do on a machine without an NVIDIA GPU" in out
     assert "CUDA session: no" in out
     assert "no small model configured" in out and "r2r models pull" in out
     assert "Traceback" not in proc.stderr and "onnxruntime" not in proc.stderr  # the probe stays quiet
@@ -59,7 +60,7 @@ def test_json_report(tmp_path):
     assert doc["onnxruntime"]["cuda_ok"] is False
     assert doc["fit"] is None and doc["ok"] is False
     fixes = {f["fix"] for f in doc["findings"]}
-    assert FIX_LLAMA_CUDA in fixes and FIX_ORT_GPU in fixes
+    assert FIX_LLAMA_CUDA not in fixes and FIX_ORT_GPU not in fixes
 
 
 def test_fit_plan_for_the_r1_pair_on_an_assumed_card(tmp_path, r1_files):
@@ -82,6 +83,17 @@ def test_layer_flags_are_checked_against_the_card(tmp_path, r1_files):
     assert any(line.startswith("warning: the layers asked for need") for line in doc["fit"]["lines"])
 
 
+def test_configured_layers_are_checked_as_a_load_would_use_them(tmp_path, r1_files):
+    small, large = r1_files
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.toml").write_text(f'[models]\nsmall = "{small}"\nlarge = "{large}"\n'
+                                                  "large_gpu_layers = 3\n")
+    doc = json.loads(doctor(tmp_path, "--assume-free-gb", "12", "--json").stdout)
+    assert doc["fit"]["large"]["gpu_layers"] == 3 and doc["fit"]["small"]["gpu_layers"] == 29
+    doc = json.loads(doctor(tmp_path, "--assume-free-gb", "12", "--large-gpu-layers", "5", "--json").stdout)
+    assert doc["fit"]["large"]["gpu_layers"] == 5  # the flag wins
+
+
 def test_a_card_too_small_is_a_problem_with_a_fix_not_a_crash(tmp_path, r1_files):
     small, large = r1_files
     proc = doctor(tmp_path, "--small", small, "--large", large, "--assume-free-gb", "1.5")
@@ -93,6 +105,31 @@ def test_no_gpu_plan_without_an_assumed_card(tmp_path, r1_files):
     small, large = r1_files
     doc = json.loads(doctor(tmp_path, "--small", small, "--large", large, "--json").stdout)
     assert doc["fit"]["source"] == "no-gpu" and doc["fit"]["large"]["gpu_layers"] == 0
+
+
+def test_gpu_builds_are_suggested_where_a_gpu_is_found(tmp_path, monkeypatch):
+    """The same CPU-only llama.cpp and CPU onnxruntime on a machine whose driver lists a GPU."""
+    import r2r_local.gpu as gpu
+    from r2r_local.doctor import diagnose
+
+    card = gpu.GpuInfo(index=0, name="test card", total_bytes=24 * 10**9, free_bytes=20 * 10**9, source="test")
+    monkeypatch.setattr(gpu, "query_gpus", lambda: gpu.GpuQuery(gpus=(card,), driver="1", detail="1 GPU"))
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path / "cfg"))
+    fixes = {f.fix for f in diagnose().problems}
+    assert FIX_LLAMA_CUDA in fixes and any("onnxruntime-gpu" in fix for fix in fixes)
+
+
+def test_demo_checks_the_shipped_pair(tmp_path):
+    doc = json.loads(doctor(tmp_path, "--demo", "--json").stdout)
+    assert doc["models"]["small"]["path"] == str(DEMO / "demo-small-q8_0.gguf")
+    assert doc["models"]["large"]["path"] == str(DEMO / "demo-large-q8_0.gguf")
+    assert doc["models"]["router"]["spec"] == str(DEMO / "router.onnx") and doc["models"]["source"].endswith("(--demo)")
+    assert doc["ok"] and doc["fit"] is not None
+    text = doctor(tmp_path, "--demo").stdout
+    small_bytes = (DEMO / "demo-small-q8_0.gguf").stat().st_size
+    assert f"file {format_bytes(small_bytes)}, qwen2" in text and " KB, qwen2" in text and "0.00 GB" not in text
+    proc = doctor(tmp_path, "--demo", "--small", str(DEMO / "demo-small-q8_0.gguf"))
+    assert proc.returncode == 1 and "--demo uses the built-in pair" in proc.stderr
 
 
 def test_a_bad_model_path_is_reported(tmp_path):
@@ -177,7 +214,7 @@ def test_a_bad_router_is_a_problem(tmp_path, monkeypatch, case, fragment):
 @pytest.mark.parametrize("line,fragment", [('router = "random:abc"', "'abc' is not a number"),
                                            ("threads = 0", "models.threads must be between 1 and 1024"),
                                            ("small_gpu_layers = -7", "models.small_gpu_layers must be >= -1"),
-                                           ("n_ctx = 5", "models.n_ctx must be between 16")])
+                                           ("n_ctx = 5", "models.n_ctx must be between 256")])
 def test_bad_config_values_are_each_a_problem(tmp_path, monkeypatch, line, fragment):
     problems = _diagnose(tmp_path, monkeypatch, config=f'[models]\n{line}\nlarge_gpu_layers = -5\n')
     assert any(fragment in p and "config.toml" in p for p in problems), problems

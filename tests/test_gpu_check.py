@@ -92,3 +92,14 @@ def summary_with(tmp_path: Path, bench: dict, *extra: str) -> subprocess.Complet
     b.write_text(json.dumps(bench))
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check_summary.py"), str(b), *extra],
                           capture_output=True, text=True, timeout=60)
+
+
+def test_summary_help_and_bad_files_are_one_line(tmp_path):
+    script = [sys.executable, str(ROOT / "scripts" / "gpu_check_summary.py")]
+    proc = subprocess.run([*script, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: gpu_check_summary.py") and not proc.stderr
+    proc = subprocess.run([*script, str(tmp_path / "none.json")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr == f"gpu_check_summary: {tmp_path / 'none.json'}: No such file or directory\n"
+    (tmp_path / "text.json").write_text("not json")
+    proc = subprocess.run([*script, str(tmp_path / "text.json")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1 and "not a JSON file" in proc.stderr

@@ -117,6 +117,16 @@ def test_pull_dry_run_downloads_nothing(capsys, hub, dirs):
     rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run")
     assert rc == 0 and hub.calls == [] and "to download" in out
     assert not (dirs / "cfg" / "config.toml").exists()
+    assert "huggingface_hub" not in out
+
+
+def test_dry_run_says_that_huggingface_hub_is_missing(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run")
+    assert rc == 0
+    assert "then: downloading needs huggingface_hub: pip install 'r2r-local[download]' (not installed now)" in out
+    rc, out, _ = r2r(capsys, "models", "pull", "r1-q4", "--dry-run", "--json")
+    assert any("huggingface_hub" in step for step in json.loads(out)["then"])
 
 
 @pytest.fixture
@@ -136,7 +146,7 @@ def test_pull_downloads_checks_and_writes_the_config(capsys, hub, dirs, smollm2,
     cfg = load_user_config()
     small_path = dirs / "data" / "models" / "test--small" / "small.gguf"
     assert cfg["small"] == str(small_path) and cfg["n_ctx"] == 1024 and "router" not in cfg
-    assert cfg["small_gpu_layers"] == 0 and cfg["large_gpu_layers"] == 0  # CPU-only build: nothing on a GPU
+    assert "small_gpu_layers" not in cfg and "large_gpu_layers" not in cfg  # the plan is made at each load
     recorded = json.loads((dirs / "data" / "models" / "checksums.json").read_text())
     assert recorded == {"test/router/default_router.pt@main": sha(Path(hub.calls and dirs / "data" / "models"
                                                                         / "test--router" / "default_router.pt"))}
@@ -221,7 +231,7 @@ def test_add_registers_local_files(capsys, smollm2, dirs):
     assert rc == 0, err
     cfg = load_user_config()
     assert cfg["small"] == cfg["large"] == str(smollm2.resolve()) and cfg["router"] == str(router)
-    assert cfg["large_gpu_layers"] == 12  # the flag beats the plan
+    assert cfg["large_gpu_layers"] == 12 and "small_gpu_layers" not in cfg  # the flag is written, the plan is not
     assert "config written" in out
 
 
@@ -284,10 +294,8 @@ def test_add_keeps_what_it_does_not_manage(capsys, smollm2, dirs):
     assert rc == 0, err
     text = cfg.read_text()
     assert text.startswith('# mine\n[models]\nrouter = "entropy:0.5"\nthreads = 2\n') and text.endswith("[other]\nx = 1  # keep\n")
-    assert load_user_config() | {} == {"router": "entropy:0.5", "threads": 2, "small": str(smollm2.resolve()),
-                                       "large": str(smollm2.resolve()), "n_ctx": 4096,
-                                       "small_gpu_layers": load_user_config()["small_gpu_layers"],
-                                       "large_gpu_layers": load_user_config()["large_gpu_layers"]}
+    assert load_user_config() == {"router": "entropy:0.5", "threads": 2, "small": str(smollm2.resolve()),
+                                  "large": str(smollm2.resolve())}
     assert (dirs / "cfg" / "config.toml.bak").read_text() == user  # the '# old' comment was on a changed line
     assert "previous config kept as" in out
 

@@ -86,7 +86,7 @@ def _legacy(path: Path, d: int = 32, dims: tuple[int, ...] = (48, 24, 24), **spe
 def test_an_earlier_r2r_local_checkpoint_still_exports_exactly(tmp_path, capsys):
     s = _legacy(tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt").net.layout == "legacy"
-    rc = export_script.main(["router", "--checkpoint", str(tmp_path / "old.pt"), "--out", str(tmp_path / "o.onnx")])
+    rc = export_script.main(["router", str(tmp_path / "old.pt"), str(tmp_path / "o.onnx")])
     assert rc == 0
     out = capsys.readouterr().out
     assert "block layout of earlier r2r-local versions" in out and "retrain" in out
@@ -95,7 +95,7 @@ def test_an_earlier_r2r_local_checkpoint_still_exports_exactly(tmp_path, capsys)
 
 
 def _run(capsys, checkpoint: Path, out: Path) -> str:
-    rc = export_script.main(["router", "--checkpoint", str(checkpoint), "--out", str(out)])
+    rc = export_script.main(["router", str(checkpoint), str(out)])
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(checkpoint) in err and not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,19 +173,32 @@ def test_train_router_bad_data_is_one_line(tmp_path):
 
 def test_export_script_router_subcommand(tmp_path):
     _reference_style_checkpoint(tmp_path / "ref.pt")
-    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "ref.pt"),
-                           "--out", str(tmp_path / "ref.onnx")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", str(tmp_path / "ref.pt"),
+                           str(tmp_path / "ref.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "max abs diff" in proc.stdout and (tmp_path / "ref.json").is_file()
-    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "ref.pt"),
-                           "--out", str(tmp_path / "q.onnx"), "--int8"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", str(tmp_path / "ref.pt"),
+                           str(tmp_path / "q.onnx"), "--int8"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "q-fp32.json").read_text())["precision"] == "fp32"
     assert json.loads((tmp_path / "q.json").read_text())["precision"] == "int8"
     assert "parameters in int8" in proc.stdout
-    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "none.pt"),
-                           "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", str(tmp_path / "none.pt"),
+                           str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "file not found" in proc.stderr
+
+
+def test_export_script_router_takes_paths_like_its_siblings_and_names_an_onnx_input(tmp_path):
+    """`router IN.pt OUT.onnx` as `router-int8 IN.onnx OUT.onnx`; an exported router given as the
+    checkpoint is one line saying what it is (not torch's cut-off unpickling message)."""
+    onnx = Path(__file__).resolve().parents[1] / "models" / "demo" / "router.onnx"
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", str(onnx), str(tmp_path / "x.onnx")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr == (f"export.py router: router checkpoint {onnx}: an ONNX model (an exported router), not a "
+                           f"PyTorch checkpoint: it needs no export (scripts/export.py router-int8 {onnx} OUT.onnx "
+                           "makes an int8 copy)\n")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def _damaged(doc: dict, case: str) -> dict:
@@ -203,8 +217,8 @@ def _damaged(doc: dict, case: str) -> dict:
 def test_export_script_damaged_router_checkpoint_is_one_line(tmp_path, case, needle):
     _reference_style_checkpoint(tmp_path / "ref.pt")
     torch.save(_damaged(torch.load(tmp_path / "ref.pt", weights_only=True), case), tmp_path / "bad.pt")
-    proc = subprocess.run([sys.executable, "scripts/export.py", "router", "--checkpoint", str(tmp_path / "bad.pt"),
-                           "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "scripts/export.py", "router", str(tmp_path / "bad.pt"),
+                           str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(tmp_path / "bad.pt") in proc.stderr and needle in proc.stderr
     assert not (tmp_path / "x.onnx").exists()

@@ -31,3 +31,15 @@ def test_threshold_command_rewrites_the_sidecar(tmp_path, smollm2, goal, check):
     result = json.loads(proc.stdout)
     assert check(result) and result["old_threshold"] == 0.5 and result["positions"] == 600
     assert json.loads((tmp_path / "r.json").read_text())["threshold"] == result["threshold"]
+
+
+def test_a_recall_threshold_on_few_positives_is_flagged(tmp_path, smollm2):
+    synthetic_labels(tmp_path / "data", smollm2, n_prompts=2, n=40)  # ~5 divergent positions
+    linear_router(tmp_path / "r.onnx", 576, threshold=0.5)
+    cmd = [sys.executable, "-m", "r2r_local.cli", "threshold", "--router", str(tmp_path / "r.onnx"),
+           "--data", str(tmp_path / "data"), "--dry-run"]
+    proc = subprocess.run([*cmd, "--recall", "0.9"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "divergent positions (fewer than 20): the threshold chosen for the recall target is a rough guess" in proc.stderr
+    proc = subprocess.run([*cmd, "--target-share", "0.1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "warning" not in proc.stderr  # a share does not rest on the positives

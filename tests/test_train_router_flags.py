@@ -3,6 +3,7 @@ that fails keeps the routers already on disk."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -74,8 +75,11 @@ def test_a_missing_output_folder_is_made(tmp_path, data, capsys):
     out = tmp_path / "new" / "deeper" / "r.pt"
     code = main(["train-router", "--data", str(data), "--out", str(out), "--onnx", str(tmp_path / "x" / "r.onnx"),
                  "--epochs", "1", "--hidden-dims", "16", "--recall", "0.5"])
-    assert code == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
     assert out.is_file() and (tmp_path / "x" / "r.onnx").is_file() and (tmp_path / "x" / "r.json").is_file()
+    n = json.loads(captured.out)["validation_positives"]
+    assert 0 < n < 20 and f"warning: the held-out validation set has only {n} divergent position" in captured.err
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["r.json", "r.onnx"]  # no temp folder left
 
 
@@ -101,3 +105,19 @@ def test_changing_hidden_dims_train_the_reference_layout(tmp_path, data, capsys)
         want = rl.forward(state, h, e, k, normalize=True).numpy()
     got = OnnxRouter(tmp_path / "r.onnx", n_embd=d).logits(h.numpy(), e.numpy(), k.numpy()).reshape(-1)
     assert np.abs(got - want).max() <= 1e-4
+
+
+def test_help_gives_every_default(capsys):
+    """Every flag with a default says it in --help (argparse does not unless asked)."""
+    from r2r_local.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train-router"]
+    with_default = [a for a in sub._actions if a.option_strings and a.dest != "help"
+                    and not any(a.default is v for v in (None, False))]
+    assert len(with_default) == 8
+    for action in with_default:
+        assert "default" in (action.help or ""), action.option_strings
+    with pytest.raises(SystemExit):
+        main(["train-router", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal's width
+    assert "(default 30)" in out and "(default 0.95)" in out and "default 256,256,256" in out

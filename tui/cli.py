@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP, check_model_flags
-from r2r_local.config import DEFAULT_MAX_TOKENS, GenerationSettings, SamplingParams
+from r2r_local.config import DEFAULT_MAX_TOKENS, DEFAULT_N_CTX, N_CTX_STEP, GenerationSettings, SamplingParams
 from r2r_local.errors import ConfigError, R2RError
 from r2r_local.router.baselines import SPEC_HELP
 
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--router", metavar="ROUTER", help=SPEC_HELP)
     g.add_argument("--demo", action="store_true", help="use the built-in demo pair")
     g.add_argument("--config", type=Path, metavar="FILE", help="config file (default: config.toml in the user config dir)")
-    g.add_argument("--n-ctx", type=int, metavar="N", help="context length")
+    g.add_argument("--n-ctx", type=int, metavar="N",
+                   help=f"context length, a multiple of {N_CTX_STEP} (default: configured, else {DEFAULT_N_CTX})")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads per model")
     g.add_argument("--small-gpu-layers", type=int, metavar="N", help="small model layers on the GPU (-1 = all)")
     g.add_argument("--large-gpu-layers", type=int, metavar="N", help="large model layers on the GPU (-1 = all)")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from r2r_local import __version__
-from r2r_local.config import (DEFAULT_N_CTX, MAX_N_CTX, MAX_THREADS, ModelSpec, SamplingParams, check_gpu_layers,
-                              check_free_gb, check_n_ctx, check_seed, check_threads)
-from r2r_local.errors import ConfigError
+from r2r_local.config import (DEFAULT_N_CTX, MAX_N_CTX, MAX_THREADS, N_CTX_STEP, ModelSpec, SamplingParams,
+                              check_free_gb, check_gpu_layers, check_n_ctx, check_seed, check_threads)
+
+if TYPE_CHECKING:
+    from r2r_local.choice import PairChoice
 
 
 OVERLAP_HELP = ("run the small model's next step while the router decides (same output; faster when the "
@@ -18,18 +21,26 @@ AHEAD_HELP = ("let the small model write ahead while the large model catches up,
               "combines with --overlap)")
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
+def add_model_flags(p: argparse.ArgumentParser, *, router: bool = True) -> None:
+    """--demo, --small, --large, --n-ctx, GPU layers, --threads; `router`: the command runs a router
+    (--demo then brings the demo's own)."""
     g = p.add_argument_group("models")
     g.add_argument("--demo", action="store_true",
-                   help="the built-in demo pair (models/demo: an addition task) and its router when shipped")
-    g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the built-in pair)")
-    g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the built-in pair)")
-    g.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, metavar="N", help=f"context length (16..{MAX_N_CTX}; default %(default)s)")
+                   help="the built-in demo pair (models/demo: an addition task)"
+                        + (" and its router when shipped" if router else ""))
+    g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured pair, see "
+                   "r2r models add; else the built-in one)")
+    g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured pair, else the "
+                   "built-in one)")
+    g.add_argument("--n-ctx", type=int, default=None, metavar="N",
+                   help=f"context length, a multiple of {N_CTX_STEP} up to {MAX_N_CTX} (default: configured, "
+                        f"else {DEFAULT_N_CTX})")
     g.add_argument("--small-gpu-layers", type=int, default=None, metavar="N",
-                   help="small model layers on the GPU (-1 = all; default: the fit plan)")
+                   help="small model layers on the GPU (-1 = all; default: configured, else the fit plan)")
     g.add_argument("--large-gpu-layers", type=int, default=None, metavar="N",
-                   help="large model layers on the GPU (-1 = all; default: as many as fit)")
-    g.add_argument("--threads", type=int, default=None, metavar="N", help=f"CPU threads (1..{MAX_THREADS}; default: all cores)")
+                   help="large model layers on the GPU (-1 = all; default: configured, else as many as fit)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"CPU threads (1..{MAX_THREADS}; default: configured, else all cores)")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -66,59 +77,39 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
     return SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
 
 
-def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
-    """The small and large ModelSpec from the model flags; the built-in pair fills what is unset.
+def choice_for(args: argparse.Namespace) -> "PairChoice":
+    """The pair a command's flags choose, the configured pair filling what they leave out (the same
+    resolution as r2r-chat: r2r_local.choice.resolve_pair)."""
+    from r2r_local.choice import KEYS, resolve_pair
 
-    GPU layers not given by flags come from the fit plan (r2r_local.fit): small model and router
-    first, then as many large-model layers as fit. Where a GPU is used the plan is said on stderr
-    before loading; on a machine without one both models simply run on the CPU.
-    """
     check_model_flags(args)
-    small, large = args.small, args.large
-    if getattr(args, "demo", False):
-        if small or large:
-            raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
-        from r2r_local.demo import demo_pair
+    return resolve_pair({k: getattr(args, k, None) for k in KEYS}, demo=getattr(args, "demo", False))
 
-        pair = demo_pair()
-        small, large = str(pair.small), str(pair.large)
-    if small is None or large is None:
-        from r2r_local.defaults import smollm2_path
 
-        default = str(smollm2_path())
-        small, large = small or default, large or default
-    n_small, n_large = args.small_gpu_layers, args.large_gpu_layers
-    from r2r_local.backends.llama_cpp import supports_gpu_offload
+def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
+    """The small and large ModelSpec: flags, then the config file, then the built-in pair.
 
-    if (n_small is None or n_large is None) and not supports_gpu_offload():
-        n_small, n_large = n_small or 0, n_large or 0  # a CPU-only build: nothing to plan
-    if n_small is None or n_large is None:
-        from r2r_local.backends.gguf_file import check_gguf_path
-        from r2r_local.fit import config_layers, plan_for_machine
+    GPU layers nobody set come from the fit plan (r2r_local.fit): small model and router first,
+    then as many large-model layers as fit. Where a GPU is used the plan is said on stderr before
+    loading, as is a configured value that is not used; without one both models run on the CPU.
+    """
+    from r2r_local.choice import specs_for
 
-        check_gguf_path(small, "small")
-        check_gguf_path(large, "large")
-        plan = plan_for_machine(small, large, n_ctx=args.n_ctx, router=getattr(args, "router", None),
-                                small_gpu_layers=n_small, large_gpu_layers=n_large)
-        if plan.free_bytes is not None:
-            for line in plan.lines():
-                print(f"plan: {line}", file=sys.stderr)
-        n_small, n_large = config_layers(plan.small), config_layers(plan.large)
-    common = dict(n_ctx=args.n_ctx, threads=args.threads)
-    return (ModelSpec(small, n_gpu_layers=n_small, role="small", **common),
-            ModelSpec(large, n_gpu_layers=n_large, role="large", **common))
+    choice = choice_for(args)
+    runs_router = hasattr(args, "router")  # label has no router: its notes and memory do not apply
+    for note in choice.notes if runs_router else ():
+        print(f"r2r: {note}", file=sys.stderr)
+    small, large, plan = specs_for(choice, choice.router if runs_router else None)
+    if plan is not None and plan.free_bytes is not None:
+        for line in plan.lines():
+            print(f"plan: {line}", file=sys.stderr)
+    return small, large
 
 
 def router_spec(args: argparse.Namespace, fallback: str) -> str:
-    """--router; else with --demo the shipped demo router (or the demo's fallback); else `fallback`."""
-    if args.router is not None:
-        return args.router
-    if getattr(args, "demo", False):
-        from r2r_local.demo import FALLBACK_ROUTER, demo_router
-
-        router = demo_router()
-        return str(router) if router is not None else FALLBACK_ROUTER
-    return fallback
+    """--router; else with --demo the shipped demo router (or the demo's fallback); else the
+    configured router (when it belongs to the small model in use); else `fallback`."""
+    return choice_for(args).router or fallback
 
 
 def load_pair_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "onnxruntime can open a CUDA session, the configured models and the GPU fit plan. "
                     "Every problem comes with the command that fixes it. Exits 0 whenever the checks "
                     "ran (use --strict to exit 1 when a problem was found).")
+    p.add_argument("--demo", action="store_true", help="check the built-in demo pair (models/demo) and its router")
     p.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured one)")
     p.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured one)")
     p.add_argument("--router", metavar="ROUTER", help="router .onnx or built-in spec (default: configured)")
@@ -39,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
 
     check_model_flags(args)
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
-    report = diagnose(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
-                      assume_free_bytes=free, small_gpu_layers=args.small_gpu_layers,
-                      large_gpu_layers=args.large_gpu_layers)
+    small, large, router = args.small, args.large, args.router
+    if args.demo:
+        from r2r_local.choice import resolve_pair
+
+        pair = resolve_pair({"small": small, "large": large, "router": router}, demo=True)
+        small, large, router = pair.small, pair.large, pair.router
+    report = diagnose(small=small, large=large, router=router, n_ctx=args.n_ctx, assume_free_bytes=free,
+                      small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers,
+                      demo=args.demo)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -50,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.problems else 0
 
 
-def _gb(n: int | None) -> str:
-    return "?" if n is None else f"{n / GB:.2f} GB"
+def _size(n: int | None) -> str:
+    from r2r_local.units import format_bytes
+
+    return "?" if n is None else format_bytes(n)
 
 
 def _flag(model_plan: dict) -> int:
@@ -68,7 +77,7 @@ def render(r) -> str:  # r: r2r_local.doctor.Report
     out.append("GPUs:")
     if r.gpus["devices"]:
         for g in r.gpus["devices"]:
-            out.append(f"  {g['index']}: {g['name']}, {_gb(g['free_bytes'])} free of {_gb(g['total_bytes'])} "
+            out.append(f"  {g['index']}: {g['name']}, {_size(g['free_bytes'])} free of {_size(g['total_bytes'])} "
                        f"({g['source']})")
         if r.gpus["driver"]:
             out.append(f"  driver {r.gpus['driver']}")
@@ -87,11 +96,11 @@ def render(r) -> str:  # r: r2r_local.doctor.Report
         elif "error" in e:
             out.append(f"  {role}: {e['path']}: {e['error']}")
         else:
-            out.append(f"  {role}: {e['path']} (weights {_gb(e['weights_bytes'])}, file {_gb(e['size_bytes'])}, "
+            out.append(f"  {role}: {e['path']} (weights {_size(e['weights_bytes'])}, file {_size(e['size_bytes'])}, "
                        f"{e['arch']}, {e['n_layer']} layers)")
     rt = m.get("router") or {}
     out.append(f"  router: {rt.get('spec') or 'not set'}"
-               + (f" ({_gb(rt['size_bytes'])})" if rt.get("size_bytes") else ""))
+               + (f" ({_size(rt['size_bytes'])})" if rt.get("size_bytes") else ""))
     if r.fit is not None:
         assumed = ", assumed free memory" if r.fit.get("assumed_free") else ""
         out.append(f"fit plan (n_ctx {r.fit['n_ctx']}{assumed}):")

@@ -156,10 +156,13 @@ def _print_json(gen: Any, config: dict[str, Any]) -> None:
 
 
 def _print_summary(gen: Any) -> None:
+    """One line on stderr; activated params (billions in the stats) in a unit that fits: 278K, 1.5B."""
+    from r2r_local.units import format_params
+
     s = gen.stats
     print(
         f"[{s.n_tokens} tokens, {s.large_tokens} by the large model ({100 * s.large_share:.1f}%) "
-        f"in {s.large_calls} calls, {s.tokens_per_s:.1f} tok/s, {s.activated_params_b:.3g}B "
+        f"in {s.large_calls} calls, {s.tokens_per_s:.1f} tok/s, {format_params(round(s.activated_params_b * 1e9))} "
         f"activated params, stop: {gen.stop_reason}]",
         file=sys.stderr,
     )

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the answers, continue the large model after every mismatch and let a verifier "
                                    "decide whether the path diverges. Writes one shard per prompt into --out; "
                                    "a rerun with the same settings continues where it stopped.")
-    add_model_flags(p)
+    add_model_flags(p, router=False)
     p.add_argument("--prompts", required=True, metavar="FILE",
                    help='prompts, one per line, or JSON lines {"prompt": ..., "answer": ...} (.jsonl)')
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (shards, manifest, summary)")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from r2r_local.commands import check_model_flags
 from r2r_local.config import DEFAULT_N_CTX, load_user_config, write_user_config
+from r2r_local.units import format_bytes
 
 GB = 1e9
 
@@ -49,11 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_setup_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-ctx", type=int, default=None, metavar="N", help=f"context length (default: configured, else {DEFAULT_N_CTX})")
-    p.add_argument("--small-gpu-layers", type=int, default=None, metavar="N", help="override the fit plan (-1 = all)")
-    p.add_argument("--large-gpu-layers", type=int, default=None, metavar="N", help="override the fit plan (-1 = all)")
+    p.add_argument("--n-ctx", type=int, default=None, metavar="N",
+                   help=f"context length to write, a multiple of 256 (default: keep the configured one, else "
+                        f"{DEFAULT_N_CTX} at load)")
+    p.add_argument("--small-gpu-layers", type=int, default=None, metavar="N",
+                   help="write this count instead of leaving it to the fit plan made at each load (-1 = all)")
+    p.add_argument("--large-gpu-layers", type=int, default=None, metavar="N",
+                   help="write this count instead of leaving it to the fit plan made at each load (-1 = all)")
     p.add_argument("--assume-free-gb", type=float, default=None, metavar="GB",
-                   help="plan for a GPU with this much free memory instead of the one found")
+                   help="plan for a GPU with this much free memory instead of the one found, and write "
+                        "that plan's layer counts")
     p.add_argument("--no-config", action="store_true", help="do not write the config file")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -81,7 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']}: {r['description']} (~{r['total_gb']} GB)")
         for f in r["files"]:
-            size = f"{f['size'] / GB:.2f} GB" if f["size"] else (f"~{f['approx_gb']} GB" if f["approx_gb"] else "size unknown")
+            size = format_bytes(f["size"]) if f["size"] else (f"~{f['approx_gb']} GB" if f["approx_gb"] else "size unknown")
             sha = "sha256 published" if f["sha256"] else "sha256 unknown (recorded on first download)"
             got = "downloaded" if f["downloaded"] else "not downloaded"
             print(f"  {f['role']:6} {f['repo']}/{f['file']}  {size}, {sha}, {got}")
@@ -93,8 +99,12 @@ def run_list(args: argparse.Namespace) -> int:
 def _configure(args: argparse.Namespace, small: Path, large: Path, router: str | None) -> dict[str, Any]:
     """Plan the fit and (unless --no-config) set the [models] keys; returns what was done.
 
-    Every other key and table of the config file is kept; so is a configured router when none is
-    given, unless it does not fit the new small model."""
+    The config gets what the user chose: the pair, the router, and --n-ctx and GPU layers when
+    given; the fit plan shown is made again each time the models load (on that machine, with
+    the memory free then), so its layer counts are written only for --assume-free-gb, a plan
+    for memory the load cannot see. Every other key and table of the config file is kept; so is
+    a configured router when none is given, unless it does not fit the new small model, and so
+    are configured GPU layers unless the pair changes."""
     from r2r_local.fit import config_layers, plan_for_machine
 
     cfg = load_user_config()
@@ -102,13 +112,18 @@ def _configure(args: argparse.Namespace, small: Path, large: Path, router: str |
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
     plan = plan_for_machine(str(small), str(large), n_ctx=n_ctx, router=router, assume_free_bytes=free,
                             small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers)
-    changes = {"small": str(small.resolve()), "large": str(large.resolve()), "n_ctx": n_ctx,
-               "small_gpu_layers": config_layers(plan.small), "large_gpu_layers": config_layers(plan.large)}
-    drop: tuple[str, ...] = ()
+    changes: dict[str, Any] = {"small": str(small.resolve()), "large": str(large.resolve())}
+    if args.n_ctx is not None:
+        changes["n_ctx"] = args.n_ctx
+    planned = {"small_gpu_layers": config_layers(plan.small), "large_gpu_layers": config_layers(plan.large)}
+    for key, planned_layers in planned.items():
+        if getattr(args, key) is not None or free is not None:
+            changes[key] = planned_layers  # the flag's value, or the plan for the assumed memory
+    drop = _stale_layers(cfg, changes)
     if router is not None:
         changes["router"] = str(Path(router).resolve()) if router.endswith(".onnx") else router
     elif cfg.get("router") and (why := _router_misfit(cfg["router"], small)):
-        drop = ("router",)
+        drop += ("router",)
         print(f"r2r: the configured router {cfg['router']} is left out of the new config: {why}", file=sys.stderr)
     models = {k: v for k, v in cfg.items() if k not in drop} | changes
     written = backup = None
@@ -116,6 +131,18 @@ def _configure(args: argparse.Namespace, small: Path, large: Path, router: str |
         written, backup = write_user_config(changes, drop=drop)
     return {"models": models, "fit": plan.as_dict(), "config": written and str(written),
             "backup": backup and str(backup)}
+
+
+def _stale_layers(cfg: dict[str, Any], changes: dict[str, Any]) -> tuple[str, ...]:
+    """Configured GPU layer counts made for another pair (and not set again now): left out, so
+    that the fit plan decides for the new pair at load."""
+    if (cfg.get("small"), cfg.get("large")) == (changes["small"], changes["large"]):
+        return ()
+    stale = tuple(k for k in ("small_gpu_layers", "large_gpu_layers") if k in cfg and k not in changes)
+    for key in stale:
+        print(f"r2r: the configured {key} = {cfg[key]} (set for the previous pair) is left out of the new "
+              f"config: the fit plan decides at load (--{key.replace('_', '-')} N sets it)", file=sys.stderr)
+    return stale
 
 
 def _router_misfit(spec: str, small: Path) -> str | None:
@@ -137,6 +164,10 @@ def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
         return
     for line in done["fit"]["lines"]:
         print(f"fit: {line}")
+    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if k not in done["models"]]
+    if unset:
+        print(f"fit: made again at each load for {' and '.join(unset)} (not written: the GPU's free memory "
+              "then decides)")
     if done["config"]:
         print(f"config written: {done['config']}")
         if done["backup"]:
@@ -206,7 +237,7 @@ def _router_threshold(router: str | None, say: Callable[[str], None]) -> float |
 
 def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) -> None:
     """What pull would do, step by step, without doing any of it (one JSON document with --json)."""
-    from r2r_local.catalog import local_path
+    from r2r_local.catalog import download_problem, local_path
 
     plan = []
     for role, f in files:
@@ -215,6 +246,8 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
                      "approx_gb": f.approx_gb or None, "sha256": f.sha256 or None, "path": str(path),
                      "present": path.is_file()})
     steps = []
+    if not all(f["present"] for f in plan) and (missing := download_problem()):
+        steps.append(f"{missing} (not installed now)")
     if any(f["role"] == "router" for f in plan):
         onnx = Path(next(f["path"] for f in plan if f["role"] == "router")).with_suffix(".onnx")
         int8 = onnx.with_name(onnx.stem + "-int8.onnx")
@@ -233,7 +266,7 @@ def _dry_run(args: argparse.Namespace, name: str, files: list[tuple[str, Any]]) 
         sys.stdout.write("\n")
         return
     for f in plan:
-        size = (f"{f['size'] / GB:.2f} GB" if f["size"] else f"~{f['approx_gb']} GB" if f["approx_gb"]
+        size = (format_bytes(f["size"]) if f["size"] else f"~{f['approx_gb']} GB" if f["approx_gb"]
                 else "size unknown")
         sha = f"sha256 {f['sha256']}" if f["sha256"] else "no published sha256 (the first download's is recorded)"
         state = "present" if f["present"] else "to download"

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--recall must be in (0, 1], got {args.recall}")
     from r2r_local.labeling.data import LabelledData
     from r2r_local.labeling.shards import atomic_write
-    from r2r_local.labeling.thresholds import rates, threshold_for_recall, threshold_for_share
+    from r2r_local.labeling.thresholds import few_positives, rates, threshold_for_recall, threshold_for_share
     from r2r_local.router.onnx import OnnxRouter, read_sidecar, sidecar_path
 
     data = LabelledData(args.data)
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         t = threshold_for_share(p, args.target_share, what)
     else:
         t = threshold_for_recall(p, label, args.recall, what)
+        if warning := few_positives(label, f"labelled data {args.data}"):
+            print(f"threshold: {warning}", file=sys.stderr)
     result = {"old_threshold": router.threshold, **rates(p, label, t)}
     if not args.dry_run:
         side = sidecar_path(args.router)

@@ -33,17 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PATH.pt", help="checkpoint to write")
     p.add_argument("--onnx", metavar="PATH.onnx", help="also export the router here (with its JSON sidecar)")
     p.add_argument("--hidden-dims", type=_dims, default=(256, 256, 256), metavar="H,H,...",
-                   help="residual block sizes, the reference's layout: block i maps H[i] to H[i+1], "
-                        "the last keeps H[-1] (reference: 1024,1024,1024,1024,1024,1024)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=4, help="epochs without a better validation loss before stopping")
+                   help="residual block sizes, the reference's layout: block i maps H[i] to H[i+1], the last "
+                        "keeps H[-1] (default 256,256,256; the reference: 1024,1024,1024,1024,1024,1024)")
+    p.add_argument("--epochs", type=int, default=30, metavar="N", help="at most this many (default %(default)s)")
+    p.add_argument("--batch", type=int, default=256, metavar="N", help="positions per step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, metavar="LR", help="AdamW learning rate (default %(default)g)")
+    p.add_argument("--patience", type=int, default=4, metavar="N",
+                   help="epochs without a better validation loss before stopping (default %(default)s)")
     goal = p.add_mutually_exclusive_group()
-    goal.add_argument("--recall", type=float, default=0.95, help="threshold for this recall of divergent tokens")
-    goal.add_argument("--target-share", type=float, default=None, help="threshold for this large-model share instead")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    goal.add_argument("--recall", type=float, default=0.95, metavar="R",
+                      help="threshold for this recall of divergent tokens on the held-out prompts (default %(default)s)")
+    goal.add_argument("--target-share", type=float, default=None, metavar="S",
+                      help="threshold for this large-model share instead (e.g. 0.12)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of the initial weights, the batches and the held-out split (default %(default)s)")
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="torch CPU threads (default %(default)s)")
     p.set_defaults(func=run)
 
 

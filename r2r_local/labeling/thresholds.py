@@ -32,6 +32,19 @@ def threshold_for_recall(p: np.ndarray, label: np.ndarray, recall: float, what: 
     return float(np.clip(pos[min(k, len(pos) - 1)], 1e-6, 1 - 1e-6))
 
 
+MIN_POSITIVES = 20  # below this, one divergent position more or less moves the recall by 5 points or more
+
+
+def few_positives(label: np.ndarray, what: str) -> str | None:
+    """A warning line when a threshold for a recall target rests on fewer than MIN_POSITIVES
+    divergent positions (`label` == 1), else None."""
+    n = int((np.asarray(label) == 1).sum())
+    if n >= MIN_POSITIVES:
+        return None
+    return (f"warning: {what} has only {n} divergent position{'s' if n != 1 else ''} (fewer than {MIN_POSITIVES}): "
+            "the threshold chosen for the recall target is a rough guess; label more prompts")
+
+
 def threshold_for_share(p: np.ndarray, share: float, what: str = "router") -> float:
     """The threshold at which about `share` of all positions are escalated."""
     if not 0.0 < share < 1.0:

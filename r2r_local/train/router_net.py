@@ -139,6 +139,22 @@ _REFERENCE_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _not_a_checkpoint(path: Path) -> str | None:
+    """Why the file cannot be a torch.save checkpoint (a zip archive, or the legacy pickle), judged
+    from its first bytes; None when it may be one. An ONNX router gets a line of its own."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"cannot read it ({e.strerror or e})"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    if path.suffix == ".onnx" or head[:1] == b"\x08":  # an ONNX model's first field: ir_version
+        return (f"an ONNX model (an exported router), not a PyTorch checkpoint: it needs no export "
+                f"(scripts/export.py router-int8 {path} OUT.onnx makes an int8 copy)")
+    return "not a readable PyTorch checkpoint (torch.save writes a zip archive; this file is not one)"
+
+
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Read a reference-format checkpoint (ours or the published one) with weights_only=True.
 
@@ -184,6 +200,8 @@ def _read_doc(path: Path) -> dict[str, Any]:
     """The checkpoint's dict, loaded with weights_only=True; one-line errors otherwise."""
     if not path.is_file():
         raise RouterError(f"router checkpoint {path}: file not found")
+    if problem := _not_a_checkpoint(path):
+        raise RouterError(f"router checkpoint {path}: {problem}")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors have many types; all mean the same to the user

@@ -14,7 +14,7 @@ import torch
 
 from r2r_local.errors import ConfigError
 from r2r_local.labeling.data import LabelledData
-from r2r_local.labeling.thresholds import rates, threshold_for_recall, threshold_for_share
+from r2r_local.labeling.thresholds import few_positives, rates, threshold_for_recall, threshold_for_share
 from r2r_local.train.router_net import RouterNet, RouterShape, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,11 @@ def train(data: Dataset, settings: TrainSettings, progress: Callable[[str], None
         threshold = threshold_for_share(p, settings.target_share, what)
     else:
         threshold = threshold_for_recall(p, va.label, settings.recall, what)
+        if warning := few_positives(va.label, "the held-out validation set"):
+            progress(warning)
     report = {"validation": rates(p, va.label, threshold), "train_positions": int(len(tr.label)),
               "train_positives": n_pos, "validation_prompts": int(len(np.unique(va.prompt))),
+              "validation_positives": int(va.label.sum()),
               "history": history, "best_val_loss": best}
     return net, report
 

@@ -225,7 +225,7 @@ async def test_an_r1_style_prompt_streams_into_the_think_block():
 async def test_a_load_error_is_shown_in_the_app(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x00" * 64)
-    app = make_app(small=str(broken))
+    app = make_app(small=str(broken), large=str(broken))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.query_one("LoadPanel").error is not None)
         title, message = app.query_one("LoadPanel").error

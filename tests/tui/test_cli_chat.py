@@ -33,9 +33,10 @@ def test_console_entry_point_reports_bad_values_on_one_line():
 @pytest.mark.parametrize("argv, message", [
     (["--demo", "--small", "s.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
     (["--demo", "--large", "l.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
-    (["--demo", "--n-ctx", "0"], "n-ctx must be between 16 and 1048576, got 0"),
-    (["--n-ctx", "8"], "n-ctx must be between 16 and 1048576, got 8"),
-    (["--n-ctx", "99999999999"], "n-ctx must be between 16 and 1048576, got 99999999999"),
+    (["--demo", "--n-ctx", "0"], "n-ctx must be between 256 and 1048576, got 0 (llama.cpp's smallest context is 256 tokens)"),
+    (["--n-ctx", "8"], "n-ctx must be between 256 and 1048576, got 8 (llama.cpp's smallest context is 256 tokens)"),
+    (["--n-ctx", "99999999999"], "n-ctx must be between 256 and 1048576, got 99999999999 (llama.cpp's smallest context is 256 tokens)"),
+    (["--n-ctx", "1000"], "n-ctx must be a multiple of 256 (llama.cpp rounds other lengths up), got 1000: use 768 or 1024"),
     (["--demo", "--small-gpu-layers", "-5"], "--small-gpu-layers must be >= -1 (-1 = all), got -5"),
     (["--large-gpu-layers", "-2"], "--large-gpu-layers must be >= -1 (-1 = all), got -2"),
     (["--demo", "--threads", "0"], "threads must be between 1 and 1024, got 0"),
@@ -58,9 +59,9 @@ def test_a_missing_config_file_ends_the_console_script_with_one_line():
 def test_valid_model_flags_pass(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("[models]\n")
-    options, _ = parse_args(["--demo", "--n-ctx", "16", "--small-gpu-layers", "-1", "--threads", "1",
+    options, _ = parse_args(["--demo", "--n-ctx", "256", "--small-gpu-layers", "-1", "--threads", "1",
                              "--config", str(config)])
-    assert (options.n_ctx, options.small_gpu_layers, options.config_file) == (16, -1, config)
+    assert (options.n_ctx, options.small_gpu_layers, options.config_file) == (256, -1, config)
 
 
 QUIT_WHILE_LOADING = """

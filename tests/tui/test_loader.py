@@ -26,6 +26,14 @@ def test_config_file_then_flags(tmp_path):
     assert choice.small.threads == 1
 
 
+def test_half_a_pair_is_refused_naming_the_other_flag():
+    """--large alone, with no pair configured, is not paired with the built-in small model."""
+    with pytest.raises(ConfigError, match="--large is given but no small model: add --small PATH"):
+        resolve_choice(ChatOptions(large="/x/big.gguf"))
+    write_user_config({"small": "/m/s.gguf", "large": "/m/l.gguf"})
+    assert resolve_choice(ChatOptions(large="/x/big.gguf")).small.path == "/m/s.gguf"
+
+
 def test_demo_loads_the_shipped_pair():
     from r2r_local.demo import demo_pair
 

@@ -1,0 +1,133 @@
+"""Which models a command loads: its flags, then the user's config file, then the built-in pair.
+
+One resolution for `r2r generate`, `r2r bench`, `r2r label` and r2r-chat, so that a pair set up
+with `r2r models add` or `r2r models pull` is the pair every command runs. Layer counts nobody
+chose are left to the GPU fit plan, made when the models load (`specs_for`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from r2r_local.config import DEFAULT_N_CTX, ModelSpec
+from r2r_local.errors import ConfigError
+
+if TYPE_CHECKING:
+    from r2r_local.fit import FitPlan
+
+# The values a command's flags and the [models] table of the config file share.
+KEYS = ("small", "large", "router", "n_ctx", "threads", "small_gpu_layers", "large_gpu_layers")
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    """The resolved choice. router None: the command's own default; a layer count None: the fit
+    plan decides at load. source: "flags" (a model path came from a flag), "config", "default"
+    (the built-in pair) or "demo". notes: lines worth telling the user (a configured value not used)."""
+
+    small: str
+    large: str
+    router: str | None
+    n_ctx: int
+    threads: int | None
+    small_gpu_layers: int | None
+    large_gpu_layers: int | None
+    source: str
+    notes: tuple[str, ...] = ()
+
+
+def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[str, Any] | None = None,
+                 config_file: Path | None = None) -> PairChoice:
+    """Merge `flags` (KEYS; None or absent = not given) over the config file (read from
+    `config_file` or the default place unless `config` is given) over the built-in pair.
+
+    With `demo` the shipped demo pair is used and the config file is not read. A model given by
+    one flag while the other is neither given nor configured is refused (not paired with the
+    built-in model). A configured router file goes with the configured small model: with another
+    --small it is not used (a note says so) and the command's default router runs.
+    """
+    given = {k: flags.get(k) for k in KEYS}
+    if demo:
+        return _demo_choice(given)
+    if config is None:
+        from r2r_local.config import load_user_config
+
+        config = load_user_config(config_file)
+
+    def pick(key: str) -> Any:
+        return given[key] if given[key] is not None else config.get(key)
+
+    small, large = pick("small"), pick("large")
+    source = "flags" if given["small"] or given["large"] else ("config" if small or large else "default")
+    if (small is None) != (large is None):
+        missing, present = ("small", "large") if small is None else ("large", "small")
+        raise ConfigError(f"--{present} is given but no {missing} model: add --{missing} PATH "
+                          "(or configure a pair with r2r models add)")
+    if small is None:
+        from r2r_local.defaults import smollm2_path
+
+        small = large = str(smollm2_path())
+    router, notes = given["router"], ()
+    if router is None and config.get("router") is not None:
+        router, notes = _configured_router(config["router"], config.get("small"), small)
+    n_ctx = pick("n_ctx")
+    return PairChoice(small, large, router, DEFAULT_N_CTX if n_ctx is None else n_ctx, pick("threads"),
+                      pick("small_gpu_layers"), pick("large_gpu_layers"), source, notes)
+
+
+def _configured_router(router: str, configured_small: str | None, small: str) -> tuple[str | None, tuple[str, ...]]:
+    """The configured router, unless it is a router file and the small model is not the configured
+    one (a router reads the hidden states of the model it was trained for)."""
+    if ".onnx" not in router or configured_small is None or _same_file(configured_small, small):
+        return router, ()
+    return None, (f"the configured router {router} belongs to the configured small model, not to {small}: "
+                  "it is not used (give --router to choose one)",)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
+
+
+def _demo_choice(given: dict[str, Any]) -> PairChoice:
+    if given["small"] or given["large"]:
+        raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
+    from r2r_local.demo import FALLBACK_ROUTER, demo_pair, demo_router
+
+    pair = demo_pair()
+    router = given["router"]
+    if router is None:
+        shipped = demo_router()
+        router = str(shipped) if shipped is not None else FALLBACK_ROUTER
+    n_ctx = given["n_ctx"]
+    return PairChoice(str(pair.small), str(pair.large), router, DEFAULT_N_CTX if n_ctx is None else n_ctx,
+                      given["threads"], given["small_gpu_layers"], given["large_gpu_layers"], "demo")
+
+
+def specs_for(choice: PairChoice, router: str | None) -> tuple[ModelSpec, ModelSpec, "FitPlan | None"]:
+    """The two ModelSpecs. Layer counts the choice leaves open come from the fit plan (small model
+    and `router` first, then as many large-model layers as fit) on a llama.cpp build with GPU
+    offload, and are 0 on a CPU-only build; the plan is returned when one was made."""
+    n_small, n_large = choice.small_gpu_layers, choice.large_gpu_layers
+    plan = None
+    if n_small is None or n_large is None:
+        from r2r_local.backends.llama_cpp import supports_gpu_offload
+
+        if supports_gpu_offload():
+            from r2r_local.backends.gguf_file import check_gguf_path
+            from r2r_local.fit import config_layers, plan_for_machine
+
+            check_gguf_path(choice.small, "small")
+            check_gguf_path(choice.large, "large")
+            plan = plan_for_machine(choice.small, choice.large, n_ctx=choice.n_ctx, router=router,
+                                    small_gpu_layers=n_small, large_gpu_layers=n_large)
+            n_small, n_large = config_layers(plan.small), config_layers(plan.large)
+        else:
+            n_small, n_large = n_small or 0, n_large or 0
+    common = dict(n_ctx=choice.n_ctx, threads=choice.threads)
+    return (ModelSpec(choice.small, n_gpu_layers=n_small, role="small", **common),
+            ModelSpec(choice.large, n_gpu_layers=n_large, role="large", **common), plan)
