@@ -19,6 +19,14 @@ def smollm2() -> Path:
     return smollm2_path()
 
 
+@pytest.fixture(autouse=True)
+def _own_user_dirs(tmp_path_factory, monkeypatch) -> None:
+    """Every command reads the user's config file and data folder: tests get empty ones of their
+    own (a test that wants a config sets R2R_CONFIG_DIR itself, after this)."""
+    monkeypatch.setenv("R2R_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("R2R_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_llama() -> None:
     logging.getLogger("r2r_local.llama").setLevel(logging.ERROR)

@@ -31,19 +31,11 @@ def test_generate_help_still_offers_the_demo_router(capsys):
     assert "and its router when shipped" in help_of(capsys, "generate")
 
 
-# The two below need r2r_local/commands/bench.py, which is being rewritten on another branch
-# (the change is described in the issue 15 report); strict: they fail the suite once it is made,
-# so that the marks are taken off.
-BENCH_PENDING = pytest.mark.xfail(strict=True, reason="needs the change to r2r_local/commands/bench.py (issue 15)")
-
-
-@BENCH_PENDING
 def test_bench_help_says_the_answers_are_integers(capsys):
     text = help_of(capsys, "bench")
     assert '{"prompt": str, "answer": int}' in text
 
 
-@BENCH_PENDING
 def test_bench_refuses_a_jsonl_file_as_prompts(capsys, tmp_path):
     problems = tmp_path / "p.jsonl"
     problems.write_text('{"prompt": "1+2", "answer": 3}\n')

@@ -61,10 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_flags(p)
     p.add_argument("--router", default=None, metavar="ROUTER",
                    help="router of the r2r mode: slm | llm | random:P | entropy:T | path.onnx[@T] "
-                        "(default: random:0.12, or the demo router with --demo)")
+                        "(default: the configured router, else random:0.12; the demo router with --demo)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompts", metavar="FILE", help="prompts, one per line")
-    src.add_argument("--problems", metavar="FILE.jsonl", help='checkable problems: {"prompt": str, "answer": str} per line')
+    src.add_argument("--problems", metavar="FILE.jsonl", help='checkable problems: {"prompt": str, "answer": int} per line '
+                          '(compared with the last integer of the answer)')
     p.add_argument("--n", type=int, default=None, metavar="N",
                    help="use the first N prompts/problems (--demo alone: N held-out problems, default 100)")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",
@@ -91,6 +92,9 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], str]:
     if args.problems:
         problems, source = load_problems(args.problems), args.problems
     elif args.prompts:
+        if args.prompts.endswith(".jsonl"):
+            raise ConfigError(f"--prompts {args.prompts}: a .jsonl file holds problems, give it with --problems "
+                              "(--prompts reads one prompt per line)")
         problems, source = load_prompts(args.prompts), args.prompts
     else:
         problems, source = [Problem(p) for p in DEFAULT_PROMPTS], "built-in prompts"

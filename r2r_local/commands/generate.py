@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_flags(gen)
     gen.add_argument("--router", default=None, metavar="ROUTER",
                      help="slm | llm | random:P | entropy:T | path/to/router.onnx[@T] "
-                          "(default: slm, or the demo router with --demo)")
+                          "(default: the configured router, else slm; the demo router with --demo)")
     src = gen.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", metavar="TEXT", help="the prompt")
     src.add_argument("--prompt-file", metavar="F", help="read the prompt from a file ('-' = stdin)")
