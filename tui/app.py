@@ -452,8 +452,9 @@ if __name__ == "__main__":
 
 
 def _router_label(router, threshold: float | None) -> str:
-    """How the status line names a router: an .onnx router by its file name; a random router by
-    the share in force (its threshold)."""
-    if router.name.startswith("random:") and threshold is not None:
-        return f"random:{threshold:g}"
+    """How the status line names a router: an .onnx router by its file name; a random or entropy
+    router by the threshold in force (its spec)."""
+    kind = router.name.partition(":")[0]
+    if kind in ("random", "entropy") and threshold is not None:
+        return f"{kind}:{threshold:g}"
     return Path(router.name).name
