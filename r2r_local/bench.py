@@ -1,4 +1,4 @@
-"""Side-by-side measurement of small-only, large-only and routed decoding (DESIGN.md section 5).
+"""Side-by-side measurement of small-only, large-only and routed decoding (docs/design.md, "Measuring").
 
 All modes run on the same prompts, greedy, with the same max tokens, interleaved prompt by
 prompt so machine noise falls on all of them alike. The routed mode also gets its ideal speed,

@@ -1,4 +1,4 @@
-"""The engine's sharpest test (DESIGN.md section 2): with the same model on both sides and
+"""The engine's sharpest test (docs/design.md, "The loop"): with the same model on both sides and
 greedy sampling, every router yields that model's own greedy output — and that output is what
 llama-cpp-python's own generation loop produces."""
 
