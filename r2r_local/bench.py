@@ -1,4 +1,4 @@
-"""Side-by-side measurement of small-only, large-only and routed decoding (DESIGN.md section 5).
+"""Side-by-side measurement of small-only, large-only and routed decoding (docs/design.md, "Measuring").
 
 All modes run on the same prompts, greedy, with the same max tokens, interleaved prompt by
 prompt so machine noise falls on all of them alike. The routed mode also gets its ideal speed,
@@ -142,6 +142,8 @@ class ModeTotals:
     draft_kept: int = 0
     draft_dropped: int = 0
     redone_steps: int = 0
+    rewinds: int = 0
+    missed: int = 0
 
     def add(self, stats: Any, ok: bool | None) -> None:
         """Add one generation."""
@@ -156,6 +158,8 @@ class ModeTotals:
         self.draft_kept += stats.draft_kept
         self.draft_dropped += stats.draft_dropped
         self.redone_steps += stats.redone_steps
+        self.rewinds += stats.rewinds
+        self.missed += stats.missed_divergences
         self.large_tokens += stats.large_tokens
         self.large_calls += stats.large_calls
         self.caught_up += stats.mean_catch_up * stats.large_calls
@@ -182,6 +186,9 @@ class ModeTotals:
             "draft_kept": self.draft_kept,
             "draft_dropped": self.draft_dropped,
             "redone_small_steps": self.redone_steps,
+            "rewinds": self.rewinds,
+            "missed_divergences": self.missed,
+            "large_calls_per_token": self.large_calls / n,
         }
 
 

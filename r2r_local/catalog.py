@@ -321,7 +321,7 @@ def int8_router(onnx: Path, progress: Progress | None = None) -> Path:
 
 
 def small_identity(small: Path) -> dict[str, object]:
-    """What a router sidecar records about the small model it reads (DESIGN.md section 3)."""
+    """What a router sidecar records about the small model it reads (docs/design.md, "The local system")."""
     from r2r_local.backends.gguf_file import read_header
     from r2r_local.vocab import vocab_hash
 

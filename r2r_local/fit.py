@@ -1,7 +1,7 @@
 """The GPU fit plan: which layers of each model go on the GPU, decided before loading.
 
 Pure arithmetic over GGUF headers and one free-memory figure; nothing here touches a GPU.
-Order of priority (DESIGN.md section 3): the small model and the router entirely on the GPU,
+Order of priority (docs/design.md, "The local system"): the small model and the router entirely on the GPU,
 then as many large-model layers as fit, the rest of the large model on the CPU.
 
 llama.cpp's placement, which the plan mirrors: `n_gpu_layers = k` puts the *last* k repeating

@@ -46,6 +46,7 @@ class Meter:
     draft_dropped: int = 0  # positions written ahead and dropped because the large model chose otherwise
     rewinds: int = 0  # times a draft was dropped
     redone_steps: int = 0  # overlap: small steps started on a proposal the large model replaced
+    missed_divergences: int = 0  # small-model tokens the large model would have chosen otherwise
 
     def add_step(self, t_small: float, t_router: float, t_large: float, caught_up: int) -> None:
         self.time_small += t_small
@@ -81,6 +82,7 @@ class Meter:
             draft_dropped=self.draft_dropped,
             rewinds=self.rewinds,
             redone_steps=self.redone_steps,
+            missed_divergences=self.missed_divergences,
         )
 
 
@@ -93,7 +95,9 @@ class Stats:
     activated_params_b = (P_small + large_share x P_large) / 1e9. time_other_s is sampling,
     detokenizing and the loop itself. draft_kept / draft_dropped: tokens the small model wrote
     ahead of a judgment and committed / dropped; rewinds: drafts dropped; redone_steps: overlap
-    steps redone because the large model chose another token.
+    steps redone because the large model chose another token; missed_divergences: small-model
+    tokens the large model, at a later call, would have chosen otherwise (counted with verify,
+    where they are corrected, and with audit).
     """
 
     n_tokens: int
@@ -115,6 +119,7 @@ class Stats:
     draft_dropped: int = 0
     rewinds: int = 0
     redone_steps: int = 0
+    missed_divergences: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -85,3 +85,31 @@ def choose(dist: "Dist", params: SamplingParams, u: float) -> int:
         raise ValueError("a distribution needs logits or top-K log-probabilities")
     order = np.argsort(ids, kind="stable")  # vocabulary order, as dense logits are: same u, same token
     return int(ids[order][sample(np.asarray(logprobs, dtype=np.float32)[order], params, u)])
+
+
+def probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+    """float64 [n]: the distribution `sample` draws from (temperature, top-k, top-p applied);
+    greedy is one-hot on the argmax."""
+    probs = np.zeros(logits.shape[0], dtype=np.float64)
+    if params.greedy:
+        probs[int(np.argmax(logits))] = 1.0
+        return probs
+    ids, weights = _candidates(logits, params)
+    probs[ids] = weights / weights.sum()
+    return probs
+
+
+def accept_draft(token: int, p_small: np.ndarray, p_large: np.ndarray, u_accept: float, u: float) -> int:
+    """Speculative sampling's rule: keep the small model's `token` with probability
+    min(1, p_large/p_small), else draw from max(0, p_large - p_small) normalised (with `u`; both
+    numbers independent of the one that drew `token`).
+    The result is distributed as p_large whatever p_small is. Returns the token chosen."""
+    q, p = p_large[token], p_small[token]
+    if p > 0 and u_accept < min(1.0, q / p):
+        return token
+    residual = np.maximum(p_large - p_small, 0.0)
+    total = residual.sum()
+    if total <= 0:  # the two distributions are equal: the draft would always have been kept
+        return token
+    cdf = np.cumsum(residual)
+    return int(min(np.searchsorted(cdf, u * total, side="right"), len(cdf) - 1))

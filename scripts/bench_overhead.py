@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""System overhead of the routed loop, measured side by side in one run (DESIGN.md section 5).
+"""System overhead of the routed loop, measured side by side in one run (docs/design.md, "Measuring").
 
 Same model on both sides (SmolLM2-135M-Instruct by default), greedy, fixed number of tokens:
 llama-cpp-python's own generation loop against r2r's engine with routers slm, llm and

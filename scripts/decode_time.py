@@ -7,7 +7,7 @@
 
 --catch-up also times, per model, one batched call of k new tokens with logits at the last only
 (the large model's catch-up in the routed loop) for each k listed, the sizes taking turns; the
-ideal speed of routed decoding depends on it (DESIGN.md section 5), and on a GPU its cost need
+ideal speed of routed decoding depends on it (docs/design.md, "Measuring"), and on a GPU its cost need
 not grow smoothly with k (llama.cpp switches matrix kernels between batch sizes).
 """
 

@@ -149,3 +149,22 @@ def test_int8_router_keeps_the_contract_and_the_decisions(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "missing.onnx" in bad.stderr
     again = run("scripts/export.py", "router-int8", str(out), str(out))
     assert again.returncode == 1 and "must differ from the input" in again.stderr
+
+
+def test_speculative_decoding_gives_the_large_models_answers_on_200_problems(pair_1t):
+    """spec:K at greedy is the large model's own output, token for token, on the demo pair, whose
+    models disagree often (many drafts are cut)."""
+    from r2r_local.chat import Message, chat_tokens
+    from r2r_local.config import GenerationSettings
+    from r2r_local.decode import LARGE, Request, policy_for_mode
+    from r2r_local.demo import task
+
+    pair, rewinds = pair_1t, 0
+    for i, p in enumerate(task.problems(task.EVAL_SEED, 200, task.HELDOUT)):
+        prompt = chat_tokens(pair.small, [Message("user", p.message)])
+        alone = pair.generate(Request(prompt, policy=LARGE, settings=GenerationSettings(200))).run()
+        spec = pair.generate(Request(prompt, policy=policy_for_mode(f"spec:{1 + i % 8}"),
+                                     settings=GenerationSettings(200))).run()
+        assert [e.id for e in spec.events] == [e.id for e in alone.events], p.message
+        rewinds += spec.stats.rewinds
+    assert rewinds > 0

@@ -50,6 +50,19 @@ class Scripted:
         logits[self.rule(self.tokens)] = 10.0
         return Dist(logits, np.ones(4, dtype=np.float32) if hidden else None)
 
+    def decode_all(self, tokens, *, outputs):
+        """Outputs after each of the last `outputs` tokens, in one recorded call."""
+        self.calls.append(len(tokens))
+        start, dists = len(self.tokens), []
+        for i, token in enumerate(tokens):
+            self.tokens.append(token)
+            if i >= len(tokens) - outputs:
+                logits = np.zeros(V, dtype=np.float32)
+                logits[self.rule(self.tokens)] = 10.0
+                dists.append(Dist(logits))
+        assert len(self.tokens) == start + len(tokens)
+        return dists
+
     def enable_hidden(self):
         pass
 

@@ -1,4 +1,4 @@
-"""Import hygiene: the runtime never pulls in torch or transformers (STYLE.md rule 4)."""
+"""Import hygiene: the runtime never pulls in torch or transformers (docs/design.md, "Import rules")."""
 
 import subprocess
 import sys

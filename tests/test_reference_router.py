@@ -1,5 +1,5 @@
 """The reference-architecture ONNX router (random weights) against a numpy forward pass, and
-its size against DESIGN.md's 56.3M parameters."""
+its size against the reference's 56.3M parameters (docs/design.md)."""
 
 from __future__ import annotations
 

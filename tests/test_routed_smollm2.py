@@ -1,4 +1,4 @@
-"""The engine's sharpest test (DESIGN.md section 2): with the same model on both sides and
+"""The engine's sharpest test (docs/design.md, "The loop"): with the same model on both sides and
 greedy sampling, every router yields that model's own greedy output — and that output is what
 llama-cpp-python's own generation loop produces."""
 
@@ -147,3 +147,17 @@ def test_hidden_state_reproduces_the_logits(pair, smollm2):
     print(f"\nhidden . W_out vs logits: max abs diff {plain:.4g} (float h), {exact:.3g} (Q8_0 h)")
     assert exact < 1e-3
     assert plain < 1.0
+
+
+@pytest.mark.parametrize("mode,router", [("spec:1", None), ("spec:4", None), ("r2r+verify", "llm"),
+                                         ("r2r+verify", "entropy:1.0"), ("r2r+audit", "random:0.3")])
+def test_drafting_policies_keep_the_models_own_greedy_output(pair, reference, mode, router):
+    from r2r_local.decode import policy_for_mode
+
+    for prompt in PROMPTS:
+        tokens = chat_tokens(pair.small, [Message("user", prompt)])
+        request = Request(tokens, pair.router(router, seed=1) if router else None, policy_for_mode(mode),
+                          settings=GenerationSettings(max_tokens=N_TOKENS))
+        gen = pair.generate(request).run()
+        assert [e.id for e in gen.events] == reference[prompt]
+        assert gen.stats.missed_divergences == 0  # the same model on both sides never disagrees

@@ -40,14 +40,21 @@ r2r, overlap, ahead and overlap+ahead (the routed modes) only:
   ideal_parts          the measured terms (seconds) and the catch-up length k
   redone_small_steps   (overlap) speculative small steps dropped because the large model
                        chose another token than the small model's proposal
-  draft_kept           (ahead) tokens the small model wrote during large-model calls and
+  draft_kept           (ahead, verify, spec:K) tokens the small model drafted and that were
   draft_dropped        kept because the large model agreed / dropped because it did not
+  rewinds              (ahead, verify, spec:K) drafts cut because the large model disagreed
+  missed_divergences   (r2r+audit, r2r+verify) small-model tokens the large model would have
+                       chosen otherwise at its next call (audit counts them; verify corrects them)
+  large_calls_per_token large-model calls per generated token
 the overlap mode (not run by default: --modes small,large,r2r,overlap) is r2r with the small
 model's next step run while the router decides; its ms_small_per_token counts only the wait
 for that step after the router has decided. The ahead mode (--modes ...,ahead) is r2r with the
 small model writing ahead during the large model's calls; its parts overlap in time, so its
 ms_*_per_token can add up to more than its time per token, and its efficiency can exceed 1.
-overlap+ahead does both at once.
+overlap+ahead does both at once. r2r+verify keeps the small model's tokens as drafts until the
+next large call checks them (a divergence the router missed is corrected there); r2r+audit is
+plain r2r that counts those divergences; spec:K is speculative decoding (K drafted tokens verified
+in one large call, lossless).
 --out DIR writes bench.json (the same document), tokens.csv (one row per generated token:
 mode, problem, index, id, source, p, t_small, t_router, t_large, caught_up) and, when
 matplotlib is installed, share_along_answer.png (large-model share by token position)."""
@@ -71,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",
                    help="per generation (default 128; 200 with --demo, whose answers run to ~160)")
     p.add_argument("--modes", default="small,large,r2r",
-                   help="comma-separated subset of small,large,r2r,overlap,ahead,overlap+ahead (default small,large,r2r)")
+                   help="comma-separated subset of small,large,r2r,overlap,ahead,overlap+ahead,r2r+verify,r2r+audit,"
+                        "spec:K (default small,large,r2r)")
     p.add_argument("--seed", type=int, default=0, help="seed of random routers (0 <= S < 2**32)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--out", metavar="DIR", help="also write bench.json, tokens.csv and plots here")
@@ -111,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         _check_out(Path(args.out))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or any(m not in MODES for m in modes):
+    if not modes:
         raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got '{args.modes}'")
+    for m in modes:
+        policy_for_mode(m)  # an unknown mode is one line naming the known ones
     twice = sorted({m for m in modes if modes.count(m) > 1})
     if twice:  # a mode run twice per prompt would double its totals and its rows in tokens.csv
         raise ConfigError(f"--modes names {', '.join(twice)} more than once ('{args.modes}')")
@@ -130,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             from r2r_local.demo.task import answer_matches
 
             checker = lambda text, answer: answer_matches(answer, text)  # noqa: E731
-        own = {m: pair.router(spec, seed=args.seed) for m in ("overlap", "ahead", "overlap+ahead") if m in modes}
+        own = {m: pair.router(spec, seed=args.seed) for m in modes if m != "r2r" and policy_for_mode(m).routed}
         bench = Bench(pair, router, max_tokens=args.max_tokens, checker=checker, mode_routers=own)
         for m in modes:
             pair.warn_threads(policy_for_mode(m))

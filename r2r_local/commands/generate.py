@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sampling_flags(gen)
     gen.add_argument("--overlap", action="store_true", help=OVERLAP_HELP)
     gen.add_argument("--ahead", action="store_true", help=AHEAD_HELP)
+    gen.add_argument("--verify", action="store_true",
+                     help="keep the small model's tokens as drafts until the large model's next call checks them, "
+                          "correcting a divergence the router missed (prints only checked text)")
+    gen.add_argument("--spec", type=int, default=None, metavar="K",
+                     help="speculative decoding instead of routing: the small model drafts K tokens (1-64), the "
+                          "large model verifies them in one call; the output is the large model's own")
     gen.add_argument("--json", action="store_true", help="print one JSON document instead of streaming")
     gen.set_defaults(func=run)
 
@@ -97,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--stop: not valid UTF-8 text") from None
 
     from r2r_local.chat import Message, StopBuffer, chat_tokens, raw_tokens, think_tokens
-    from r2r_local.decode import Request, routed
+    from r2r_local.decode import Request
 
     small_spec, large_spec, pair = load_pair_for(args)
     try:
         router = pair.router(router_spec(args, "slm"), seed=args.seed)
-        policy = routed(overlap=args.overlap, ahead=args.ahead)
+        policy = _policy(args)
         pair.warn_threads(policy)
         if args.raw:
             prompt = raw_tokens(pair.small, prompt_text)
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         config = {
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
             "threshold": router.threshold, "overlap": args.overlap and pair.decoder.concurrent,
-            "ahead": args.ahead, "raw": args.raw,
+            "ahead": args.ahead, "verify": args.verify, "spec": args.spec, "policy": policy.name, "raw": args.raw,
             "thinking": args.think, "think_tokens": _think_ids(think_tokens(pair.small)),
             "sampling": as_dict(sampling),
             "generation": as_dict(settings), "prompt_tokens": len(prompt), "n_shared_vocab": pair.n_shared,
@@ -142,6 +148,18 @@ def run(args: argparse.Namespace) -> int:
 def _think_ids(tags: Any) -> list[int] | None:
     """[<think> id, </think> id] of the small model (R1: 151648/151649, Qwen3: 151667/151668)."""
     return None if tags is None else [tags.open, tags.close]
+
+
+def _policy(args: argparse.Namespace):
+    from r2r_local.decode import policy_for_mode, routed
+
+    if args.spec is not None:
+        if args.overlap or args.ahead or args.verify:
+            raise ConfigError("--spec is its own mode: it cannot be combined with --overlap, --ahead or --verify")
+        if not 1 <= args.spec <= 64:
+            raise ConfigError(f"--spec K needs 1 <= K <= 64, got {args.spec}")
+        return policy_for_mode(f"spec:{args.spec}")
+    return routed(overlap=args.overlap, ahead=args.ahead, verify=args.verify)
 
 
 def _print_json(gen: Any, config: dict[str, Any]) -> None:

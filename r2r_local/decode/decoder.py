@@ -22,6 +22,7 @@ from r2r_local.config import GenerationSettings, SamplingParams
 from r2r_local.decode.lanes import CatchUpLane, StepLane
 from r2r_local.decode.output import Committer, Generation
 from r2r_local.decode.policies import ROUTED, Policy, judge_now, write_ahead
+from r2r_local.decode.speculate import speculate
 from r2r_local.decode.transcript import Drafted, Transcript
 from r2r_local.errors import ConfigError, PromptTooLongError
 from r2r_local.metering import Meter, TokenEvent
@@ -72,7 +73,10 @@ class Decoder:
         finally:
             self.small_lane.settle()
             if self.active is not None:
-                self.active.drop_draft(len(self.active.t.committed), counted=False)
+                committed = len(self.active.t.committed)
+                self.active.drop_draft(committed, counted=False)
+                if self.large_lane.slot.n_past > committed:  # a verified draft cut short by a stop
+                    self.large_lane.slot.truncate(committed)
 
     def close(self) -> None:
         """Wait for running work and stop the workers; the models stay open (their owner frees them)."""
@@ -99,10 +103,15 @@ class Decoding:
         self.router = request.router if policy.routed else None
         self.threshold = request.threshold if request.threshold is not None or self.router is None \
             else self.router.threshold
-        self.judges = self.router is not None and self.router.may_escalate
+        self.judges = policy.spec > 0 or (self.router is not None and self.router.may_escalate)
         self.hidden = self.router is not None and self.router.needs_hidden
         self.overlap = policy.overlap and decoder.concurrent
-        self.escalate = write_ahead if policy.ahead and decoder.concurrent else judge_now
+        self.drafts = policy.spec > 0 or policy.verify  # every proposal goes into a draft
+        if self.drafts:
+            self.escalate = speculate
+        else:
+            self.escalate = write_ahead if policy.ahead and decoder.concurrent else judge_now
+        self.last_out: Dist | None = None  # what the last proposal was sampled from
         self.t = Transcript(list(request.prompt), request.sampling.seed)
         gen.committed = self.t.committed
         self.meter = Meter()
@@ -126,7 +135,7 @@ class Decoding:
                     break
                 if held is None:
                     held = self.propose(out, self.t.end, t_small)
-                if held.escalated:
+                if held.escalated or self.drafts:
                     stopped, out, t_small, held = yield from self.escalate(self, held)
                     if stopped:
                         break
@@ -149,6 +158,7 @@ class Decoding:
     def propose(self, out: Dist, position: int, t_small: float) -> Drafted:
         """Sample the proposer's token at `position` from `out` and route it."""
         token = self.choose(out, position)
+        self.last_out = out
         if self.overlap and not self.proposer.is_eog(token) and position + 1 <= self.n_ctx \
                 and position - self.t.n_prompt + 1 < self.settings.max_tokens:
             self.steps.start(token, self.hidden)

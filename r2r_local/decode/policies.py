@@ -17,6 +17,7 @@ whose decision depends only on the step (docs/design.md, "Policies").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Generator
 
 from r2r_local.backends import Dist
@@ -43,6 +44,9 @@ class Policy:
     routed: bool = True
     overlap: bool = False
     ahead: bool = False
+    spec: int = 0  # speculative decoding: draft this many tokens, verify them in one large call
+    verify: bool = False  # routed: small tokens stay drafts until the next large call checks them
+    audit: bool = False  # routed: count the caught-up positions where the large model disagreed
 
 
 SMALL = Policy("small", routed=False)
@@ -50,26 +54,42 @@ LARGE = Policy("large", proposer="large", routed=False)
 ROUTED = Policy("r2r")
 
 
-def routed(*, overlap: bool = False, ahead: bool = False) -> Policy:
-    """The routed policy with its opt-in variants (both may be on)."""
-    name = "+".join(["r2r"] + [n for n, on in (("overlap", overlap), ("ahead", ahead)) if on])
-    return Policy(name, overlap=overlap, ahead=ahead)
+def routed(*, overlap: bool = False, ahead: bool = False, verify: bool = False) -> Policy:
+    """The routed policy with its opt-in variants (overlap and ahead may be combined; verify
+    stands alone for now)."""
+    if verify and (overlap or ahead):
+        raise ConfigError("--verify cannot be combined with --overlap or --ahead (yet)")
+    name = "+".join(["r2r"] + [n for n, on in (("overlap", overlap), ("ahead", ahead), ("verify", verify)) if on])
+    return Policy(name, overlap=overlap, ahead=ahead, verify=verify)
 
 
 def policy_for_mode(mode: str) -> Policy:
     """A bench/chat mode name: small | large | r2r | overlap | ahead | overlap+ahead."""
     named = {"small": SMALL, "large": LARGE, "r2r": ROUTED, "overlap": routed(overlap=True),
-             "ahead": routed(ahead=True), "overlap+ahead": routed(overlap=True, ahead=True)}
+             "ahead": routed(ahead=True), "overlap+ahead": routed(overlap=True, ahead=True),
+             "r2r+verify": routed(verify=True), "r2r+audit": Policy("r2r+audit", audit=True)}
+    kind, _, k = mode.partition(":")
+    if kind == "spec" and k.isdigit() and 1 <= int(k) <= 64:
+        return spec(int(k))
     if mode not in named:
-        raise ConfigError(f"unknown mode '{mode}' (known: {', '.join(named)})")
+        raise ConfigError(f"unknown mode '{mode}' (known: {', '.join(named)}, spec:K with 1 <= K <= 64)")
     return named[mode]
+
+
+def spec(k: int) -> Policy:
+    """Speculative decoding: the small model drafts k tokens, the large model verifies them."""
+    return Policy(f"spec:{k}", routed=False, spec=k)
 
 
 def judge_now(dec: "Decoding", held: Drafted) -> Generator[TokenEvent, None, Next]:
     """The large model catches up on the committed tokens and chooses at the held position;
-    everything waits for it."""
+    everything waits for it. With `audit`, it also gives its choice at every caught-up position,
+    and the committed small-model tokens it would have chosen otherwise are counted."""
     lane = dec.decoder.large_lane
-    out, t_large, caught_up = lane.catch_up(lane.pending_for(dec.t.committed))
+    if dec.policy.audit:
+        out, t_large, caught_up = _audited_catch_up(dec)
+    else:
+        out, t_large, caught_up = lane.catch_up(lane.pending_for(dec.t.committed))
     choice = dec.choose(out, len(dec.t.committed))
     if (yield from dec.commit(choice, "large", held.p, held.t_small, held.t_router, t_large, caught_up)):
         return True, None, 0.0, None
@@ -116,3 +136,18 @@ def write_ahead(dec: "Decoding", held: Drafted) -> Generator[TokenEvent, None, N
         return True, None, 0.0, None
     out, t_small = dec.steps.step(choice, dec.hidden)
     return False, out, t_small, None
+
+
+def _audited_catch_up(dec: "Decoding") -> tuple[Dist, float, int]:
+    """A catch-up with outputs at every caught-up position; counts missed divergences."""
+    lane, committed = dec.decoder.large_lane, dec.t.committed
+    pending = lane.pending_for(committed)
+    start = len(committed) - len(pending)  # the position of pending[0]
+    t0 = perf_counter()
+    dists = lane.slot.decode_all(pending, outputs=len(pending))
+    elapsed = perf_counter() - t0
+    for j, out in enumerate(dists[:-1]):  # out predicts position start + j + 1, a committed token
+        position = start + j + 1
+        if position >= dec.t.n_prompt and dec.choose(out, position) != committed[position]:
+            dec.meter.missed_divergences += 1
+    return dists[-1], elapsed, len(pending)

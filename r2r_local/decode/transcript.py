@@ -30,7 +30,7 @@ class Drafted:
 class Draws:
     """One uniform number per generated position, drawn from the seed in position order."""
 
-    def __init__(self, seed: int | None) -> None:
+    def __init__(self, seed: int | list[int] | None) -> None:
         self._rng, self._values = np.random.default_rng(seed), []
 
     def __getitem__(self, i: int) -> float:
@@ -48,6 +48,9 @@ class Transcript:
         self.n_prompt = len(prompt)
         self.draft: list[Drafted] = []
         self.draws = Draws(seed)
+        # speculative sampling's own numbers, independent of the one that drew the draft token
+        self.accept_draws = Draws(None if seed is None else [seed, 1])
+        self.residual_draws = Draws(None if seed is None else [seed, 2])
 
     @property
     def n_generated(self) -> int:
@@ -62,6 +65,12 @@ class Transcript:
     def u(self, position: int) -> float:
         """The uniform number of the absolute sequence position `position`."""
         return self.draws[position - self.n_prompt]
+
+    def u_accept(self, position: int) -> tuple[float, float]:
+        """Speculative sampling's two numbers at `position` (accept, and draw from the residual),
+        independent of `u`, which drew the draft token there."""
+        i = position - self.n_prompt
+        return self.accept_draws[i], self.residual_draws[i]
 
     def reconcile(self, index: int, token: int) -> bool:
         """The large model chose `token` at draft[index]. Keep the draft when it agrees there

@@ -1,4 +1,4 @@
-"""Divergence labelling (DESIGN.md section 1, steps 0-4) over llama.cpp backends; no torch here.
+"""Divergence labelling (docs/design.md, "Labels") over llama.cpp backends; no torch here.
 
 0. The large model answers each prompt (greedy): its own reasoning path.
 1. The small model is teacher-forced over that answer; at every position we keep its argmax, its

@@ -1,6 +1,6 @@
 """The neural router on onnxruntime: the only module that imports onnxruntime.
 
-File contract (DESIGN.md section 3): inputs `hidden` [B,d], `token_embedding` [B,d],
+File contract (docs/design.md, "The local system"): inputs `hidden` [B,d], `token_embedding` [B,d],
 `topk_logits` [B,100] float32; output `logit` [B,1]. A JSON sidecar next to the model
 (`router.onnx` -> `router.json`) holds the threshold and what the router was trained for.
 """
@@ -163,7 +163,7 @@ class OnnxRouter:
         return run
 
     def _check_io(self, session: Any) -> None:
-        """Names, element types and ranks of the graph's inputs and output (DESIGN.md section 3)."""
+        """Names, element types and ranks of the graph's inputs and output (docs/design.md, "The local system")."""
         names = {i.name: i for i in session.get_inputs()}
         outputs = session.get_outputs()
         if set(names) != set(INPUTS) or [o.name for o in outputs] != [OUTPUT]:

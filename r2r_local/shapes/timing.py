@@ -1,6 +1,6 @@
 """Timing single-token decode steps of a loaded backend (for shape-true models and router cost).
 
-Speed is reported as medians; warm-up steps are not counted (DESIGN.md section 5).
+Speed is reported as medians; warm-up steps are not counted (docs/design.md, "Measuring").
 """
 
 from __future__ import annotations
