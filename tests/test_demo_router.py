@@ -90,7 +90,7 @@ def test_agreement_is_exact_for_the_same_file_and_high_after_q8(tmp_path):
 @pytest.fixture(scope="module")
 def pair_1t():
     """The demo pair with one llama.cpp thread per model: --overlap and --ahead step both models
-    at once from two threads (see the README on more threads)."""
+    at once from two threads (docs/decoding.md, "Threads on a CPU")."""
     from r2r_local.config import ModelSpec
     from r2r_local.pair import load_pair
 

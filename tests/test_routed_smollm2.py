@@ -56,7 +56,7 @@ def test_every_router_gives_the_models_own_greedy_output(pair, reference, router
 @pytest.fixture(scope="module")
 def pair_1t(smollm2):
     """SmolLM2 on both sides with one llama.cpp thread each: the engines below step both models
-    at once from two threads, which makes multi-threaded llama.cpp spin against itself (README)."""
+    at once from two threads, which makes multi-threaded llama.cpp spin against itself (docs/decoding.md)."""
     from r2r_local.config import ModelSpec
     from r2r_local.pair import load_pair
 

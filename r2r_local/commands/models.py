@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pull.add_argument("--no-router", action="store_true", help="skip the published router")
     pull.add_argument("--int8-router", action="store_true",
                       help="also store the converted router with int8 weights and configure that one "
-                           "(~3x faster on a CPU; see the README for what it changes)")
+                           "(~3x faster on a CPU; see docs/export.md for what it changes)")
     _add_setup_flags(pull)
     pull.set_defaults(func=run_pull)
 
