@@ -113,7 +113,7 @@ def _reconcile(dec: "Decoding", base: int, judged: list["Dist"], small: list["Di
             choice = dec.choose(judged[j], position)
         if choice != d.token:
             dec.meter.rewinds += 1
-            if not d.escalated:
+            if dec.policy.verify and not d.escalated:  # a token the router let through, corrected
                 dec.meter.missed_divergences += 1
             dec.meter.draft_dropped += len(t.draft) - j
             return j, choice
