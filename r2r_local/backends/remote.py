@@ -300,13 +300,14 @@ class LlamaServerModel:
 
 
 PAIRING_TEXT = "Hello, world! 123 + 4.5 = x\n\tdéjà vu — ∑ 東京 🙂"
-PAIRING_SAMPLE = 64
+PAIRING_CHUNK = 2048  # tokens compared per /detokenize request
 
 
 def check_pairing(small: Any, remote: LlamaServerModel, small_path: str) -> int:
     """The shared vocabulary size of a local small model and a served model, after comparing the
-    vocabulary sizes, the texts of PAIRING_SAMPLE tokens spread over the vocabulary and the
-    tokenization of a sample text. Raises VocabMismatchError naming both in one line."""
+    vocabulary sizes, the text of every token (those whose text is whole UTF-8 on its own; in
+    chunks of PAIRING_CHUNK, one /detokenize each) and the tokenization of a sample text.
+    Raises VocabMismatchError naming both in one line."""
     from r2r_local.errors import VocabMismatchError
 
     def mismatch(what: str) -> VocabMismatchError:
@@ -314,17 +315,18 @@ def check_pairing(small: Any, remote: LlamaServerModel, small_path: str) -> int:
 
     if small.n_vocab != remote.n_vocab:
         raise mismatch(f"{small.n_vocab} tokens in the small model, {remote.n_vocab} in the served one")
-    step = max(1, small.n_vocab // PAIRING_SAMPLE)
-    for token in range(0, small.n_vocab, step):
-        try:
-            mine = small.token_text(token).encode().decode("utf-8")
-        except UnicodeError:
+    texts = {t: small.token_text(t) for t in range(small.n_vocab)}
+    whole = [t for t, text in texts.items() if text and "\ufffd" not in text]
+    for start in range(0, len(whole), PAIRING_CHUNK):
+        chunk = whole[start : start + PAIRING_CHUNK]
+        if remote.detokenize(chunk) == "".join(texts[t] for t in chunk):
             continue
-        if "\ufffd" in mine:  # a piece of a UTF-8 sequence: the server's text of it is not comparable
-            continue
-        theirs = remote.detokenize([token])
-        if theirs != mine:
-            raise mismatch(f"token {token} is {mine[:40]!r} in the small model and {theirs[:40]!r} in the served one")
+        for token in chunk:  # find the token to name (rare path: one request per token)
+            theirs = remote.detokenize([token])
+            if theirs != texts[token]:
+                raise mismatch(f"token {token} is {texts[token][:40]!r} in the small model and "
+                               f"{theirs[:40]!r} in the served one")
+        raise mismatch(f"tokens {chunk[0]}..{chunk[-1]} read differently")
     mine_ids = small.tokenize(PAIRING_TEXT, add_special=False, parse_special=False)
     theirs_ids = remote.tokenize(PAIRING_TEXT, add_special=False, parse_special=False)
     if mine_ids != theirs_ids:
