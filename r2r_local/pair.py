@@ -35,6 +35,11 @@ class LoadedPair:
         return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
 
     def generate(self, request: Request) -> Generation:
+        if request.policy.spec and not request.sampling.greedy and not self.large.caps.dense:
+            from r2r_local.errors import ConfigError
+
+            raise ConfigError(f"sampled --spec needs the large model's whole distribution; {self.large.path} "
+                              "gives its top tokens only: use greedy decoding (--temperature 0) or routing")
         return self.decoder.generate(request)
 
     def warn_threads(self, policy: Policy) -> None:

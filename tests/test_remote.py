@@ -207,3 +207,9 @@ def test_a_server_with_another_tokenizer_is_refused(smollm2, tmp_path):
 def test_demo_small_with_another_models_server_is_refused(smollm2_server):
     line = one_line_error(r2r("generate", "--demo", "--large", smollm2_server.url, "--prompt", "1+1"))
     assert "different vocabularies" in line and smollm2_server.url in line
+
+
+def test_sampled_spec_with_a_served_large_model_is_refused(smollm2, smollm2_server):
+    proc = r2r("generate", "--small", str(smollm2), "--large", smollm2_server.url, "--spec", "4",
+               "--temperature", "0.7", "--prompt", "hi")
+    assert "top tokens only" in one_line_error(proc)
