@@ -69,6 +69,8 @@ def test_remote_large_gives_the_in_process_tokens_smollm2(smollm2, smollm2_serve
     assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
     assert remote["text"] == local["text"] and len(remote["tokens"]) >= 20
     assert remote["stats"]["large_tokens"] == local["stats"]["large_tokens"] > 0
+    if "random:0.3" in mode:  # catch-ups of several tokens at once happened
+        assert remote["stats"]["mean_catch_up"] > 1
 
 
 def test_demo_with_a_served_large_model_gives_the_in_process_tokens():
