@@ -94,8 +94,12 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _demo_choice(given: dict[str, Any]) -> PairChoice:
-    if given["small"] or given["large"]:
-        raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
+    from r2r_local.backends.remote import is_remote
+
+    remote_large = given["large"] if is_remote(given["large"]) else None
+    if given["small"] or (given["large"] and not remote_large):
+        raise ConfigError("--demo uses the built-in pair: leave out --small and --large "
+                          "(--large http://HOST:PORT, a server of the demo's large model, is allowed)")
     from r2r_local.demo import FALLBACK_ROUTER, demo_pair, demo_router
 
     pair = demo_pair()
@@ -104,7 +108,7 @@ def _demo_choice(given: dict[str, Any]) -> PairChoice:
         shipped = demo_router()
         router = str(shipped) if shipped is not None else FALLBACK_ROUTER
     n_ctx = given["n_ctx"]
-    return PairChoice(str(pair.small), str(pair.large), router, DEFAULT_N_CTX if n_ctx is None else n_ctx,
+    return PairChoice(str(pair.small), remote_large or str(pair.large), router, DEFAULT_N_CTX if n_ctx is None else n_ctx,
                       given["threads"], given["small_gpu_layers"], given["large_gpu_layers"], "demo")
 
 
@@ -114,6 +118,14 @@ def specs_for(choice: PairChoice, router: str | None) -> tuple[ModelSpec, ModelS
     offload, and are 0 on a CPU-only build; the plan is returned when one was made."""
     n_small, n_large = choice.small_gpu_layers, choice.large_gpu_layers
     plan = None
+    from r2r_local.backends.remote import is_remote
+
+    if is_remote(choice.large):  # the server places its model itself; the small model has the GPU
+        n_large = 0
+        if n_small is None:
+            from r2r_local.backends.llama_cpp import supports_gpu_offload
+
+            n_small = -1 if supports_gpu_offload() else 0
     if n_small is None or n_large is None:
         from r2r_local.backends.llama_cpp import supports_gpu_offload
 

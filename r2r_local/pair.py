@@ -35,6 +35,11 @@ class LoadedPair:
         return parse_router(spec, seed=seed, n_embd=self.small.n_embd, vocab_hash=self.small_vocab_hash)
 
     def generate(self, request: Request) -> Generation:
+        if request.policy.spec and not request.sampling.greedy and not self.large.caps.dense:
+            from r2r_local.errors import ConfigError
+
+            raise ConfigError(f"sampled --spec needs the large model's whole distribution; {self.large.path} "
+                              "gives its top tokens only: use greedy decoding (--temperature 0) or routing")
         return self.decoder.generate(request)
 
     def warn_threads(self, policy: Policy) -> None:
@@ -60,8 +65,11 @@ def load_pair(small: ModelSpec, large: ModelSpec,
     progress(stage, path), when given, is called before each stage: "small", "large", "vocab".
     """
     from r2r_local.backends.llama_cpp import LlamaCppBackend
+    from r2r_local.backends.remote import is_remote
 
     report = progress or (lambda stage, path: None)
+    if is_remote(large.path):
+        return _load_remote_pair(small, large, report)
     report("small", small.path)
     small_backend = LlamaCppBackend(small)  # hidden states on demand: slot.enable_hidden()
     try:
@@ -81,3 +89,27 @@ def load_pair(small: ModelSpec, large: ModelSpec,
     if n_shared < max(small_backend.n_vocab, large_backend.n_vocab):
         log.info("vocabularies differ only in padding: sampling over the first %d tokens", n_shared)
     return LoadedPair(small_backend, large_backend, n_shared, vocab_hash(small_vocab))
+
+
+def _load_remote_pair(small: ModelSpec, large: ModelSpec, report: Callable[[str, str], None]) -> LoadedPair:
+    """A local small model and a large model behind llama-server (`large.path` is its address);
+    the vocabularies are compared by sampling (r2r_local.backends.remote.check_pairing)."""
+    from r2r_local.backends.llama_cpp import LlamaCppBackend
+    from r2r_local.backends.remote import LlamaServerModel, check_pairing
+
+    report("small", small.path)
+    small_backend = LlamaCppBackend(small)
+    try:
+        report("large", large.path)
+        remote = LlamaServerModel(large)
+        try:
+            report("vocab", large.path)
+            n_shared = check_pairing(small_backend, remote, small.path)
+        except Exception:
+            remote.close()
+            raise
+    except Exception:
+        small_backend.close()
+        raise
+    remote.adopt_tokenizer(small_backend)
+    return LoadedPair(small_backend, remote, n_shared, vocab_hash(small_backend.vocab()))
