@@ -19,7 +19,6 @@ from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import ModelSpec
 from r2r_local.decode import Request
 from r2r_local.demo import demo_pair
-from r2r_local.errors import DecodeError
 from r2r_local.pair import load_pair
 
 PROMPT = "Name three colours and say why the sky is blue."
@@ -160,12 +159,13 @@ def test_a_server_killed_mid_generation_stops_it_with_one_line(smollm2):
         prompt = chat_tokens(pair.small, [Message("user", PROMPT)])
         gen = pair.generate(Request(prompt, router))
         seen = []
-        with pytest.raises(DecodeError) as err:
-            for event in gen:
-                seen.append(event)
-                if len(seen) == 5:
-                    server.stop()
-        assert len(seen) == 5 and server.url in str(err.value) and "\n" not in str(err.value)
+        for event in gen:
+            seen.append(event)
+            if len(seen) == 5:
+                server.stop()
+        # the generation stops with what was written kept and a one-line reason
+        assert len(seen) == 5 and gen.stop_reason == "error" and gen.text == "".join(e.text for e in seen)
+        assert server.url in gen.message and "\n" not in gen.message
     finally:
         server.stop()
         pair.close()
@@ -180,6 +180,7 @@ def test_a_500_mid_generation_stops_it_keeping_the_text(smollm2, smollm2_server)
     line = one_line_error(proc)
     assert "HTTP 500" in line and "stand-in failure" in line
     assert len(proc.stdout.strip()) > 0  # the tokens written before the failure stay on screen
+    assert "stop: error" in proc.stderr  # the summary of what was written, then the reason
 
 
 def test_a_server_failing_at_start_is_refused(smollm2, smollm2_server):

@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_summary(gen)
         if gen.message:
-            print(f"{PROG}: {gen.message}", file=sys.stderr)
+            print(f"{PROG}: {'error: ' if gen.stop_reason == 'error' else ''}{gen.message}", file=sys.stderr)
+        if gen.stop_reason == "error":
+            return 1
     finally:
         pair.close()
     return 0

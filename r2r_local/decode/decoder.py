@@ -24,10 +24,10 @@ from r2r_local.decode.output import Committer, Generation
 from r2r_local.decode.policies import ROUTED, Policy, judge_now, write_ahead
 from r2r_local.decode.speculate import speculate
 from r2r_local.decode.transcript import Drafted, Transcript
-from r2r_local.errors import ConfigError, PromptTooLongError
+from r2r_local.errors import ConfigError, DecodeError, PromptTooLongError
 from r2r_local.metering import Meter, TokenEvent
 from r2r_local.router import Router, Step
-from r2r_local.sampling import choose
+from r2r_local.sampling import choose, sample
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ class Decoding:
         self.last_out: Dist | None = None  # what the last proposal was sampled from
         self.t = Transcript(list(request.prompt), request.sampling.seed)
         gen.committed = self.t.committed
+        self.draws, self.n_prompt = self.t.draws, self.t.n_prompt  # the per-token path reads them often
         self.meter = Meter()
         self.commit = Committer(self.t.committed, self.proposer, self.n_ctx, gen, self.meter, request.settings)
 
@@ -122,7 +123,8 @@ class Decoding:
         return cancel is not None and cancel.is_set()
 
     def choose(self, out: Dist, position: int) -> int:
-        return choose(out, self.sampling, self.t.u(position))
+        u = self.draws[position - self.n_prompt]
+        return sample(out.logits, self.sampling, u) if out.logits is not None else choose(out, self.sampling, u)
 
     def events(self) -> Iterator[TokenEvent]:
         out = self._prefill()
@@ -134,7 +136,7 @@ class Decoding:
                     self.gen.stop_reason = "cancelled"
                     break
                 if held is None:
-                    held = self.propose(out, self.t.end, t_small)
+                    held = self.propose(out, len(self.t.committed) + len(self.t.draft), t_small)
                 if held.escalated or self.drafts:
                     stopped, out, t_small, held = yield from self.escalate(self, held)
                     if stopped:
@@ -148,6 +150,8 @@ class Decoding:
                     break
                 out, t_small = self.steps.step(held.token, self.hidden)
                 held = None
+        except DecodeError as e:  # a model failed mid-generation (a remote server gone, say): what was
+            self.gen.stop_reason, self.gen.message = "error", str(e)  # committed stays, with the reason
         finally:
             self.decoder.settle()
             self.decoder.active = None

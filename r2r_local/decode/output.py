@@ -14,8 +14,9 @@ from r2r_local.metering import Meter, Stats, TokenEvent
 class Generation:
     """A generation in progress: iterate it for TokenEvents; afterwards read the result fields.
 
-    stop_reason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled"; message: a
-    one-line explanation when the stop is something the user should know about. committed: the
+    stop_reason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled" | "error" (a model
+    failed mid-generation; the text so far is kept); message: a one-line explanation when the
+    stop is something the user should know about. committed: the
     prompt and the generated tokens fed back to the models (a stop's last token is not).
     """
 

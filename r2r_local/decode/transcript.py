@@ -34,10 +34,13 @@ class Draws:
         self._rng, self._values = np.random.default_rng(seed), []
 
     def __getitem__(self, i: int) -> float:
-        values = self._values
-        while len(values) <= i:
-            values.append(float(self._rng.random()))
-        return values[i]
+        try:
+            return self._values[i]
+        except IndexError:  # drawn in blocks, in position order: the same numbers as one by one
+            values = self._values
+            while len(values) <= i:
+                values.extend(float(x) for x in self._rng.random(64))
+            return values[i]
 
 
 class Transcript:
