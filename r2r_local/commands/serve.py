@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
               f"{threshold}, {policy.name}, context {served.n_ctx}{', API key required' if key else ''})",
               file=sys.stderr, flush=True)
         server.run(app, sock, scheduler.cancel_all, args.verbose)
+        print(f"{PROG}: stopped", file=sys.stderr)
     finally:
         sock.close()
         scheduler.close()

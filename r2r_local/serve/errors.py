@@ -41,31 +41,42 @@ def bad_request(message: str, param: str | None = None, code: str | None = "inva
 
 
 def from_validation(error: ValidationError) -> APIError:
-    """A pydantic error as a 400 naming the field (`messages[0].role`); a field that failed every
-    branch of a union is named once, with the branches' complaints."""
+    """A pydantic error as a 400 naming the field (`messages[0].role`). This server's own
+    refusals (types starting "r2r_") come first; a field that failed every branch of a union is
+    named once, with the types it may have."""
     errors = error.errors(include_url=False)
-    locs = [e["loc"] for e in errors]
-    common = locs[0]
-    for loc in locs[1:]:
+    own = [e for e in errors if e["type"].startswith("r2r_")]
+    if own:
+        param = _path(own[0]["loc"])
+        return bad_request(f"{param}: {own[0]['msg']}", param)
+    if len(errors) == 1:
+        param = _path(errors[0]["loc"])
+        return bad_request(f"{param}: {errors[0]['msg']}" if param else errors[0]["msg"], param or None)
+    common = errors[0]["loc"]
+    for e in errors[1:]:
         n = 0
-        while n < min(len(common), len(loc)) and common[n] == loc[n]:
+        while n < min(len(common), len(e["loc"])) and common[n] == e["loc"][n]:
             n += 1
         common = common[:n]
-    param = _path(common) or None
-    if len(errors) == 1:
-        message = errors[0]["msg"]
-    else:
-        message = "; ".join(dict.fromkeys(e["msg"] for e in errors))
-    return bad_request(f"{param}: {message}" if param else message, param)
+    branches = dict.fromkeys(_BRANCHES.get(str(e["loc"][len(common)]), str(e["loc"][len(common)]))
+                             for e in errors if len(e["loc"]) > len(common))
+    param = _path(common)
+    return bad_request(f"{param}: wrong type (expected {' or '.join(branches)})", param or None)
+
+
+# How the branches of the wire's unions are named in messages.
+_BRANCHES = {"str": "a string", "int": "an integer", "list[int]": "a list of token ids", "list[str]": "a list of strings",
+             "list[list[int]]": "a list of token id lists", "list[ContentPart]": "a list of content parts"}
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
+    """`messages[0].content` from pydantic's location, without its union branch names."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
+        elif part not in _BRANCHES and "[" not in part:
+            out += f".{part}" if out else part
     return out
 
 

@@ -28,7 +28,8 @@ class _In(BaseModel):
 
 
 def _refuse(kind: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message)
+    """A refusal of this server's own (its type starts "r2r_", so error messages put it first)."""
+    return PydanticCustomError(f"r2r_{kind}", message)
 
 
 class ContentPart(_In):

@@ -47,7 +47,8 @@ def url_of(sock: socket.socket) -> str:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, which also stops running generations as soon as a shutdown begins
-    (Ctrl-C, SIGTERM), instead of waiting for them to run out."""
+    (Ctrl-C, SIGTERM), instead of waiting for them to run out. A stop asked for by a signal is
+    the normal end of a server: it is not raised again once the shutdown is done (exit status 0)."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
         super().__init__(config)
@@ -56,6 +57,7 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: object) -> None:
         self._on_exit()
         super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def run(app: object, sock: socket.socket, on_exit: Callable[[], None], verbose: bool) -> None:
