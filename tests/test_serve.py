@@ -69,6 +69,12 @@ def test_the_per_mode_ids_decode_with_one_model(client):
     assert small.model_extra["r2r"]["large_tokens"] == 0 and small.model_extra["r2r"]["activated_params_b"] == 154_560 / 1e9
 
 
+def test_text_parts_are_understood(client):
+    parts = client.chat.completions.create(model="x", messages=[
+        {"role": "user", "content": [{"type": "text", "text": "347+"}, {"type": "text", "text": "589"}]}])
+    assert parts.choices[0].message.content == "So 347+589 = 936." and parts.usage.prompt_tokens == 15
+
+
 def test_a_request_threshold_changes_the_routing(client):
     everything = client.chat.completions.create(model="x", messages=ASK, extra_body={"threshold": 0.0})
     assert everything.model_extra["r2r"]["threshold"] == 0.0

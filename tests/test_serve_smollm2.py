@@ -60,6 +60,16 @@ def test_a_raw_completion_writes_what_generate_raw_writes(smollm2, client):
     assert r.choices[0].text == local["text"]
 
 
+def test_developer_is_openais_new_name_for_system(client):
+    def prompt_tokens(*messages: dict) -> int:
+        return client.chat.completions.create(model="x", messages=list(messages), max_tokens=1).usage.prompt_tokens
+
+    ask = {"role": "user", "content": "Hi"}
+    system = prompt_tokens({"role": "system", "content": "Answer in French."}, ask)
+    # (SmolLM2's template writes a system line of its own when none is given)
+    assert prompt_tokens({"role": "developer", "content": "Answer in French."}, ask) == system != prompt_tokens(ask)
+
+
 def _counts(server: Server) -> tuple[float, float, float]:
     text = httpx.get(server.url + "/metrics").text
     return (metric(text, "r2r_requests_total", outcome="cancelled"),
