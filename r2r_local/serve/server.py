@@ -57,7 +57,9 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: object) -> None:
         self._on_exit()
         super().handle_exit(sig, frame)
-        self._captured_signals.clear()
+        captured = getattr(self, "_captured_signals", None)  # uvicorn >= 0.29 raises them again after shutdown
+        if isinstance(captured, list):
+            captured.clear()
 
 
 def run(app: object, sock: socket.socket, on_exit: Callable[[], None], verbose: bool) -> None:
