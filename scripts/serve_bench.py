@@ -6,8 +6,9 @@
    then `r2r serve` (a subprocess with the same models and flags, through the real `openai`
    client), alternating so that both see the same machine load. Reported per side: decode
    tokens/s ((tokens - 1) / (last token - first token), as the caller sees them), end-to-end
-   tokens/s (tokens / (last token - request)), time to first token; and whether both wrote
-   the same tokens.
+   tokens/s (tokens / (last token - request)), time to first token, the core's own decode rate
+   (Stats.tokens_per_s, inside the server process for the server); and whether both wrote the
+   same tokens.
 2. N concurrent streaming clients (default 4), `--rounds` times: total tokens/s over the wall
    time, latency p50/p95 (request -> last token) and time to first token p50/p95.
 Greedy decoding; every prompt goes through the small model's chat template on both sides.
@@ -48,7 +49,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-ctx", type=int, default=1024)
     p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--prompts", type=int, default=6, help="prompts of the one-client comparison (at most 8)")
+    p.add_argument("--prompts", type=int, default=6, help="prompts of the one-client comparison")
+    p.add_argument("--demo-problems", action="store_true",
+                   help="ask held-out demo addition problems instead of the general prompts (for the demo pair)")
     p.add_argument("--repeat", type=int, default=2, help="runs of each prompt per side (the order alternates)")
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2, help="rounds of concurrent clients")
@@ -64,9 +67,9 @@ def pct(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def timing(t0: float, stamps: list[float]) -> dict[str, float]:
-    """Figures of one generation from the request time and the arrival time of each token."""
-    n = len(stamps)
+def timing(t0: float, stamps: list[float], n: int) -> dict[str, float]:
+    """Figures of one generation of `n` tokens from the request time and the arrival times of its
+    text (one per token in process; over HTTP a chunk may carry several tokens)."""
     decode = (n - 1) / (stamps[-1] - stamps[0]) if n > 1 and stamps[-1] > stamps[0] else 0.0
     return {"tokens": n, "ttft_s": stamps[0] - t0, "decode_tokens_per_s": decode,
             "e2e_tokens_per_s": n / (stamps[-1] - t0), "latency_s": stamps[-1] - t0}
@@ -85,7 +88,7 @@ def in_process(pair: Any, router: Any, prompt: str, max_tokens: int) -> tuple[di
     for event in gen:
         stamps.append(time.perf_counter())
         ids.append(event.id)
-    return timing(t0, stamps), ids
+    return {**timing(t0, stamps, len(ids)), "engine_tokens_per_s": gen.stats.tokens_per_s}, ids
 
 
 def over_http(client: Any, prompt: str, max_tokens: int) -> tuple[dict[str, float], list[int]]:
@@ -94,14 +97,14 @@ def over_http(client: Any, prompt: str, max_tokens: int) -> tuple[dict[str, floa
     stream = client.chat.completions.create(model="bench", messages=[{"role": "user", "content": prompt}],
                                             max_tokens=max_tokens, temperature=0, stream=True,
                                             stream_options={"include_usage": True}, extra_body={"return_tokens": True})
-    stamps, ids = [], []
+    stamps, ids, engine = [], [], 0.0
     for chunk in stream:
         if chunk.choices and (chunk.choices[0].delta.content or (chunk.choices[0].delta.model_extra or {})
                               .get("reasoning_content")):
             stamps.append(time.perf_counter())
         if chunk.usage is not None:
-            ids = chunk.model_extra["r2r"]["tokens"]
-    return timing(t0, stamps), ids
+            ids, engine = chunk.model_extra["r2r"]["tokens"], chunk.model_extra["r2r"]["tokens_per_s"]
+    return {**timing(t0, stamps, len(ids)), "engine_tokens_per_s": engine}, ids
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
@@ -117,11 +120,19 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"r2r serve did not start (exit {proc.wait()})")
 
 
+def prompt_list(args: argparse.Namespace) -> list[str]:
+    if not args.demo_problems:
+        return PROMPTS
+    from r2r_local.demo.task import EVAL_SEED, problems
+
+    return [p.message for p in problems(EVAL_SEED, max(args.prompts, args.clients * args.rounds))]
+
+
 def one_client(args: argparse.Namespace, pair: Any, router: Any, client: Any) -> dict[str, Any]:
     rows = []
     in_process(pair, router, "Hello", 8)  # warm both sides once (first calls allocate)
     over_http(client, "Hello", 8)
-    for prompt in PROMPTS[: args.prompts]:
+    for prompt in prompt_list(args)[: args.prompts]:
         for rep in range(args.repeat):  # A B, then B A: a drift in the machine's load hits both sides alike
             order = ["in_process", "server"] if rep % 2 == 0 else ["server", "in_process"]
             got = {side: (in_process(pair, router, prompt, args.max_tokens) if side == "in_process"
@@ -136,6 +147,8 @@ def one_client(args: argparse.Namespace, pair: Any, router: Any, client: Any) ->
             "decode_tokens_per_s": sum(r["tokens"] - 1 for r in runs) / sum(r["latency_s"] - r["ttft_s"] for r in runs),
             "e2e_tokens_per_s": sum(r["tokens"] for r in runs) / sum(r["latency_s"] for r in runs),
             "ttft_ms_median": 1000 * statistics.median(r["ttft_s"] for r in runs),
+            # the core's own figure (Stats.tokens_per_s: tokens over its decode phase), inside the server for "server"
+            "engine_tokens_per_s_median": statistics.median(r["engine_tokens_per_s"] for r in runs),
         }
     for key in ("decode_tokens_per_s", "e2e_tokens_per_s"):
         summary[f"server_share_of_{key}"] = summary["server"][key] / summary["in_process"][key]
@@ -149,7 +162,8 @@ def concurrent(args: argparse.Namespace, client: Any) -> dict[str, Any]:
     runs: list[dict[str, float]] = []
     walls = []
     for round_ in range(args.rounds):
-        prompts = [PROMPTS[(round_ * args.clients + i) % len(PROMPTS)] for i in range(args.clients)]
+        asked = prompt_list(args)
+        prompts = [asked[(round_ * args.clients + i) % len(asked)] for i in range(args.clients)]
         out: list[dict[str, float]] = []
         barrier = threading.Barrier(args.clients)
 

@@ -128,3 +128,25 @@ def test_a_full_queue_answers_429_and_the_rest_goes_on(server, client):
         t.join(300)
     assert len(answers) == 2 and all(a.choices[0].finish_reason in ("stop", "length") for a in answers)
     assert httpx.get(server.url + "/health").json()["waiting"] == 0
+
+
+def test_ctrl_c_stops_a_running_generation_and_exits_cleanly(smollm2, tmp_path):
+    s = Server("--small", str(smollm2), "--large", str(smollm2), "--n-ctx", "512", home=tmp_path)
+    lines: list[str] = []
+
+    def read() -> None:
+        body = {"messages": STORY, "max_tokens": 400, "stream": True}
+        with httpx.stream("POST", s.v1 + "/chat/completions", json=body, timeout=120) as r:
+            lines.extend(line for line in r.iter_lines() if line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while metric(httpx.get(s.url + "/metrics").text, "r2r_busy") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert s.stop() == 0, s.log
+    reader.join(60)
+    assert json.loads(lines[-1][len("data: "):]) == {"error": {
+        "message": "the server is shutting down", "type": "server_error", "param": None, "code": "shutting_down"}}
+    assert s.log.endswith("r2r serve: stopped\n") and "Traceback" not in s.log

@@ -13,7 +13,7 @@ import hmac
 import json
 import math
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, TypeVar
+from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -24,7 +24,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from r2r_local.metering import TokenEvent
 from r2r_local.serve.errors import HANDLERS, APIError, bad_request, from_status, from_validation
+from r2r_local.serve.mailbox import Mailbox
 from r2r_local.serve.metrics import CONTENT_TYPE, Metrics
 from r2r_local.serve.prompts import Served
 from r2r_local.serve.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
@@ -155,11 +157,11 @@ async def _parse(request: Request, model: type[M]) -> M:
 async def _answer(request: Request, reply: Reply, stream: bool) -> Response:
     """Queue the prepared work and answer: a stream at once, or the document when it is done."""
     scheduler: Scheduler = request.app.state.scheduler
-    loop, queue = asyncio.get_running_loop(), asyncio.Queue()  # type: ignore[var-annotated]
+    box: Mailbox[TokenEvent | Finished] = Mailbox(asyncio.get_running_loop())
 
-    def sink(item: Any) -> None:
+    def sink(item: TokenEvent | Finished) -> None:
         if stream or isinstance(item, Finished):
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            box.put(item)
 
     try:
         job = scheduler.submit(reply.prepared.work, sink)
@@ -169,9 +171,9 @@ async def _answer(request: Request, reply: Reply, stream: bool) -> Response:
     except RuntimeError:
         raise from_status(503, "the server is shutting down") from None
     if stream:
-        return StreamingResponse(reply.events(job, queue), media_type="text/event-stream",
+        return StreamingResponse(reply.events(job, box), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    done = await _unless_gone(request, queue.get())
+    done = await _unless_gone(request, box.take())
     if done is None:  # the client went away: stop its generation; nobody reads this answer
         job.stop()
         return Response(status_code=499)
@@ -180,9 +182,10 @@ async def _answer(request: Request, reply: Reply, stream: bool) -> Response:
     return JSONResponse(reply.document(job, done.gen).model_dump())
 
 
-async def _unless_gone(request: Request, waiting: Any) -> Finished | None:
-    """Await `waiting`, or None as soon as the client disconnects (the body is already read,
-    so the next ASGI message can only be the disconnect)."""
+async def _unless_gone(request: Request, waiting: Awaitable[list[Finished]]) -> Finished | None:
+    """The Finished `waiting` gives (a non-streaming sink passes nothing else), or None as soon as
+    the client disconnects (the body is already read, so the next ASGI message can only be the
+    disconnect)."""
 
     async def gone() -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -194,6 +197,6 @@ async def _unless_gone(request: Request, waiting: Any) -> Finished | None:
     finally:
         watcher.cancel()
     if result.done():
-        return result.result()
+        return result.result()[0]
     result.cancel()
     return None

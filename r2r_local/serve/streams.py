@@ -10,7 +10,6 @@ An engine error after the stream has started is sent as one `data: {"error": ...
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -23,6 +22,7 @@ from r2r_local.errors import ConfigError, PromptTooLongError, R2RError
 from r2r_local.metering import TokenEvent
 from r2r_local.serve import think
 from r2r_local.serve.errors import APIError, bad_request
+from r2r_local.serve.mailbox import Mailbox
 from r2r_local.serve.protocol import (AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice,
                                       Completion, CompletionChoice, Delta, PromptDetails, Routing, Usage)
 from r2r_local.serve.prompts import Prepared, Served
@@ -70,16 +70,14 @@ class Reply:
         return Completion(id=self.id, created=self.created, model=self.prepared.model,
                           choices=[CompletionChoice(text=gen.text, finish_reason=finish)], usage=usage, r2r=routing)
 
-    async def events(self, job: Job, queue: "asyncio.Queue[TokenEvent | Finished]") -> AsyncIterator[bytes]:
+    async def events(self, job: Job, box: "Mailbox[TokenEvent | Finished]") -> AsyncIterator[bytes]:
         """The SSE body; stops the job if the client goes away (the stream is cancelled)."""
         text = _TextStream(job.work.settings.stop, self.prepared.opened if self.chat else None)
         try:
             if self.chat:
                 yield self._sse(self._chunk(Delta(role="assistant", content="")))
             while True:
-                items = [await queue.get()]
-                while not queue.empty():
-                    items.append(queue.get_nowait())
+                items = await box.take()
                 events = [i for i in items if isinstance(i, TokenEvent)]
                 out = b"".join(self._pieces(text.feed("".join(e.text for e in events))))
                 done = next((i for i in items if isinstance(i, Finished)), None)
