@@ -10,6 +10,7 @@ An engine error after the stream has started is sent as one `data: {"error": ...
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -29,6 +30,10 @@ from r2r_local.serve.prompts import Prepared, Served
 from r2r_local.serve.scheduler import Finished, Job
 
 DONE = b"data: [DONE]\n\n"
+# At most one chunk per 10 ms per stream: slower than that (SmolLM2 on a CPU: 20-40 ms a token)
+# every token is its own chunk; faster, a chunk carries the tokens of 10 ms, which spares the
+# engine's thread the event loop's per-chunk work (docs/serve.md, "Speed").
+MIN_CHUNK_INTERVAL_S = 0.01
 
 
 @dataclass
@@ -76,7 +81,11 @@ class Reply:
         try:
             if self.chat:
                 yield self._sse(self._chunk(Delta(role="assistant", content="")))
+            sent = 0.0
             while True:
+                gap = MIN_CHUNK_INTERVAL_S - (time.perf_counter() - sent)
+                if gap > 0:  # tokens written meanwhile go out together in the next chunk
+                    await asyncio.sleep(gap)
                 items = await box.take()
                 events = [i for i in items if isinstance(i, TokenEvent)]
                 out = b"".join(self._pieces(text.feed("".join(e.text for e in events))))
@@ -86,6 +95,7 @@ class Reply:
                     return
                 if out:
                     yield out
+                    sent = time.perf_counter()
         finally:
             job.stop()
 
