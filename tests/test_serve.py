@@ -3,6 +3,7 @@ cannot say what a test needs): models, chat and text completions, streaming, met
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -220,12 +221,45 @@ def test_with_a_queue_bound_of_two_the_surplus_gets_429(tmp_path_factory):
 
 
 def test_a_non_loopback_host_without_a_key_is_refused_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "r2r_local.cli", "serve", "--demo", "--host", "0.0.0.0"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={k: v for k, v in __import__("os").environ.items() if k != "R2R_API_KEY"})
+    proc = serve_cli("--demo", "--host", "0.0.0.0")
     assert proc.returncode == 1
     assert proc.stderr == ("r2r: error: --host 0.0.0.0 is reachable from other machines: set an API key "
                            "(--api-key or R2R_API_KEY), or pass --insecure-no-api-key to run without one\n")
+
+
+def serve_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
+    """`r2r serve ARGS` in a fresh interpreter (after `code`), without R2R_API_KEY."""
+    env = {k: v for k, v in os.environ.items() if k != "R2R_API_KEY"}
+    run = f"import sys\n{code}\nfrom r2r_local.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", run, "serve", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, env=env)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--port", "70000"], "--port must be between 0 and 65535, got 70000"),
+    (["--max-queue", "-1"], "--max-queue must be between 0 and 100000, got -1"),
+    (["--api-key", " "], "the API key (--api-key) is empty"),
+    (["--host", "::"], "--host :: is reachable from other machines: set an API key (--api-key or R2R_API_KEY), "
+                       "or pass --insecure-no-api-key to run without one"),
+])
+def test_bad_server_flags_are_one_line_before_loading(args, message):
+    proc = serve_cli("--demo", *args)
+    assert (proc.returncode, proc.stderr) == (1, f"r2r: error: {message}\n")
+
+
+def test_without_the_serve_extra_the_command_names_it():
+    proc = serve_cli("--demo", code="sys.modules['uvicorn'] = None")
+    assert (proc.returncode, proc.stderr) == (1, "r2r: error: r2r serve needs the serve extra (uvicorn missing): "
+                                                 "pip install 'r2r-local[serve]'\n")
+
+
+@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+                                           ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                           ("192.168.1.5", False), ("example.com", False)])
+def test_loopback_hosts(host, loopback):
+    from r2r_local.serve.server import is_loopback
+
+    assert is_loopback(host) is loopback
 
 
 def test_the_runtime_imports_no_server_stack():

@@ -61,9 +61,14 @@ def check_server_flags(args: argparse.Namespace) -> str | None:
 
 
 def _require_extra() -> None:
-    import importlib.util
+    import importlib
 
-    missing = [m for m in _EXTRA if importlib.util.find_spec(m) is None]
+    missing = []
+    for module in _EXTRA:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
     if missing:
         raise ConfigError(f"r2r serve needs the serve extra ({', '.join(missing)} missing): "
                           "pip install 'r2r-local[serve]'")
