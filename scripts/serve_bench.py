@@ -158,6 +158,11 @@ def one_client(args: argparse.Namespace, pair: Any, router: Any, client: Any) ->
     return {"summary": summary, "runs": rows}
 
 
+def _ask(client: Any, prompt: str, max_tokens: int, barrier: threading.Barrier, out: list) -> None:
+    barrier.wait()
+    out.append(over_http(client, prompt, max_tokens)[0])
+
+
 def concurrent(args: argparse.Namespace, client: Any) -> dict[str, Any]:
     runs: list[dict[str, float]] = []
     walls = []
@@ -166,12 +171,7 @@ def concurrent(args: argparse.Namespace, client: Any) -> dict[str, Any]:
         prompts = [asked[(round_ * args.clients + i) % len(asked)] for i in range(args.clients)]
         out: list[dict[str, float]] = []
         barrier = threading.Barrier(args.clients)
-
-        def ask(prompt: str) -> None:
-            barrier.wait()
-            out.append(over_http(client, prompt, args.max_tokens)[0])
-
-        threads = [threading.Thread(target=ask, args=(p,)) for p in prompts]
+        threads = [threading.Thread(target=_ask, args=(client, p, args.max_tokens, barrier, out)) for p in prompts]
         t0 = time.perf_counter()
         for t in threads:
             t.start()

@@ -55,7 +55,8 @@ def test_a_chat_completion_answers_with_usage_and_the_routing_figures(client):
     assert r.usage.prompt_tokens == 15 and r.usage.completion_tokens > 40
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     routing = r.model_extra["r2r"]
-    assert routing["router"] == "router.onnx" and routing["policy"] == "r2r" and routing["threshold"] == pytest.approx(0.1706, abs=1e-4)
+    assert routing["router"] == "router.onnx" and routing["policy"] == "r2r"
+    assert routing["threshold"] == pytest.approx(0.1706, abs=1e-4)
     assert 0 < routing["large_tokens"] < r.usage.completion_tokens and routing["large_calls"] >= 1
     assert routing["large_share"] == pytest.approx(routing["large_tokens"] / r.usage.completion_tokens)
     # activated parameters: P_small + share x P_large, in billions (demo: 154,560 and 2,285,184)
@@ -67,7 +68,8 @@ def test_the_per_mode_ids_decode_with_one_model(client):
     small = client.chat.completions.create(model=f"{DEMO_ID}:small", messages=ASK)
     assert large.model == f"{DEMO_ID}:large" and large.model_extra["r2r"]["policy"] == "large"
     assert large.model_extra["r2r"]["large_share"] == 1.0 and large.model_extra["r2r"]["router"] is None
-    assert small.model_extra["r2r"]["large_tokens"] == 0 and small.model_extra["r2r"]["activated_params_b"] == 154_560 / 1e9
+    assert small.model_extra["r2r"]["large_tokens"] == 0
+    assert small.model_extra["r2r"]["activated_params_b"] == 154_560 / 1e9
 
 
 def test_text_parts_are_understood(client):
@@ -152,11 +154,14 @@ def test_metrics_count_the_tokens_served(server, client):
         served, large = served + r.usage.completion_tokens, large + r.model_extra["r2r"]["large_tokens"]
     after = httpx.get(server.url + "/metrics")
     assert after.headers["content-type"].startswith("text/plain")
-    delta = {k: metric(after.text, "r2r_tokens_total", source=k) - metric(before, "r2r_tokens_total", source=k)
-             for k in ("small", "large")}
-    assert delta == {"small": served - large, "large": large}
-    assert metric(after.text, "r2r_requests_total", outcome="stop") - metric(before, "r2r_requests_total", outcome="stop") == 3
-    assert metric(after.text, "r2r_queue_depth") == 0 and metric(after.text, "r2r_phase_seconds_total", phase="small") > 0
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after.text, name, **labels) - metric(before, name, **labels)
+
+    assert grew("r2r_tokens_total", source="small") == served - large
+    assert grew("r2r_tokens_total", source="large") == large
+    assert grew("r2r_requests_total", outcome="stop") == 3 and metric(after.text, "r2r_queue_depth") == 0
+    assert metric(after.text, "r2r_phase_seconds_total", phase="small") > 0
 
 
 def test_health(server):
@@ -180,7 +185,8 @@ def _ask_streaming(client: openai.OpenAI, text: str, barrier: threading.Barrier,
 def _run_clients(client: openai.OpenAI, n: int) -> tuple[list, dict]:
     asked = problems(EVAL_SEED, n)
     barrier, out = threading.Barrier(n), {}
-    threads = [threading.Thread(target=_ask_streaming, args=(client, p.message, barrier, out, i)) for i, p in enumerate(asked)]
+    threads = [threading.Thread(target=_ask_streaming, args=(client, p.message, barrier, out, i))
+               for i, p in enumerate(asked)]
     for t in threads:
         t.start()
     for t in threads:
@@ -265,5 +271,5 @@ def test_loopback_hosts(host, loopback):
 def test_the_runtime_imports_no_server_stack():
     probe = "import sys, r2r_local, r2r_local.cli; r2r_local.cli.build_parser(); print(' '.join(sys.modules))"
     mods = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split())
-    assert not {m for m in mods if m.split(".")[0] in ("starlette", "uvicorn", "fastapi", "pydantic", "prometheus_client",
-                                                       "openai", "httpx")}
+    server_stack = ("starlette", "uvicorn", "fastapi", "pydantic", "prometheus_client", "openai", "httpx")
+    assert not {m for m in mods if m.split(".")[0] in server_stack}

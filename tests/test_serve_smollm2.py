@@ -102,7 +102,8 @@ def test_a_waiting_client_that_leaves_is_cancelled_too(server, client):
         httpx.post(server.v1 + "/chat/completions", json={"messages": STORY, "max_tokens": 400}, timeout=1.0)
     nxt = client.chat.completions.create(model="x", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
     after_cancelled, after_tokens, _ = _counts(server)
-    print(f"\nnon-streaming client gone after 1 s: the next request waited {1000 * nxt.model_extra['r2r']['queue_wait_s']:.1f} ms")
+    wait = nxt.model_extra["r2r"]["queue_wait_s"]
+    print(f"\nnon-streaming client gone after 1 s: the next request waited {1000 * wait:.1f} ms")
     assert after_cancelled == cancelled + 1 and after_tokens - tokens - nxt.usage.completion_tokens < 400
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from r2r_local.commands import (AHEAD_HELP, OVERLAP_HELP, add_model_flags, add_sampling_flags, check_flags, load_pair_for,
-                                router_spec, sampling_params)
+from r2r_local.commands import (AHEAD_HELP, OVERLAP_HELP, add_model_flags, add_sampling_flags, check_flags,
+                                load_pair_for, router_spec, sampling_params)
 from r2r_local.errors import ConfigError
+
+if TYPE_CHECKING:
+    from r2r_local.serve.metrics import Metrics
+    from r2r_local.serve.prompts import Served
+    from r2r_local.serve.scheduler import Scheduler
 
 PROG = "r2r serve"
 KEY_ENV = "R2R_API_KEY"
@@ -78,37 +83,22 @@ def run(args: argparse.Namespace) -> int:
     check_flags(args)
     _require_extra()
     key = check_server_flags(args)
-    sampling = sampling_params(args)
 
-    from r2r_local.decode import routed
     from r2r_local.serve import server
-    from r2r_local.serve.metrics import Metrics
-    from r2r_local.serve.prompts import Served
     from r2r_local.serve.routes import create_app
-    from r2r_local.serve.scheduler import Scheduler
 
     sock = server.bind(args.host, args.port)  # before loading: a taken port fails fast
-    small_spec, large_spec, pair = load_pair_for(args)
     try:
-        router = pair.router(router_spec(args, "slm"), seed=args.seed)
-        policy = routed(overlap=args.overlap, ahead=args.ahead)
-        pair.warn_threads(policy)
-        served = Served.of(pair, router, policy, sampling, small_spec.path, large_spec.path)
-        metrics = Metrics()
-        scheduler = Scheduler(pair, router, args.max_queue, metrics)
+        scheduler, served, metrics = _start_engine(args)
     except BaseException:
         sock.close()
-        pair.close()
         raise
     try:
-        threshold = "" if router.threshold is None else f"@{router.threshold:.3g}"
-        metrics.watch(scheduler, {"model": served.model_id, "small": small_spec.path, "large": large_spec.path,
-                                  "router": router.name, "policy": policy.name})
         app = create_app(scheduler, served, metrics, key)
-        print(f"{PROG}: listening on {server.url_of(sock)}/v1 (model {served.model_id}: small "
-              f"{Path(small_spec.path).name}, large {Path(large_spec.path).name}, router {served.router_name}"
-              f"{threshold}, {policy.name}, context {served.n_ctx}{', API key required' if key else ''})",
-              file=sys.stderr, flush=True)
+        threshold = "" if served.router.threshold is None else f"@{served.router.threshold:.3g}"
+        print(f"{PROG}: listening on {server.url_of(sock)}/v1 (model {served.model_id}: small {served.small_file}, "
+              f"large {served.large_file}, router {served.router_name}{threshold}, {served.policy.name}, context "
+              f"{served.n_ctx}{', API key required' if key else ''})", file=sys.stderr, flush=True)
         server.run(app, sock, scheduler.cancel_all, args.verbose)
         print(f"{PROG}: stopped", file=sys.stderr)
     finally:
@@ -116,3 +106,25 @@ def run(args: argparse.Namespace) -> int:
         scheduler.close()
     return 0
 
+
+def _start_engine(args: argparse.Namespace) -> "tuple[Scheduler, Served, Metrics]":
+    """(scheduler, served, metrics): the pair loaded and its worker running; on failure nothing stays loaded."""
+    from r2r_local.decode import routed
+    from r2r_local.serve.metrics import Metrics
+    from r2r_local.serve.prompts import Served
+    from r2r_local.serve.scheduler import Scheduler
+
+    small_spec, large_spec, pair = load_pair_for(args)
+    try:
+        router = pair.router(router_spec(args, "slm"), seed=args.seed)
+        policy = routed(overlap=args.overlap, ahead=args.ahead)
+        pair.warn_threads(policy)
+        served = Served.of(pair, router, policy, sampling_params(args), small_spec.path, large_spec.path)
+        metrics = Metrics()
+        scheduler = Scheduler(pair, router, args.max_queue, metrics)
+    except BaseException:
+        pair.close()
+        raise
+    metrics.watch(scheduler, {"model": served.model_id, "small": served.small_file, "large": served.large_file,
+                              "router": served.router_name, "policy": policy.name})
+    return scheduler, served, metrics

@@ -65,8 +65,9 @@ def from_validation(error: ValidationError) -> APIError:
 
 
 # How the branches of the wire's unions are named in messages.
-_BRANCHES = {"str": "a string", "int": "an integer", "list[int]": "a list of token ids", "list[str]": "a list of strings",
-             "list[list[int]]": "a list of token id lists", "list[ContentPart]": "a list of content parts"}
+_BRANCHES = {"str": "a string", "int": "an integer", "list[int]": "a list of token ids",
+             "list[str]": "a list of strings", "list[list[int]]": "a list of token id lists",
+             "list[ContentPart]": "a list of content parts"}
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -39,7 +39,8 @@ class Prepared:
 @dataclass(frozen=True)
 class Served:
     """The served pair as the API shows it: one routed model id and its small/large-only ids.
-    n_vocab: token ids below it are valid in both models; sampling: the server's defaults."""
+    n_vocab: token ids below it are valid in both models; sampling: the server's defaults;
+    small_file, large_file: the GGUF file names (without their folders)."""
 
     model_id: str
     policy: Policy
@@ -48,6 +49,8 @@ class Served:
     n_ctx: int
     n_vocab: int
     sampling: SamplingParams
+    small_file: str = ""
+    large_file: str = ""
     created: int = field(default_factory=lambda: int(time.time()))
 
     @classmethod
@@ -55,7 +58,8 @@ class Served:
            small_path: str, large_path: str) -> "Served":
         model_id = f"{Path(small_path).stem}+{Path(large_path).stem}"
         n_vocab = min(pair.small.n_vocab, pair.large.n_vocab)
-        return cls(model_id, policy, router, pair.small, pair.decoder.n_ctx, n_vocab, sampling)
+        return cls(model_id, policy, router, pair.small, pair.decoder.n_ctx, n_vocab, sampling,
+                   Path(small_path).name, Path(large_path).name)
 
     @property
     def router_name(self) -> str:

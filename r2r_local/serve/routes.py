@@ -13,7 +13,7 @@ import hmac
 import json
 import math
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import AsyncIterator, Awaitable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
