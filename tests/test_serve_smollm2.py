@@ -13,8 +13,7 @@ import httpx
 import openai
 import pytest
 
-from serve_server import ROOT, Server, metric
-from settings import THREADS
+from serve_server import ROOT, THREADS, Server, metric
 
 FLAGS = ("--router", "random:0.5", "--n-ctx", "512")
 STORY = [{"role": "user", "content": "Write a long story about a cat."}]
