@@ -253,6 +253,18 @@ def test_bad_server_flags_are_one_line_before_loading(args, message):
     assert (proc.returncode, proc.stderr) == (1, f"r2r: error: {message}\n")
 
 
+def test_a_taken_port_is_one_line_before_loading():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = serve_cli("--demo", "--port", str(port))
+    assert proc.returncode == 1
+    assert proc.stderr == f"r2r: error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
+
+
 def test_without_the_serve_extra_the_command_names_it():
     proc = serve_cli("--demo", code="sys.modules['uvicorn'] = None")
     assert (proc.returncode, proc.stderr) == (1, "r2r: error: r2r serve needs the serve extra (uvicorn missing): "

@@ -25,7 +25,8 @@ _EXTRA = ("starlette", "uvicorn", "pydantic", "prometheus_client")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve routed decoding over an OpenAI-compatible HTTP API",
                        description="Serve the pair over an OpenAI-compatible API (/v1/chat/completions, "
-                                   "/v1/completions, /v1/models, /health, /metrics). See docs/serve.md.")
+                                   "/v1/completions, /v1/models, /health, /metrics). The sampling flags are "
+                                   "the defaults of requests that leave those fields out. See docs/serve.md.")
     add_model_flags(p)
     p.add_argument("--router", default=None, metavar="ROUTER",
                    help="slm | llm | random:P | entropy:T | path/to/router.onnx[@T] "
