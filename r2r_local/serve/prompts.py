@@ -81,14 +81,17 @@ class Served:
     def chat(self, req: ChatCompletionRequest) -> Prepared:
         """Tokenize and check a chat request (runs in a worker thread: templates and tokenizing
         a long conversation take a while)."""
-        from r2r_local.chat import Message, chat_tokens, prompt_opens_think, strip_think
+        from r2r_local.chat import Message, chat_tokens, has_thinking_switch, prompt_opens_think, strip_think
 
+        thinking = _thinking_switch(req)
+        if thinking is not None and not has_thinking_switch(self.small.chat_template):
+            raise bad_request("chat_template_kwargs.enable_thinking: this model's chat template has no thinking "
+                              "switch (it thinks as it always does)", "chat_template_kwargs")
         messages = []
         for m in req.messages:
             text = m.text()
             role = "system" if m.role == "developer" else m.role
             messages.append(Message(role, strip_think(text) if role == "assistant" else text))
-        thinking = _thinking_switch(req)
         try:
             prompt = chat_tokens(self.small, messages, thinking=thinking)
         except ConfigError as e:
