@@ -20,7 +20,7 @@ from r2r_local.errors import R2RError
 PROG = "r2r"
 # Imported when the parser is built, inside main's error handling: a Ctrl-C while numpy or
 # onnxruntime load is then one line like any other.
-COMMANDS = ["generate", "bench", "label", "train_router", "threshold", "doctor", "models"]
+COMMANDS = ["generate", "serve", "bench", "label", "train_router", "threshold", "doctor", "models"]
 
 
 _MISSING = ("the following arguments are required", "one of the arguments")
