@@ -40,6 +40,8 @@ class ChatActions:
     def action_stop(self: ChatApp) -> None:
         if self._gen is not None:
             self._gen.cancel.set()
+        else:
+            self.stop_pull()
 
     def action_regenerate(self: ChatApp) -> None:
         """Write the last answer again; the old one is kept until the new one ends normally."""

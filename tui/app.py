@@ -1,7 +1,8 @@
 """`r2r-chat`: chat in the terminal with routed decoding (a small model writes, a router escalates).
 
-The app is handed a Loader (see r2r_tui.loader) and never loads models itself. Generation runs
-in a thread worker that stores every piece in the history before posting it to the UI.
+The app is handed a Loader (see r2r_tui.loader) and never loads models itself; with no pair set
+up it is handed a FirstRun instead and opens on the welcome view (r2r_tui.first_run). Generation
+runs in a thread worker that stores every piece in the history before posting it to the UI.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Sequence
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import Static
 
 from r2r_local.chat import Message
@@ -24,17 +26,20 @@ from r2r_local.errors import PromptTooLongError, R2RError
 from r2r_tui.actions import MODES, NO_FIGURES, ChatActions
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.chat_scroll import ChatScroll
+from r2r_tui.first_run import FirstRunFlow
 from r2r_tui.key_bar import KeyBar
 from r2r_tui.load_panel import LoadPanel
-from r2r_tui.loader import Loaded, Loader
+from r2r_tui.loader import FirstRun, Loaded, Loader
 from r2r_tui.loading import ModelLoading
 from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress
 from r2r_tui.prompt_input import PromptInput
+from r2r_tui.pull import Pull
 from r2r_tui.status_bar import READING, StatusBar
 from r2r_tui.store import History, HistoryError
 from r2r_tui.streaming import Answer, Routing, stream_answer
 from r2r_tui.turns import Generation, TurnKeeping
 from r2r_tui.user_message import UserMessage
+from r2r_tui.welcome import WelcomeView
 
 UNSAVED_NOTE = (". Chatting works, but nothing of this session is saved; to keep your conversations, start "
                 "r2r-chat again with --history naming a file it can write.")
@@ -43,7 +48,7 @@ UNSAVED_NOTE = (". Chatting works, but nothing of this session is saved; to keep
 UNMOUNT_WAIT_S = 2.0
 
 
-class ChatApp(ModelLoading, ChatActions, TurnKeeping, App[None]):
+class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
     TITLE = "r2r-chat"
     CSS = """
     #models { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
@@ -68,9 +73,13 @@ class ChatApp(ModelLoading, ChatActions, TurnKeeping, App[None]):
     def __init__(self, loader: Loader, *, history: History | Path | str | None = None, system: str = "",
                  sampling: SamplingParams = SamplingParams(),
                  settings: GenerationSettings = GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS),
-                 thinking: bool | None = None) -> None:
+                 thinking: bool | None = None, first_run: FirstRun | None = None) -> None:
         super().__init__()
         self._loader = loader
+        self.first_run = first_run  # given: open on the welcome view, `loader` unused
+        self._welcoming = False  # the welcome view shows
+        self._pull: Pull | None = None  # the running `r2r models pull`
+        self._pull_timer: Timer | None = None
         self._history_arg = history
         self.history: History | None = None
         self.loaded: Loaded | None = None
@@ -102,7 +111,7 @@ class ChatApp(ModelLoading, ChatActions, TurnKeeping, App[None]):
     def compose(self) -> ComposeResult:
         yield Static("r2r-chat", id="models")
         with ChatScroll(id="chat"):
-            yield LoadPanel(id="load")
+            yield WelcomeView() if self.first_run is not None else LoadPanel(id="load")
         yield PromptInput(id="prompt")
         yield StatusBar(id="status")
         yield KeyBar(id="keys")
@@ -131,8 +140,10 @@ class ChatApp(ModelLoading, ChatActions, TurnKeeping, App[None]):
         except HistoryError as e:  # chatting still works, in a history that lives as long as the app
             self.history = History.unsaved()
             self._error(e, timeout=60, suffix=UNSAVED_NOTE)
-        self._loading = True
-        self._load_models()
+        if self.first_run is not None:
+            self._show_welcome()
+        else:
+            self._start_loading()
 
     def _error(self, e: R2RError, timeout: float = 20, suffix: str = "") -> None:
         """One notification for an error (its text shown literally, never as markup)."""
@@ -170,7 +181,8 @@ class ChatApp(ModelLoading, ChatActions, TurnKeeping, App[None]):
                 self.notify("an answer is being written: Esc stops it", severity="warning")
             return False
         if self.loaded is None:
-            self.notify("no models are loaded", severity="error")
+            if not self._no_pair_yet():
+                self.notify("no models are loaded", severity="error")
             return False
         if self.history is None:
             self.notify("the history database is unavailable", severity="error")
@@ -275,6 +287,7 @@ class ChatApp(ModelLoading, ChatActions, TurnKeeping, App[None]):
 
     def on_unmount(self) -> None:
         self._shutting_down = True
+        self.stop_pull()
         if self._gen is not None:
             self._gen.cancel.set()
         # The worker stops within one token (or prompt chunk); the models and the history must

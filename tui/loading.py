@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 class ModelLoading:
     """Loading the pair and showing its steps, its failure or the pair it loaded."""
 
+    def _start_loading(self: ChatApp) -> None:
+        self._loading = True
+        self._load_models()
+
     @work(thread=True, exit_on_error=False, group="load")
     def _load_models(self: ChatApp) -> None:
         try:

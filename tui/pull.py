@@ -1,0 +1,91 @@
+"""`r2r models pull NAME` from inside r2r-chat: a child process, its output lines, its progress.
+
+The child is the same command a user would type (download, sha256 checks, router conversion,
+config file), so the app adds no second way of setting a pair up. Nothing of it may reach the
+terminal behind Textual's back: its stdout and stderr come back through a pipe, line by line,
+and the hub's own progress bars are turned off. Progress is read from the disk instead: the
+bytes of the pair's files already there, plus the partial files the hub writes while
+downloading (`<repo dir>/.cache/huggingface/download/**/*.incomplete`), against the pair's sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from r2r_local.catalog import KnownPair, find_pair, local_path
+
+STOP_WAIT_S = 5.0  # after SIGTERM, this long before SIGKILL
+
+
+class Pull:
+    """One running pull. `lines()` yields its output until it ends; `wait()` is its exit code
+    (negative: ended by a signal, as after `stop()`); `progress()` is (bytes, expected total)."""
+
+    def __init__(self, name: str, argv: Sequence[str]) -> None:
+        self.name = name
+        self.pair: KnownPair | None = _known(name)
+        env = dict(os.environ, HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
+                                     start_new_session=True)
+        self.stopped = False
+
+    def lines(self) -> Iterator[str]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip():
+                yield line.rstrip()
+
+    def wait(self) -> int:
+        return self.proc.wait()
+
+    def stop(self) -> None:
+        """End the child (SIGTERM, then SIGKILL); what it downloaded stays for the next pull to resume."""
+        if self.proc.poll() is not None:
+            return
+        self.stopped = True
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def progress(self) -> tuple[int, int]:
+        """(bytes on disk, bytes expected); (0, 0) for a pair the catalog does not know."""
+        return pair_bytes(self.pair) if self.pair is not None else (0, 0)
+
+
+def _known(name: str) -> KnownPair | None:
+    from r2r_local.errors import R2RError
+
+    try:
+        return find_pair(name)
+    except R2RError:
+        return None  # the child says why in its own output
+
+
+def pair_bytes(pair: KnownPair) -> tuple[int, int]:
+    """Bytes of the pair's files on disk (whole files, and partial downloads under their repository
+    folders) and the bytes expected (published sizes, else the rounded ones; unknown counts 0)."""
+    files = [f for f in (pair.small, pair.large, pair.router) if f is not None]
+    expected = sum(f.size or int(f.approx_gb * 1e9) for f in files)
+    done, caches = 0, set()
+    for f in files:
+        path = local_path(f)
+        done += _size(path)
+        caches.add(path.parents[len(Path(f.file).parts) - 1] / ".cache" / "huggingface" / "download")
+    for cache in caches:
+        done += sum(_size(p) for p in cache.rglob("*.incomplete"))
+    return done, expected
+
+
+def _size(path: Path) -> int:
+    """A file's bytes; 0 when it is not there (a partial file is renamed while it is read)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
