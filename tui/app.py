@@ -78,6 +78,7 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
         self._loader = loader
         self.first_run = first_run  # given: open on the welcome view, `loader` unused
         self._welcoming = False  # the welcome view shows
+        self._surveying = False  # the welcome view's survey worker runs
         self._pull: Pull | None = None  # the running `r2r models pull`
         self._pull_timer: Timer | None = None
         self._history_arg = history
@@ -122,8 +123,10 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
 
     @property
     def workers_in_flight(self) -> bool:
-        """Whether a worker thread (loading, or an answer that did not stop) still runs."""
-        return self._loading or (self._last_done is not None and not self._last_done.is_set())
+        """Whether a worker thread (loading, the first run's survey or pull, or an answer that did
+        not stop) still runs."""
+        answering = self._last_done is not None and not self._last_done.is_set()
+        return self._loading or self._surveying or self._pull is not None or answering
 
     @property
     def chat(self) -> ChatScroll:

@@ -34,7 +34,7 @@ class FirstRunFlow:
     """The welcome view's side of the app."""
 
     def _show_welcome(self: ChatApp) -> None:
-        self._welcoming = True
+        self._welcoming = self._surveying = True
         keys = self.query_one(KeyBar)
         keys.entries = WELCOME_KEYS
         keys.refresh()
@@ -53,6 +53,8 @@ class FirstRunFlow:
             self.post_message(Surveyed(None, [], f"the known pairs could not be listed: {type(e).__name__}: {e}"))
         else:
             self.post_message(Surveyed(machine, pairs))
+        finally:
+            self._surveying = False
 
     def on_surveyed(self: ChatApp, event: Surveyed) -> None:
         if self._welcoming:
@@ -65,6 +67,11 @@ class FirstRunFlow:
             self.notify("a download is running: Esc stops it first", severity="warning")
             return
         self._leave_welcome(self.first_run.demo)
+
+    def action_choose(self: ChatApp) -> None:
+        """The key line's "enter": the highlighted choice, as Enter in the list."""
+        if self._welcoming:
+            self.query_one(WelcomeView).choices.action_select()
 
     def on_welcome_view_demo_chosen(self: ChatApp, event: WelcomeView.DemoChosen) -> None:
         self.action_demo()
@@ -114,7 +121,7 @@ class FirstRunFlow:
             self._leave_welcome(self.first_run.pulled)
             return
         if event.stopped:
-            message = f"download of {event.name} stopped; choosing it again goes on where it stopped"
+            message = f"download of {event.name} stopped; choosing it again starts it over"
         else:
             message = f"r2r models pull {event.name} failed: {event.last_line or f'exit code {event.returncode}'}"
             self.notify(message, title="Download failed", severity="error", timeout=30, markup=False)

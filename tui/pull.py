@@ -6,6 +6,8 @@ terminal behind Textual's back: its stdout and stderr come back through a pipe, 
 and the hub's own progress bars are turned off. Progress is read from the disk instead: the
 bytes of the pair's files already there, plus the partial files the hub writes while
 downloading (`<repo dir>/.cache/huggingface/download/**/*.incomplete`), against the pair's sizes.
+Partial files that were there before the pull are not counted; huggingface_hub (2.x) does not
+resume them, so the ones a stopped pull leaves behind are removed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from r2r_local.catalog import KnownPair, find_pair, local_path
+from r2r_local.catalog import KnownFile, KnownPair, find_pair, local_path
 
 STOP_WAIT_S = 5.0  # after SIGTERM, this long before SIGKILL
 
@@ -27,6 +29,7 @@ class Pull:
     def __init__(self, name: str, argv: Sequence[str]) -> None:
         self.name = name
         self.pair: KnownPair | None = _known(name)
+        self._before = set(partial_files(self.pair)) if self.pair is not None else set()
         env = dict(os.environ, HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
@@ -43,7 +46,7 @@ class Pull:
         return self.proc.wait()
 
     def stop(self) -> None:
-        """End the child (SIGTERM, then SIGKILL); what it downloaded stays for the next pull to resume."""
+        """End the child (SIGTERM, then SIGKILL) and remove the partial files it left."""
         if self.proc.poll() is not None:
             return
         self.stopped = True
@@ -53,10 +56,15 @@ class Pull:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        for path in (set(partial_files(self.pair)) - self._before) if self.pair is not None else ():
+            path.unlink(missing_ok=True)
 
     def progress(self) -> tuple[int, int]:
         """(bytes on disk, bytes expected); (0, 0) for a pair the catalog does not know."""
-        return pair_bytes(self.pair) if self.pair is not None else (0, 0)
+        if self.pair is None:
+            return 0, 0
+        done, expected = pair_bytes(self.pair)
+        return done - sum(_size(p) for p in self._before), expected
 
 
 def _known(name: str) -> KnownPair | None:
@@ -68,18 +76,23 @@ def _known(name: str) -> KnownPair | None:
         return None  # the child says why in its own output
 
 
+def _files(pair: KnownPair) -> list[KnownFile]:
+    return [f for f in (pair.small, pair.large, pair.router) if f is not None]
+
+
+def partial_files(pair: KnownPair) -> list[Path]:
+    """The partial downloads under the pair's repository folders (where the hub keeps them)."""
+    caches = {local_path(f).parents[len(Path(f.file).parts) - 1] / ".cache" / "huggingface" / "download"
+              for f in _files(pair)}
+    return [p for cache in sorted(caches) for p in cache.rglob("*.incomplete")]
+
+
 def pair_bytes(pair: KnownPair) -> tuple[int, int]:
     """Bytes of the pair's files on disk (whole files, and partial downloads under their repository
     folders) and the bytes expected (published sizes, else the rounded ones; unknown counts 0)."""
-    files = [f for f in (pair.small, pair.large, pair.router) if f is not None]
+    files = _files(pair)
     expected = sum(f.size or int(f.approx_gb * 1e9) for f in files)
-    done, caches = 0, set()
-    for f in files:
-        path = local_path(f)
-        done += _size(path)
-        caches.add(path.parents[len(Path(f.file).parts) - 1] / ".cache" / "huggingface" / "download")
-    for cache in caches:
-        done += sum(_size(p) for p in cache.rglob("*.incomplete"))
+    done = sum(_size(local_path(f)) for f in files) + sum(_size(p) for p in partial_files(pair))
     return done, expected
 
 

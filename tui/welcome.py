@@ -31,7 +31,7 @@ PAIR_PREFIX = "pair:"
 INTRO = "No model pair is set up yet: start the demo, or pick a pair to download."
 WELCOME_KEYS: tuple[Keys, ...] = (
     Keys((("d", "demo"),), ("demo",), "demo", 9),
-    Keys((("enter", "select"),), ("start / download",), "choose", 8),
+    Keys((("enter", "choose"),), ("start / download",), "choose", 8),
     Keys((("esc", "stop"),), ("stop download",), "stop", 6),
     Keys((("^q", "quit"),), ("quit",), "quit", 10),
 )
@@ -60,17 +60,18 @@ def pair_prompt(fit: PairFit) -> Text:
 class WelcomeView(Vertical):
     DEFAULT_CSS = """
     WelcomeView {
-        height: auto;
+        height: 100%;
+        min-height: 12;
         padding: 0 1;
-        margin: 1 0;
         border: round $primary;
         border-title-color: $primary;
     }
-    WelcomeView #welcome-choices { height: auto; max-height: 16; border: none; padding: 0; }
+    WelcomeView #welcome-choices { height: 1fr; border: none; padding: 0; }
     WelcomeView #welcome-machine { color: $text-muted; }
     WelcomeView #welcome-progress { display: none; }
     WelcomeView.-pulling #welcome-progress { display: block; }
-    WelcomeView #welcome-log { color: $text-muted; }
+    WelcomeView #welcome-log { color: $text-muted; display: none; }
+    WelcomeView.-pulling #welcome-log, WelcomeView.-failed #welcome-log { display: block; }
     WelcomeView.-failed #welcome-log { color: $error; }
     """
     BINDINGS = [Binding("d", "app.demo", "demo")]
@@ -92,10 +93,10 @@ class WelcomeView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(INTRO, id="welcome-intro")
-        yield OptionList(Option(demo_prompt(), id=DEMO_ID), id="welcome-choices")
         yield Static("checking this machine and the known pairs…", id="welcome-machine")
         yield ProgressBar(id="welcome-progress", show_eta=False)
         yield Static("", id="welcome-log")
+        yield OptionList(Option(demo_prompt(), id=DEMO_ID), id="welcome-choices")
 
     @property
     def choices(self) -> OptionList:

@@ -94,13 +94,16 @@ async def test_a_first_run_opens_on_the_welcome_view():
     assert status == "choose a pair"
 
 
-@pytest.mark.parametrize("key", ["d", "enter"])
+@pytest.mark.parametrize("key", ["d", "enter", "the key line's enter"])
 async def test_one_key_starts_the_demo_pair_which_adds(key):
     app = welcome_app()
     async with app.run_test(size=SIZE) as pilot:
         await _surveyed(pilot)
-        await pilot.press(key)
-        await wait_until(pilot, lambda: app.loaded is not None or app.query_one(LoadPanel).error is not None)
+        if key.startswith("the key line"):
+            await app.run_action("choose")  # what a click on the key line's "enter" runs
+        else:
+            await pilot.press(key)
+        await wait_until(pilot, lambda: app.loaded is not None or any(p.error for p in app.query(LoadPanel)))
         assert app.loaded is not None, app.query_one(LoadPanel).error
         after = (list(app.query(WelcomeView)), app.focused, app.query_one(KeyBar).shown)
         await send(pilot, "347+589")
@@ -158,8 +161,8 @@ async def test_a_pair_is_downloaded_from_the_app_with_a_progress_bar_then_loaded
         await _choose_the_pair(pilot)
         bar = view.query_one(ProgressBar)
         shown = bar.display
-        await wait_until(pilot, lambda: app.loaded is not None or bool(app.query(LoadPanel))
-                         and app.query_one(LoadPanel).error is not None, timeout=120)
+        await wait_until(pilot, lambda: app.loaded is not None or any(p.error for p in app.query(LoadPanel)),
+                         timeout=120)
         assert app.loaded is not None, (app.query_one(LoadPanel).error, view.log_lines)
         choice, log = app.loaded.choice, list(view.log_lines)
         await send(pilot, "347+589")
@@ -203,9 +206,44 @@ async def test_esc_stops_a_download_and_quitting_ends_one(hub, monkeypatch):
         await wait_until(pilot, lambda: app._pull is None, timeout=30)
         await pilot.pause(0.05)
         stopped = (pull.proc.returncode, view.log_lines[-1], list(app.query(WelcomeView)) == [view])
+        left = list(hub["small"].parents[1].rglob("*.incomplete"))
         await pilot.press("enter")  # choosing it again starts again
         await wait_until(pilot, lambda: app._pull is not None and app._pull.progress()[0] > 0, timeout=60)
         second = app._pull
-    assert stopped == (-15, "download of demo-pull stopped; choosing it again goes on where it stopped", True)
+    assert left == []  # the stopped download's partial file is gone (the hub would not resume it)
+    assert stopped == (-15, "download of demo-pull stopped; choosing it again starts it over", True)
     assert second.proc.poll() is not None  # the app closed: its child went with it
-    assert not hub["small"].exists()
+    assert not hub["small"].exists() and list(hub["small"].parents[1].rglob("*.incomplete")) == []
+
+
+async def test_at_80x24_the_view_fits_and_its_list_scrolls_inside_it():
+    app = welcome_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _surveyed(pilot)
+        machine = view.query_one("#welcome-machine").region
+        fits = (view.outer_size.height <= app.chat.size.height, app.chat.max_scroll_y)
+        choices = view.choices
+        for _ in range(choices.option_count - 1):
+            await pilot.press("down")
+        await pilot.pause(0.05)
+        last = (choices.highlighted, choices.scroll_y > 0)
+    assert fits == (True, 0) and machine.height == 1 and machine.y < 24
+    assert last == (choices.option_count - 1, True)
+
+
+def test_a_partial_file_from_before_the_pull_is_neither_counted_nor_removed(hub):
+    import sys
+
+    from r2r_tui.pull import Pull
+
+    stale = hub["small"].parents[1] / ".cache" / "huggingface" / "download" / "gguf" / "old.abc.incomplete"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x" * 1000)
+    pull = Pull("demo-pull", [sys.executable, "-c", "import time; print('working', flush=True); time.sleep(30)"])
+    assert next(pull.lines()) == "working"
+    assert pull.progress() == (0, hub["total"])
+    fresh = stale.with_name("new.def.incomplete")
+    fresh.write_bytes(b"y" * 300)
+    assert pull.progress() == (300, hub["total"])
+    pull.stop()
+    assert pull.wait() == -15 and stale.exists() and not fresh.exists()
