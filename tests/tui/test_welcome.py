@@ -80,7 +80,7 @@ async def test_a_first_run_opens_on_the_welcome_view():
         texts = _texts(view)
         machine = str(view.query_one("#welcome-machine").render())
         state = (app.loaded, app._loading, list(app.query(LoadPanel)), app.focused is view.choices,
-                 view.choices.highlighted)
+                 view.choices.highlighted, view.choices.get_option_at_index(0).id)
         keys, status = app.query_one(KeyBar).shown, app.status.figures.state
     expected = fit_known_pairs(MACHINE)
     assert [p.name for p in expected] == list(load_catalog()) and len(texts) == 1 + len(expected)
@@ -89,7 +89,7 @@ async def test_a_first_run_opens_on_the_welcome_view():
         assert text.startswith(pair.name + "  ")
         assert f"{pair.size_text()} · r2r models pull {pair.name}" in text and pair.verdict in text
     assert machine == f"This machine: {MACHINE.line()}"
-    assert state == (None, False, [], True, 0)  # nothing loads until a choice is made
+    assert state == (None, False, [], True, 0, DEMO_ID)  # nothing loads until a choice is made
     assert keys.startswith("d demo enter start / download") and keys.endswith("^q quit")
     assert status == "choose a pair"
 
