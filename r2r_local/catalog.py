@@ -46,6 +46,8 @@ class KnownFile:
     approx_gb: float
     sha256: str  # "" when unpublished
     source: str
+    shape: str = ""  # the model's entry in models/shapes.json ("" = not recorded)
+    quant: str = ""  # its llama.cpp quantization mix (F16, Q8_0, Q4_K_M; "" = not recorded)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def _known_file(key: str, f: object, where: str) -> KnownFile:
     kind, repo, name, revision = (_field(f, k, str, where) for k in ("kind", "repo", "file", "revision"))
     size, approx = _field(f, "size", int, where, 0), _field(f, "approx_gb", (int, float), where, 0.0)
     sha, source = _field(f, "sha256", str, where, ""), _field(f, "source", str, where, "")
+    shape, quant = _field(f, "shape", str, where, ""), _field(f, "quant", str, where, "")
     if kind not in ("gguf", "router-checkpoint"):
         raise ConfigError(f"{where}: kind must be 'gguf' or 'router-checkpoint', got '{kind}'")
     parts = repo.split("/")
@@ -118,7 +121,10 @@ def _known_file(key: str, f: object, where: str) -> KnownFile:
         raise ConfigError(f"{where}: size and approx_gb must be >= 0")
     if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise ConfigError(f"{where}: sha256 must be 64 lowercase hex digits (or empty), got '{sha}'")
-    return KnownFile(key, kind, repo, name, revision, size, float(approx), sha, source)
+    if bool(shape) != bool(quant) or quant not in ("", "F16", "Q8_0", "Q4_K_M"):
+        raise ConfigError(f"{where}: shape and quant go together, quant one of F16, Q8_0, Q4_K_M "
+                          f"(got shape '{shape}', quant '{quant}')")
+    return KnownFile(key, kind, repo, name, revision, size, float(approx), sha, source, shape, quant)
 
 
 def _known_pair(name: str, p: object, files: dict[str, KnownFile], where: str) -> KnownPair:

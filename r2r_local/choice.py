@@ -1,8 +1,10 @@
-"""Which models a command loads: its flags, then the user's config file, then the built-in pair.
+"""Which models a command loads: its flags, then the user's config file; `--demo` for the shipped pair.
 
 One resolution for `r2r generate`, `r2r bench`, `r2r label` and r2r-chat, so that a pair set up
-with `r2r models add` or `r2r models pull` is the pair every command runs. Layer counts nobody
-chose are left to the GPU fit plan, made when the models load (`specs_for`).
+with `r2r models add` or `r2r models pull` is the pair every command runs. There is no built-in
+product pair: with no flags and no configured pair, NoModelsError says in one line what to do
+(`no_models_message`, also for `r2r serve`). Layer counts nobody chose are left to the GPU fit
+plan, made when the models load (`specs_for`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,24 @@ if TYPE_CHECKING:
 KEYS = ("small", "large", "router", "n_ctx", "threads", "small_gpu_layers", "large_gpu_layers")
 
 
+class NoModelsError(ConfigError):
+    """No model flags, no --demo and no pair in the config file: nothing to load."""
+
+    title = "No models set up"
+
+
+def no_models_message() -> str:
+    """The one line every model-running command (generate, bench, label, serve, r2r-chat's
+    fallback) prints when no pair is given or configured: the three ways to get one."""
+    return ("no models are set up: add --demo to run the built-in demo pair, download a real pair with "
+            "r2r models pull NAME (r2r models list shows them, with sizes), or give --small PATH --large PATH")
+
+
 @dataclass(frozen=True)
 class PairChoice:
     """The resolved choice. router None: the command's own default; a layer count None: the fit
-    plan decides at load. source: "flags" (a model path came from a flag), "config", "default"
-    (the built-in pair) or "demo". notes: lines worth telling the user (a configured value not used)."""
+    plan decides at load. source: "flags" (a model path came from a flag), "config" or "demo".
+    notes: lines worth telling the user (a configured value not used)."""
 
     small: str
     large: str
@@ -41,12 +56,13 @@ class PairChoice:
 def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[str, Any] | None = None,
                  config_file: Path | None = None) -> PairChoice:
     """Merge `flags` (KEYS; None or absent = not given) over the config file (read from
-    `config_file` or the default place unless `config` is given) over the built-in pair.
+    `config_file` or the default place unless `config` is given).
 
-    With `demo` the shipped demo pair is used and the config file is not read. A model given by
-    one flag while the other is neither given nor configured is refused (not paired with the
-    built-in model). A configured router file goes with the configured small model: with another
-    --small it is not used (a note says so) and the command's default router runs.
+    With `demo` the shipped demo pair is used and the config file is not read. Neither model
+    given nor configured raises NoModelsError (`no_models_message`); a model given by one flag
+    while the other is neither given nor configured is refused. A configured router file goes
+    with the configured small model: with another --small it is not used (a note says so) and
+    the command's default router runs.
     """
     given = {k: flags.get(k) for k in KEYS}
     if demo:
@@ -60,15 +76,13 @@ def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[s
         return given[key] if given[key] is not None else config.get(key)
 
     small, large = pick("small"), pick("large")
-    source = "flags" if given["small"] or given["large"] else ("config" if small or large else "default")
-    if (small is None) != (large is None):
+    if small is None and large is None:
+        raise NoModelsError(no_models_message())
+    source = "flags" if given["small"] or given["large"] else "config"
+    if small is None or large is None:
         missing, present = ("small", "large") if small is None else ("large", "small")
         raise ConfigError(f"--{present} is given but no {missing} model: add --{missing} PATH "
                           "(or configure a pair with r2r models add)")
-    if small is None:
-        from r2r_local.defaults import smollm2_path
-
-        small = large = str(smollm2_path())
     router, notes = given["router"], ()
     if router is None and config.get("router") is not None:
         router, notes = _configured_router(config["router"], config.get("small"), small)

@@ -1,4 +1,8 @@
-"""Built-in default models, found on disk without importing their packages."""
+"""SmolLM2-135M-Instruct, a tiny real GGUF that tests and measuring scripts name explicitly.
+
+It is not a product default: with no pair given or configured, commands say what to do
+(r2r_local.choice.no_models_message). Found on disk without importing its package.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def smollm2_path() -> Path:
     try:
         dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise ModelLoadError(f"the built-in default model is not installed; {hint}") from None
+        raise ModelLoadError(f"the test model SmolLM2 is not installed; {hint}") from None
     for f in dist.files or []:
         if f.name == SMOLLM2_FILE:
             return Path(dist.locate_file(f))

@@ -36,6 +36,9 @@ DAMAGED = {
     "unknown file": (tables(pair='[pairs.p]\nsmall = "a"\nlarge = "b"\n'), 'pairs.p: large names an unknown file "b"'),
     "router is a gguf": (tables(pair=PAIR + 'router = "a"\n'), "router names files.a, of kind 'gguf'"),
     "no pairs": ("", "has no [pairs.NAME] tables"),
+    "shape without quant": (tables(GOOD_FILE + 'shape = "qwen3-8b"\n'), "shape and quant go together"),
+    "unknown quant": (tables(GOOD_FILE + 'shape = "qwen3-8b"\nquant = "Q3_K"\n'), "quant one of F16, Q8_0, Q4_K_M"),
+    "shape a number": (tables(GOOD_FILE + "shape = 8\n"), "shape has the wrong type"),
 }
 
 

@@ -1,7 +1,8 @@
 """`r2r-chat`: chat in the terminal with routed decoding (a small model writes, a router escalates).
 
-The app is handed a Loader (see r2r_tui.loader) and never loads models itself. Generation runs
-in a thread worker that stores every piece in the history before posting it to the UI.
+The app is handed a Loader (see r2r_tui.loader) and never loads models itself; with no pair set
+up it is handed a FirstRun instead and opens on the welcome view (r2r_tui.first_run). Generation
+runs in a thread worker that stores every piece in the history before posting it to the UI.
 """
 
 from __future__ import annotations
@@ -15,37 +16,39 @@ from typing import Sequence
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import Static
 
-from r2r_local.chat import Message, has_thinking_switch
+from r2r_local.chat import Message
 from r2r_local.config import DEFAULT_MAX_TOKENS, MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import PromptTooLongError, R2RError
 
+from r2r_tui.actions import MODES, NO_FIGURES, ChatActions
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.chat_scroll import ChatScroll
-from r2r_tui.history_screen import HistoryScreen
+from r2r_tui.first_run import FirstRunFlow
 from r2r_tui.key_bar import KeyBar
 from r2r_tui.load_panel import LoadPanel
-from r2r_tui.loader import Loaded, Loader
-from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress, LoadFailed, LoadStep, ModelsLoaded
+from r2r_tui.loader import FirstRun, Loaded, Loader
+from r2r_tui.loading import ModelLoading
+from r2r_tui.messages import AnswerDone, AnswerFailed, AnswerProgress
 from r2r_tui.prompt_input import PromptInput
+from r2r_tui.pull import Pull
 from r2r_tui.status_bar import READING, StatusBar
 from r2r_tui.store import History, HistoryError
 from r2r_tui.streaming import Answer, Routing, stream_answer
-from r2r_tui.system_prompt_screen import SystemPromptScreen
 from r2r_tui.turns import Generation, TurnKeeping
 from r2r_tui.user_message import UserMessage
+from r2r_tui.welcome import WelcomeView
 
-MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
 UNSAVED_NOTE = (". Chatting works, but nothing of this session is saved; to keep your conversations, start "
                 "r2r-chat again with --history naming a file it can write.")
-NO_FIGURES: dict[str, float | None] = dict(answer_share=None, tokens_per_s=None, activated_params_b=None)
 # At quit the generation worker gets this long to stop; one still inside llama.cpp after it keeps
 # the models (closing them under it would crash the process, which is exiting anyway).
 UNMOUNT_WAIT_S = 2.0
 
 
-class ChatApp(TurnKeeping, App[None]):
+class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
     TITLE = "r2r-chat"
     CSS = """
     #models { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
@@ -70,9 +73,14 @@ class ChatApp(TurnKeeping, App[None]):
     def __init__(self, loader: Loader, *, history: History | Path | str | None = None, system: str = "",
                  sampling: SamplingParams = SamplingParams(),
                  settings: GenerationSettings = GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS),
-                 thinking: bool | None = None) -> None:
+                 thinking: bool | None = None, first_run: FirstRun | None = None) -> None:
         super().__init__()
         self._loader = loader
+        self.first_run = first_run  # given: open on the welcome view, `loader` unused
+        self._welcoming = False  # the welcome view shows
+        self._surveying = False  # the welcome view's survey worker runs
+        self._pull: Pull | None = None  # the running `r2r models pull`
+        self._pull_timer: Timer | None = None
         self._history_arg = history
         self.history: History | None = None
         self.loaded: Loaded | None = None
@@ -104,7 +112,7 @@ class ChatApp(TurnKeeping, App[None]):
     def compose(self) -> ComposeResult:
         yield Static("r2r-chat", id="models")
         with ChatScroll(id="chat"):
-            yield LoadPanel(id="load")
+            yield WelcomeView() if self.first_run is not None else LoadPanel(id="load")
         yield PromptInput(id="prompt")
         yield StatusBar(id="status")
         yield KeyBar(id="keys")
@@ -115,8 +123,10 @@ class ChatApp(TurnKeeping, App[None]):
 
     @property
     def workers_in_flight(self) -> bool:
-        """Whether a worker thread (loading, or an answer that did not stop) still runs."""
-        return self._loading or (self._last_done is not None and not self._last_done.is_set())
+        """Whether a worker thread (loading, the first run's survey or pull, or an answer that did
+        not stop) still runs."""
+        answering = self._last_done is not None and not self._last_done.is_set()
+        return self._loading or self._surveying or self._pull is not None or answering
 
     @property
     def chat(self) -> ChatScroll:
@@ -133,56 +143,14 @@ class ChatApp(TurnKeeping, App[None]):
         except HistoryError as e:  # chatting still works, in a history that lives as long as the app
             self.history = History.unsaved()
             self._error(e, timeout=60, suffix=UNSAVED_NOTE)
-        self._loading = True
-        self._load_models()
+        if self.first_run is not None:
+            self._show_welcome()
+        else:
+            self._start_loading()
 
     def _error(self, e: R2RError, timeout: float = 20, suffix: str = "") -> None:
         """One notification for an error (its text shown literally, never as markup)."""
         self.notify(str(e) + suffix, title=e.title, severity="error", timeout=timeout, markup=False)
-
-    # --- loading --------------------------------------------------------------------------------
-
-    @work(thread=True, exit_on_error=False, group="load")
-    def _load_models(self) -> None:
-        try:
-            loaded = self._loader(lambda text: self.post_message(LoadStep(text)))
-        except R2RError as e:
-            self.post_message(LoadFailed(e.title, str(e)))
-            return
-        except Exception as e:  # a bug, still shown in the app without a traceback
-            self.post_message(LoadFailed("Internal error", f"{type(e).__name__}: {e}"))
-            return
-        finally:
-            self._loading = False
-        if self._shutting_down:  # the app closed while loading: nobody will take the models
-            loaded.close()
-            return
-        self.post_message(ModelsLoaded(loaded))
-
-    def on_load_step(self, event: LoadStep) -> None:
-        self.query_one(LoadPanel).add_step(event.text)
-
-    def on_load_failed(self, event: LoadFailed) -> None:
-        self.query_one(LoadPanel).fail(event.title, event.message)
-        self.notify(event.message, title=event.title, severity="error", timeout=30, markup=False)
-        self.status.show(replace(self.status.figures, state="no models"))
-
-    def on_models_loaded(self, event: ModelsLoaded) -> None:
-        self.loaded = event.loaded
-        self.router = event.loaded.router
-        self.threshold = self.router.threshold
-        self.query_one(LoadPanel).done()
-        choice = event.loaded.choice
-        plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
-        router = Path(choice.router).name if choice.router.endswith(".onnx") else choice.router  # a file: its name
-        self.query_one("#models", Static).update(f"{choice.description} · router {router}{plan}")
-        self.thinking_switch = has_thinking_switch(event.loaded.pair.small.chat_template)
-        if self.thinking is not None and not self.thinking_switch:
-            self.notify("this model's chat template has no thinking switch: it thinks as it always does",
-                        severity="warning")
-            self.thinking = None
-        self.refresh_bindings()
-        self._show_status("ready")
 
     # --- sending and streaming ------------------------------------------------------------------
 
@@ -216,7 +184,8 @@ class ChatApp(TurnKeeping, App[None]):
                 self.notify("an answer is being written: Esc stops it", severity="warning")
             return False
         if self.loaded is None:
-            self.notify("no models are loaded", severity="error")
+            if not self._no_pair_yet():
+                self.notify("no models are loaded", severity="error")
             return False
         if self.history is None:
             self.notify("the history database is unavailable", severity="error")
@@ -317,116 +286,11 @@ class ChatApp(TurnKeeping, App[None]):
                           session_share=large / tokens if tokens else None,
                           tokens_per_s=stats.get("tokens_per_s"), activated_params_b=stats.get("activated_params_b"))
 
-    # --- actions --------------------------------------------------------------------------------
-
-    CHAT_ACTIONS = {"stop", "regenerate", "new_chat", "history", "system_prompt", "toggle_marking",
-                    "mode", "threshold", "toggle_thinking"}
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """While a dialog (history, system prompt) is open its keys win over the chat's; the
-        thinking switch is offered only for a template that has one."""
-        if action in self.CHAT_ACTIONS and len(self.screen_stack) > 1:
-            return False
-        if action == "toggle_thinking" and not self.thinking_switch:
-            return False
-        return True
-
-    def action_stop(self) -> None:
-        if self._gen is not None:
-            self._gen.cancel.set()
-
-    def action_regenerate(self) -> None:
-        """Write the last answer again; the old one is kept until the new one ends normally."""
-        if not self._can_generate():
-            return
-        if not self.turns:
-            self.notify("nothing to regenerate yet: send a message first", severity="warning")
-            return
-        replaces = self.turn_ids[-1] if self.turns[-1].role == "assistant" else self._last_failed
-        self._regenerations += 1
-        self._start_answer(replaces=replaces)
-
-    def action_new_chat(self) -> None:
-        if self.generating:
-            self.notify("an answer is being written: Esc stops it first", severity="warning")
-            return
-        self.conversation, self.turns, self.turn_ids = None, [], []
-        self._last_failed = None
-        self.system = self.default_system
-        for widget in list(self.query(UserMessage)) + list(self.query(AssistantMessage)):
-            widget.remove()
-        if self.loaded is not None:
-            self._show_status("ready", **NO_FIGURES)
-        self.query_one(PromptInput).focus()
-
-    def action_history(self) -> None:
-        if self.history is None:
-            self.notify("the history database is unavailable", severity="error")
-            return
-        if self.generating:
-            self.notify("an answer is being written: Esc stops it first", severity="warning")
-            return
-        try:
-            conversations = self.history.conversations()
-        except HistoryError as e:
-            self._error(e)
-            return
-        self.push_screen(HistoryScreen(conversations), self._open_conversation)
-
-    def action_system_prompt(self) -> None:
-        def save(text: str | None) -> None:
-            if text is None:
-                return
-            if self.conversation is not None and self.history is not None:
-                try:
-                    self.history.set_system(self.conversation, text)
-                except HistoryError as e:  # the prompt stays what the history holds
-                    self._error(e, suffix="; the system prompt is unchanged")
-                    return
-            self.system = text
-            self.notify("system prompt set" if text else "system prompt cleared")
-
-        self.push_screen(SystemPromptScreen(self.system), save)
-
-    def action_toggle_marking(self) -> None:
-        self.marking = not self.marking
-        for view in self.query(AssistantMessage):
-            view.set_marking(self.marking)
-        self._show_status(self.status.figures.state)
-
-    def action_toggle_thinking(self) -> None:
-        """Qwen3's switch: off, the template writes an empty think section and the model answers."""
-        self.thinking = not (True if self.thinking is None else self.thinking)
-        when = " from the next answer" if self.generating else ""
-        self.notify(f"thinking {'on' if self.thinking else 'off'}{when}")
-        self._show_status(self.status.figures.state.split(" │")[0])
-
-    def action_mode(self, mode: str) -> None:
-        if self.loaded is None:
-            return
-        self.mode = mode
-        if self.generating:  # the status line shows the new mode at once; this answer keeps the old one
-            self.notify(f"routing: {MODES[mode]} from the next answer")
-        self._show_status(self.status.figures.state)
-
-    def action_threshold(self, direction: int) -> None:
-        if self.loaded is None:
-            return
-        router = self.router
-        if self.threshold is None:
-            self.notify(f"router {router.name} has no threshold", severity="warning")
-            return
-        step = 0.25 if router.name.startswith("entropy") else 0.05
-        value = max(0.0, self.threshold + direction * step)
-        if not router.name.startswith("entropy"):
-            value = min(1.0, value)
-        self.threshold = round(value, 4)  # from the next answer on: a running answer keeps its own
-        self._show_status(self.status.figures.state.split(" │")[0])
-
     # --- shutdown -------------------------------------------------------------------------------
 
     def on_unmount(self) -> None:
         self._shutting_down = True
+        self.stop_pull()
         if self._gen is not None:
             self._gen.cancel.set()
         # The worker stops within one token (or prompt chunk); the models and the history must

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="r2r-chat", description="Chat in the terminal with R2R routed decoding.")
-    g = p.add_argument_group("models (flags win over the config file, which wins over the built-in pair)")
+    g = p.add_argument_group("models (flags win over the config file; with neither, r2r-chat opens on a welcome "
+                             "view: the demo pair, or a known pair to download)")
     g.add_argument("--small", metavar="PATH", help="small model GGUF")
     g.add_argument("--large", metavar="PATH", help="large model GGUF")
     g.add_argument("--router", metavar="ROUTER", help=SPEC_HELP)
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from textual.logging import TextualHandler
 
     from r2r_tui.app import ChatApp
-    from r2r_tui.loader import core_loader
+    from r2r_tui.loader import core_loader, first_run_for
 
     try:
         options, kwargs = parse_args(argv)
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Nothing may write to the terminal behind Textual's back: logs go to Textual's devtools log.
     logging.basicConfig(level=logging.WARNING, handlers=[TextualHandler()])
     logging.getLogger("r2r_local.llama").setLevel(logging.CRITICAL)
-    return run_chat(ChatApp(core_loader(options), **kwargs))
+    return run_chat(ChatApp(core_loader(options), first_run=first_run_for(options), **kwargs))
 
 
 def run_chat(app: "ChatApp", **run_options: object) -> int:

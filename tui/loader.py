@@ -1,9 +1,10 @@
-"""Which models to load (built-in default -> config file -> flags) and loading them through the core.
+"""Which models to load (config file -> flags, or `--demo`) and loading them through the core.
 
 The app never loads models itself: it is handed a `Loader`, a function that takes a progress
 callback and returns a `Loaded`. `resolve_choice` picks the pair the way r2r's commands do
-(r2r_local.choice: flags, config file, built-in pair; `--demo`; the GPU fit plan), and an
-optional planner may replace `ModelChoice.plan`.
+(r2r_local.choice: flags, config file; `--demo`; the GPU fit plan), and an optional planner may
+replace `ModelChoice.plan`. With no pair given or configured, `first_run_for` gives the app what
+its welcome view offers instead (the demo pair, the known pairs to download).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from r2r_local.config import ModelSpec
 if TYPE_CHECKING:
     from r2r_local.decode import Policy
     from r2r_local.pair import LoadedPair
+    from r2r_local.pair_fit import Machine, PairFit
     from r2r_local.router import Router
 
 DEFAULT_ROUTER = "entropy:1.5"
@@ -26,7 +28,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ChatOptions:
-    """Model choices from the command line; None means "not given" (config or default decides)."""
+    """Model choices from the command line; None means "not given" (the config file decides)."""
 
     small: str | None = None
     large: str | None = None
@@ -44,7 +46,7 @@ class ChatOptions:
 @dataclass(frozen=True)
 class ModelChoice:
     """The resolved pair to load. description: one line for the screen; plan: the GPU fit plan
-    line when a planner made one; source: where the choice came from (flags, config, default, demo)."""
+    line when a planner made one; source: where the choice came from (flags, config, demo)."""
 
     small: ModelSpec
     large: ModelSpec
@@ -75,9 +77,9 @@ Loader = Callable[[Progress], Loaded]
 
 
 def resolve_choice(options: ChatOptions, config: dict[str, Any] | None = None) -> ModelChoice:
-    """Merge the built-in default, the user's config file and the flags (later wins), as r2r's
-    commands do (r2r_local.choice); GPU layers nobody set come from the fit plan, whose lines
-    become `choice.plan` on a build with GPU offload."""
+    """Merge the user's config file and the flags (later wins), as r2r's commands do
+    (r2r_local.choice; NoModelsError when neither names a pair); GPU layers nobody set come from
+    the fit plan, whose lines become `choice.plan` on a build with GPU offload."""
     from r2r_local.choice import KEYS, resolve_pair, specs_for
 
     pair = resolve_pair({k: getattr(options, k) for k in KEYS}, demo=options.demo, config=config,
@@ -88,6 +90,50 @@ def resolve_choice(options: ChatOptions, config: dict[str, Any] | None = None) -
     return ModelChoice(small, large, router, description, pair.source,
                        plan="; ".join(plan.lines()) if plan else None, overlap=options.overlap,
                        ahead=options.ahead, notes=pair.notes)
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    """What the welcome view offers when no pair is set up. demo: loads the built-in demo pair;
+    pulled: loads the pair a finished `r2r models pull` configured; survey: this machine and every
+    known pair's size and fit (slow-ish: run off the UI thread); pull_argv: the command that
+    downloads and configures the pair NAME."""
+
+    demo: Loader
+    pulled: Loader
+    survey: Callable[[], "tuple[Machine, list[PairFit]]"]
+    pull_argv: Callable[[str], list[str]]
+
+
+def first_run_for(options: ChatOptions) -> FirstRun | None:
+    """The welcome view's offers when `options` and the config file name no pair (and no --demo);
+    None otherwise, also when the config cannot be read (loading then says why)."""
+    from r2r_local.choice import KEYS, NoModelsError, resolve_pair
+    from r2r_local.errors import R2RError
+
+    try:
+        resolve_pair({k: getattr(options, k) for k in KEYS}, demo=options.demo, config_file=options.config_file)
+        return None
+    except NoModelsError:
+        pass
+    except R2RError:
+        return None
+    # `r2r models pull` writes the default config file: the pulled pair is loaded from there.
+    return FirstRun(core_loader(replace(options, demo=True)), core_loader(replace(options, config_file=None)),
+                    survey, pull_argv)
+
+
+def survey() -> "tuple[Machine, list[PairFit]]":
+    from r2r_local.pair_fit import detect_machine, fit_known_pairs
+
+    machine = detect_machine()
+    return machine, fit_known_pairs(machine)
+
+
+def pull_argv(name: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "r2r_local.cli", "models", "pull", name]
 
 
 def describe(small: ModelSpec, large: ModelSpec) -> str:

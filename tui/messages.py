@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from r2r_tui.loader import Loaded
 from r2r_tui.streaming import Answer, Progress
+
+if TYPE_CHECKING:
+    from r2r_local.pair_fit import Machine, PairFit
 
 
 @dataclass
@@ -52,3 +56,29 @@ class AnswerFailed(Message):
     title: str
     message: str
     prompt_too_long: bool = False
+
+
+@dataclass
+class Surveyed(Message):
+    """The first-run survey: this machine and the known pairs (r2r_local.pair_fit), or why it failed."""
+
+    machine: "Machine | None"
+    pairs: "list[PairFit]"
+    error: str | None = None
+
+
+@dataclass
+class PullLine(Message):
+    """One line of output of the running `r2r models pull`."""
+
+    text: str
+
+
+@dataclass
+class PullDone(Message):
+    """The pull ended: its exit code (negative: a signal), whether the user stopped it, its last line."""
+
+    name: str
+    returncode: int
+    stopped: bool
+    last_line: str

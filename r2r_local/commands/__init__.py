@@ -29,9 +29,8 @@ def add_model_flags(p: argparse.ArgumentParser, *, router: bool = True) -> None:
                    help="the built-in demo pair (models/demo: an addition task)"
                         + (" and its router when shipped" if router else ""))
     g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured pair, see "
-                   "r2r models add; else the built-in one)")
-    g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured pair, else the "
-                   "built-in one)")
+                   "r2r models pull / add)")
+    g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured pair)")
     g.add_argument("--n-ctx", type=int, default=None, metavar="N",
                    help=f"context length, a multiple of {N_CTX_STEP} up to {MAX_N_CTX} (default: configured, "
                         f"else {DEFAULT_N_CTX})")
@@ -87,7 +86,7 @@ def choice_for(args: argparse.Namespace) -> "PairChoice":
 
 
 def model_specs(args: argparse.Namespace) -> tuple[ModelSpec, ModelSpec]:
-    """The small and large ModelSpec: flags, then the config file, then the built-in pair.
+    """The small and large ModelSpec: flags, then the config file (NoModelsError when neither names one).
 
     GPU layers nobody set come from the fit plan (r2r_local.fit): small model and router first,
     then as many large-model layers as fit. Where a GPU is used the plan is said on stderr before

@@ -1,4 +1,5 @@
-"""Driving r2r-chat in tests: the app on the real default pair, typing, waiting for answers."""
+"""Driving r2r-chat in tests: the app on a real pair (SmolLM2 on both sides unless the test names
+another, or --demo), typing, waiting for answers."""
 
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ from settings import THREADS
 
 
 def options(**kw):
+    """ChatOptions as the test gives them; with no pair named (and no demo), SmolLM2 on both sides,
+    named explicitly (r2r-chat itself has no default pair)."""
+    from r2r_local.defaults import smollm2_path
     from r2r_tui.loader import ChatOptions
 
+    if not (kw.get("demo") or kw.get("small") or kw.get("large")):
+        kw["small"] = kw["large"] = str(smollm2_path())
     kw.setdefault("threads", THREADS)
     kw.setdefault("n_ctx", 1024)
     return ChatOptions(**kw)
 
 
 def make_app(max_tokens: int = 48, **kw):
-    """The app as r2r-chat builds it, on the built-in default pair (SmolLM2 on both sides)."""
+    """The app as r2r-chat builds it, on the pair `options` makes of `kw` (SmolLM2 on both sides
+    unless a pair or demo=True is given)."""
     from r2r_local.config import GenerationSettings
     from r2r_tui.app import ChatApp
     from r2r_tui.loader import core_loader

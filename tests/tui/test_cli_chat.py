@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from r2r_local.defaults import smollm2_path
 from r2r_local.errors import ConfigError
 from r2r_tui.cli import parse_args
 
@@ -76,7 +77,7 @@ def slow_loader(options):
     return load
 
 loader.core_loader = slow_loader
-sys.exit(cli.main(["--history", sys.argv[1]]))
+sys.exit(cli.main(["--demo", "--history", sys.argv[1]]))
 """
 
 
@@ -156,8 +157,9 @@ def test_quitting_while_a_long_prompt_is_read_stops_it_and_stores_the_answer_as_
     import sqlite3
 
     history = tmp_path / "h.db"
-    term = Terminal(["-m", "r2r_tui.cli", "--n-ctx", "8192", "--threads", "2", "--router", "slm",
-                     "--history", str(history)], tmp_path)
+    smollm2 = str(smollm2_path())
+    term = Terminal(["-m", "r2r_tui.cli", "--small", smollm2, "--large", smollm2, "--n-ctx", "8192",
+                     "--threads", "2", "--router", "slm", "--history", str(history)], tmp_path)
     term.wait_for(b"ready", 60)
     term.write(b"\x1b[200~" + b"lorem ipsum dolor " * 1150 + b"\x1b[201~")  # a bracketed paste
     term.read_for(1.0)

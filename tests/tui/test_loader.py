@@ -1,17 +1,39 @@
-"""Which models r2r-chat loads: built-in default, then the config file, then the flags."""
+"""Which models r2r-chat loads: the config file, then the flags; nothing without either."""
 
 import pytest
 
+from r2r_local.choice import NoModelsError, no_models_message
 from r2r_local.config import write_user_config
 from r2r_local.errors import ConfigError
-from r2r_tui.loader import DEFAULT_ROUTER, ChatOptions, resolve_choice
+from r2r_tui.loader import DEFAULT_ROUTER, ChatOptions, first_run_for, resolve_choice
 
 
-def test_default_is_smollm2_on_both_sides(smollm2):
-    choice = resolve_choice(ChatOptions())
-    assert choice.small.path == choice.large.path == str(smollm2)
-    assert (choice.router, choice.source) == (DEFAULT_ROUTER, "default")
+def test_no_pair_given_or_configured_is_no_pair_not_a_built_in_one():
+    with pytest.raises(NoModelsError) as caught:
+        resolve_choice(ChatOptions())
+    assert str(caught.value) == no_models_message()
+    write_user_config({"n_ctx": 2048})  # a config file without a pair is no pair either
+    with pytest.raises(NoModelsError):
+        resolve_choice(ChatOptions(router="llm"))
+
+
+def test_smollm2_named_on_both_sides(smollm2):
+    choice = resolve_choice(ChatOptions(small=str(smollm2), large=str(smollm2)))
+    assert (choice.router, choice.source) == (DEFAULT_ROUTER, "flags")
     assert choice.description == f"{smollm2.name} on both sides"
+
+
+def test_the_welcome_view_is_offered_only_when_nothing_names_a_pair(tmp_path):
+    assert first_run_for(ChatOptions()) is not None
+    assert first_run_for(ChatOptions(router="llm", threads=2)) is not None
+    assert first_run_for(ChatOptions(demo=True)) is None
+    assert first_run_for(ChatOptions(small="/m/s.gguf", large="/m/l.gguf")) is None
+    assert first_run_for(ChatOptions(small="/m/s.gguf")) is None  # half a pair: the load says what is missing
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[models\n")
+    assert first_run_for(ChatOptions(config_file=bad)) is None  # a broken config: the load says why
+    write_user_config({"small": "/m/s.gguf", "large": "/m/l.gguf"})
+    assert first_run_for(ChatOptions()) is None
 
 
 def test_config_file_then_flags(tmp_path):
@@ -50,10 +72,11 @@ def test_gpu_layers_nobody_set_come_from_the_fit_plan(smollm2, monkeypatch):
 
     monkeypatch.setattr(backend, "supports_gpu_offload", lambda: True)
     monkeypatch.setattr(gpu, "query_gpus", lambda: gpu.GpuQuery(gpus=(), driver=None, detail="no GPU in this test"))
-    choice = resolve_choice(ChatOptions())
+    both = ChatOptions(small=str(smollm2), large=str(smollm2))
+    choice = resolve_choice(both)
     assert "no GPU found" in choice.plan and (choice.small.n_gpu_layers, choice.large.n_gpu_layers) == (0, 0)
     write_user_config({"large_gpu_layers": 7})
-    choice = resolve_choice(ChatOptions())
+    choice = resolve_choice(both)
     assert choice.large.n_gpu_layers == 7
 
 
