@@ -122,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
     if not modes:
         raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MODES)}, got '{args.modes}'")
     for m in modes:
-        policy_for_mode(m)  # an unknown mode is one line naming the known ones
+        try:
+            policy_for_mode(m)
+        except ConfigError as e:
+            raise ConfigError(f"--modes must be a comma-separated list of modes, got '{args.modes}': {e}") from None
     twice = sorted({m for m in modes if modes.count(m) > 1})
     if twice:  # a mode run twice per prompt would double its totals and its rows in tokens.csv
         raise ConfigError(f"--modes names {', '.join(twice)} more than once ('{args.modes}')")
