@@ -49,3 +49,8 @@ class DecodeError(R2RError):
     """llama.cpp failed to evaluate a batch."""
 
     title = "Decoding failed"
+
+
+class DecodeCancelled(DecodeError):
+    """An evaluation stopped part-way because its abort check said so (a cancel); the slot holds
+    what it held before the call."""

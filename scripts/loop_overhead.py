@@ -43,6 +43,7 @@ class M:
     def truncate(self, n): del self.tokens[n:]
     def enable_hidden(self): pass
     def limit_vocab(self, n): pass
+    def set_abort(self, check): pass
     def is_eog(self, t): return t == 0
     def token_bytes(self, t): return b"a"
     def embedding_row(self, t): return np.zeros(4, np.float32)

@@ -83,3 +83,26 @@ def test_a_failed_switch_to_hidden_states_is_an_error_not_a_crash_and_can_be_ret
         b.enable_hidden()  # asked again, it now succeeds
         out = b.decode([1, 2, 3], hidden=True)
         assert out.hidden is not None and out.hidden.shape == (576,)
+
+
+def test_an_abort_check_stops_an_evaluation_part_way_and_leaves_the_slot_as_it_was(backend):
+    """A cancel while a long prompt chunk is read takes effect inside the chunk, not after it."""
+    import itertools
+
+    from r2r_local.errors import DecodeCancelled
+
+    tokens = backend.tokenize(TEXT * 20, add_special=False, parse_special=False)[:300]
+    slot = backend.slot
+    slot.truncate(0)
+    calls = itertools.count()
+    slot.set_abort(lambda: next(calls) > 0)  # false the first time llama.cpp asks, true after
+    try:
+        with pytest.raises(DecodeCancelled):
+            slot.decode(tokens)
+    finally:
+        slot.set_abort(None)
+    assert slot.n_past == 0 and next(calls) >= 2  # llama.cpp asked again during the evaluation and stopped
+    full = slot.decode(tokens)  # the slot works as before, without the check
+    slot.truncate(0)
+    again = slot.decode(tokens)
+    np.testing.assert_array_equal(full.logits, again.logits)

@@ -69,6 +69,9 @@ class Scripted:
     def limit_vocab(self, n_shared):
         pass
 
+    def set_abort(self, check):
+        pass
+
     def truncate(self, n_past):
         assert 0 <= n_past <= self.n_past
         del self.tokens[n_past:]

@@ -13,7 +13,7 @@ Templates, stops, sampling and statistics live above this seam.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -91,6 +91,11 @@ class Slot(Protocol):
 
     def limit_vocab(self, n_shared: int) -> None:
         """Give distributions over the first `n_shared` tokens only (the pair's shared vocabulary)."""
+        ...
+
+    def set_abort(self, check: "Callable[[], bool] | None") -> None:
+        """While set, a long evaluation (a prompt chunk) stops part-way when `check()` is true and
+        raises DecodeCancelled; None removes it (single steps run without it: it costs)."""
         ...
 
 

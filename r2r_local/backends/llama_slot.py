@@ -7,9 +7,10 @@ final single-token evaluation switches them on when a hidden state is wanted.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -18,7 +19,7 @@ import llama_cpp as C
 from r2r_local.backends import N_BATCH, Dist
 from r2r_local.backends.llama_runtime import _interrupt_pending, clear_errors, last_error, raise_if_interrupted
 from r2r_local.config import ModelSpec
-from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
+from r2r_local.errors import DecodeCancelled, DecodeError, ModelLoadError, PromptTooLongError
 
 if TYPE_CHECKING:
     from r2r_local.backends.llama_cpp import LlamaCppBackend
@@ -53,6 +54,24 @@ class LlamaCppSlot:
         self._n_batch = int(C.llama_n_batch(self._ctx))
         self._batch = C.llama_batch_init(self._n_batch, 0, 1)
         self.tokens: list[int] = []  # what the cache holds, position by position
+        self._abort = None  # the installed ctypes abort callback (kept referenced while installed)
+
+    def set_abort(self, check: Callable[[], bool] | None) -> None:
+        if not self._ctx:
+            return
+        if check is None:
+            C.llama_set_abort_callback(self._ctx, C.ggml_abort_callback(), None)
+            self._abort = None
+            return
+
+        def aborted(_data: ctypes.c_void_p) -> bool:
+            try:
+                return bool(check())
+            except BaseException:  # nothing may cross llama.cpp's C frames
+                return False
+
+        self._abort = C.ggml_abort_callback(aborted)
+        C.llama_set_abort_callback(self._ctx, self._abort, None)
 
     def limit_vocab(self, n_shared: int) -> None:
         self.n_shared = min(n_shared, self.n_vocab)
@@ -189,6 +208,8 @@ class LlamaCppSlot:
         raise_if_interrupted()
         if rc != 0:
             self.truncate(self.n_past)
+            if rc == 2 and self._abort is not None:
+                raise DecodeCancelled(f"{self.role} model: evaluation stopped by a cancel")
             reason = "the context is full" if rc == 1 else last_error(f"llama_decode returned {rc}")
             raise DecodeError(f"{self.role} model {self.path}: decoding failed: {reason}")
 

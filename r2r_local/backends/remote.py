@@ -132,6 +132,9 @@ class LlamaServerSlot:
     def limit_vocab(self, n_shared: int) -> None:
         self.n_shared = min(n_shared, self.n_vocab)
 
+    def set_abort(self, check) -> None:  # type: ignore[no-untyped-def]
+        """A request is one short HTTP call per step here: nothing to cut short."""
+
     def enable_hidden(self) -> None:
         raise ValueError("a model behind a server gives no hidden states")
 

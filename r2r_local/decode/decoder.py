@@ -15,16 +15,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-from r2r_local.backends import N_BATCH, Dist, Model
+from r2r_local.backends import N_BATCH, Dist, Model, Slot
 from r2r_local.config import GenerationSettings, SamplingParams
 from r2r_local.decode.lanes import CatchUpLane, StepLane
 from r2r_local.decode.output import Committer, Generation
 from r2r_local.decode.policies import ROUTED, Policy, judge_now, write_ahead
 from r2r_local.decode.speculate import speculate
 from r2r_local.decode.transcript import Drafted, Transcript
-from r2r_local.errors import ConfigError, DecodeError, PromptTooLongError
+from r2r_local.errors import ConfigError, DecodeCancelled, DecodeError, PromptTooLongError
 from r2r_local.metering import Meter, TokenEvent
 from r2r_local.router import Router, Step
 from r2r_local.sampling import choose, sample
@@ -184,9 +184,22 @@ class Decoding:
                 self.meter.rewinds += 1
             slot.truncate(keep)
 
+    def _read_prompt(self, slot: Slot, judge: Slot, prompt: list[int]) -> Dist | None:
+        """The proposer reads the prompt from what it holds on; the large model reads it up to
+        its last token, as it would running alone, rather than in its first catch-up: that keeps
+        its prefill out of the decode phase, and the first catch-up still gives the first answer
+        position. None: cancelled."""
+        out = _read_in_chunks(slot, prompt[slot.n_past:], self.cancelled, hidden=self.hidden)
+        if out is None:
+            return None
+        if self.judges and judge.n_past < len(prompt) - 1:
+            if _read_in_chunks(judge, prompt[judge.n_past: len(prompt) - 1], self.cancelled) is None:
+                return None
+        return out
+
     def _prefill(self) -> Dist | None:
         """Read the prompt into the caches; None when the request was cancelled while reading
-        (checked between chunks of N_BATCH tokens, so a long prompt stops within one chunk)."""
+        (checked between chunks of N_BATCH tokens and, through the slot's abort check, inside one)."""
         self.decoder.settle()
         self.decoder.active = self
         prompt = self.t.committed
@@ -204,23 +217,34 @@ class Decoding:
         slot.truncate(keep)
         if self.judges:
             judge.truncate(min(_common_prefix(judge.tokens, prompt), keep))
-        t, out = perf_counter(), None
-        for begin in range(keep, len(prompt), N_BATCH):
-            if self.cancelled():
-                return None
-            end = min(begin + N_BATCH, len(prompt))
-            out = slot.decode(prompt[begin:end], hidden=self.hidden and end == len(prompt))
-        # The large model reads the prompt now, as it would when running alone, rather than in
-        # its first catch-up: that keeps its prefill out of the decode phase. The last prompt
-        # token stays pending, so the first catch-up still gives the first answer position.
-        if self.judges:
-            for begin in range(judge.n_past, len(prompt) - 1, N_BATCH):
-                if self.cancelled():
-                    return None
-                judge.decode(prompt[begin: min(begin + N_BATCH, len(prompt) - 1)])
+        t = perf_counter()
+        try:
+            out = self._read_prompt(slot, judge, prompt)
+        except DecodeCancelled:  # a cancel cut a prompt chunk short
+            return None
+        if out is None:
+            return None
         m = self.meter
         m.time_prompt, m.prompt_tokens, m.cached_tokens = perf_counter() - t, len(prompt), keep
         return out
+
+
+def _read_in_chunks(slot: Slot, tokens: Sequence[int], check: "Callable[[], bool]", *,
+                    hidden: bool = False) -> Dist | None:
+    """Evaluate `tokens` in calls of N_BATCH (the same splits one call makes, so the same numbers),
+    stopping between chunks, or inside one, once `check()` is true (then None). The slot's abort
+    check is set only here: on every single step it would cost."""
+    out = None
+    slot.set_abort(check)
+    try:
+        for begin in range(0, len(tokens), N_BATCH):
+            if check():
+                return None
+            end = min(begin + N_BATCH, len(tokens))
+            out = slot.decode(tokens[begin:end], hidden=hidden and end == len(tokens))
+    finally:
+        slot.set_abort(None)
+    return out
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
