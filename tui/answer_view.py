@@ -60,6 +60,7 @@ class AssistantMessage(Vertical):
         self.shown_source = ""  # the Markdown source last rendered (marks included)
         self._dirty = False
         self._pumping = False
+        self._appended = False  # the Markdown shown was appended to since it was last laid out whole
 
     def compose(self) -> ComposeResult:
         yield self.think_block
@@ -127,10 +128,22 @@ class AssistantMessage(Vertical):
             while self._dirty:
                 self._dirty = False
                 source = marked_source(self.pieces, ANSWER, self.marking)
-                if source != self.shown_source:
-                    self.shown_source = source
-                    await self.markdown.update(source)
+                if source != self.shown_source or (self.done and self._appended):
+                    await self._show(source)
                 if not self.done:
                     await asyncio.sleep(REFRESH_S)
         finally:
             self._pumping = False
+
+    async def _show(self, source: str) -> None:
+        """While streaming, a source that extends the one shown is appended (Textual parses again
+        from the last block only, instead of laying the whole answer out anew: that cost grows with
+        the answer and slowed the decode loop); otherwise, and once the answer is done, the whole
+        source is laid out, so a finished answer looks exactly as Markdown.update draws it."""
+        shown, self.shown_source = self.shown_source, source
+        if not self.done and shown and source.startswith(shown):
+            self._appended = True
+            await self.markdown.append(source[len(shown):])
+        else:
+            self._appended = False
+            await self.markdown.update(source)
