@@ -175,7 +175,7 @@ class ChatApp(TurnKeeping, App[None]):
         choice = event.loaded.choice
         plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
         router = Path(choice.router).name if choice.router.endswith(".onnx") else choice.router  # a file: its name
-        self.query_one("#models", Static).update(f"{choice.description} · router {router}{plan}")
+        self.query_one("#models", Static).update(f"{choice.header} · router {router}{plan}")
         self.thinking_switch = has_thinking_switch(event.loaded.pair.small.chat_template)
         if self.thinking is not None and not self.thinking_switch:
             self.notify("this model's chat template has no thinking switch: it thinks as it always does",
@@ -234,7 +234,7 @@ class ChatApp(TurnKeeping, App[None]):
         assert self.loaded is not None and self.conversation is not None
         routing = self._routing()
         turns = self.turns[:-1] if replaces is not None and self.turn_ids[-1:] == [replaces] else self.turns
-        messages = ([Message("system", self.system)] if self.system else []) + list(turns)
+        messages = self._prompt(turns)
         # Each regenerate adds 1 to the seed, wrapping inside the seed range (--seed 4294967295 is
         # valid), and before anything is stored or hidden: nothing below may fail half-way.
         sampling = replace(self.sampling, seed=(self.sampling.seed + self._regenerations) % MAX_SEED)
