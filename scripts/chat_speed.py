@@ -286,7 +286,9 @@ def _commit(root: Path) -> str:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                            capture_output=True, text=True)
-    return git.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "") if git.returncode == 0 else "-"
+    if git.returncode != 0:
+        return "-"
+    return git.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def _parent(args: argparse.Namespace, pairs: list[str]) -> int:

@@ -111,6 +111,14 @@ def measure(chat: Chat, n: int, single_turn: bool) -> dict[str, Any]:
     return out
 
 
+def _shown_path(path: str) -> str:
+    """A path inside this checkout relative to it (results name no machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=200, help="held-out target problems (default 200)")
@@ -138,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             results[mode] = measure(chat, args.n, MODES[mode])
             results[mode]["seconds"] = round(time.monotonic() - start, 1)
             print(json.dumps({mode: {k: v for k, v in results[mode].items() if k != "first_wrong"}}), flush=True)
-        config = {"n": args.n, "threads": args.threads, "max_tokens": args.max_tokens, "router": loaded.choice.router,
-                  "threshold": loaded.router.threshold, "policy": loaded.policy.name,
+        config = {"n": args.n, "threads": args.threads, "max_tokens": args.max_tokens,
+                  "router": _shown_path(loaded.choice.router), "threshold": loaded.router.threshold, "policy": loaded.policy.name,
                   "single_turn_in_the_app": loaded.choice.single_turn, "loadavg_at_end": list(os.getloadavg())}
     finally:
         loaded.close()

@@ -172,13 +172,14 @@ class _AnswerWriter:
 class _Flusher:
     """Stores new pieces and emits them as one Progress, at most every `interval` seconds.
 
-    Per token, committing to SQLite and redrawing the screen cost the decode loop a third of its
-    speed (scripts/chat_speed.py); batched, they cost little. A flush happens in the worker when
-    it adds a piece and the last flush is at least `interval` old, else from a helper thread once
-    it is due, so that text written before a long model call does not wait for the next token.
-    Each flush stores, then emits, under one lock: the UI is never told about a piece that is not
-    committed, and Progress messages arrive in order. A failed store is raised in the worker (at
-    its next add, or at close)."""
+    Per token, a commit and a UI update took CPU and the GIL from the decode loop (with the
+    Markdown's redraws, the app ran at 0.84 of `r2r generate`'s tokens/s with SmolLM2 and 0.42
+    with the demo pair: scripts/chat_speed.py, docs/chat.md); batched, they cost little. A flush
+    happens in the worker when it adds a piece and the last flush is at least `interval` old, else
+    from a helper thread once it is due, so that text written before a long model call does not
+    wait for the next token. Each flush stores, then emits, under one lock: the UI is never told
+    about a piece that is not committed, and Progress messages arrive in order. A failed store is
+    raised in the worker (at its next add, or at close)."""
 
     def __init__(self, store: Callable[[Sequence[Piece], int], int], emit: Callable[[Progress], None],
                  interval: float) -> None:
