@@ -173,7 +173,7 @@ class _Flusher:
     """Stores new pieces and emits them as one Progress, at most every `interval` seconds.
 
     Per token, a commit and a UI update took CPU and the GIL from the decode loop (with the
-    Markdown's redraws, the app ran at 0.84 of `r2r generate`'s tokens/s with SmolLM2 and 0.42
+    Markdown's redraws, the app ran at 0.88 of `r2r generate`'s tokens/s with SmolLM2 and 0.45
     with the demo pair: scripts/chat_speed.py, docs/chat.md); batched, they cost little. A flush
     happens in the worker when it adds a piece and the last flush is at least `interval` old, else
     from a helper thread once it is due, so that text written before a long model call does not
