@@ -7,6 +7,8 @@ marked_markdown.py); the think text is shown as plain text, coloured the same wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from time import thread_time
 from typing import Iterable
 
 from rich.text import Text
@@ -20,8 +22,13 @@ from r2r_tui.think import ANSWER, THINK
 from r2r_tui.think_block import ThinkBlock
 
 THINK_LARGE_STYLE = "#ff9f1a"
-# Re-parsing the Markdown on every token is wasteful: while streaming it is redrawn this often.
+# While an answer streams, its Markdown is redrawn at most every REFRESH_S, and after a redraw
+# waits REDRAW_SPACING times the UI thread's CPU time that redraw took, until the screen showed it
+# (at most MAX_REFRESH_S): a redraw and the layout it starts hold the GIL that the decode loop
+# needs, so the more a redraw costs (a longer answer, a fuller screen), the rarer it gets.
 REFRESH_S = 0.08
+REDRAW_SPACING = 30
+MAX_REFRESH_S = 1.0
 
 
 def marked_text(pieces: Iterable[Piece], part: str, large_style: str | None) -> Text:
@@ -60,6 +67,7 @@ class AssistantMessage(Vertical):
         self.shown_source = ""  # the Markdown source last rendered (marks included)
         self._dirty = False
         self._pumping = False
+        self._appended = False  # the Markdown shown was appended to since it was last laid out whole
 
     def compose(self) -> ComposeResult:
         yield self.think_block
@@ -120,17 +128,39 @@ class AssistantMessage(Vertical):
         self._render_all()
 
     async def _pump(self) -> None:
-        """Redraw the Markdown until it shows everything, at most every REFRESH_S while streaming.
+        """Redraw the Markdown until it shows everything; while streaming, spaced as REFRESH_S says.
 
         One update at a time: Textual's Markdown.update must not overlap with itself."""
         try:
             while self._dirty:
                 self._dirty = False
+                cpu = thread_time()
                 source = marked_source(self.pieces, ANSWER, self.marking)
-                if source != self.shown_source:
-                    self.shown_source = source
-                    await self.markdown.update(source)
+                if source != self.shown_source or (self.done and self._appended):
+                    await self._show(source)
                 if not self.done:
-                    await asyncio.sleep(REFRESH_S)
+                    await self._refreshed()  # the layout and drawing it started count too
+                    spent = thread_time() - cpu
+                    await asyncio.sleep(min(MAX_REFRESH_S, max(REFRESH_S, REDRAW_SPACING * spent)))
         finally:
             self._pumping = False
+
+    async def _refreshed(self) -> None:
+        """Wait until the screen has been refreshed (at most MAX_REFRESH_S)."""
+        done = asyncio.Event()
+        if self.call_after_refresh(done.set):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), MAX_REFRESH_S)
+
+    async def _show(self, source: str) -> None:
+        """While streaming, a source that extends the one shown is appended (Textual parses again
+        from the last block only, instead of laying the whole answer out anew: that cost grows with
+        the answer and slowed the decode loop); otherwise, and once the answer is done, the whole
+        source is laid out, so a finished answer looks exactly as Markdown.update draws it."""
+        shown, self.shown_source = self.shown_source, source
+        if not self.done and shown and source.startswith(shown):
+            self._appended = True
+            await self.markdown.append(source[len(shown):])
+        else:
+            self._appended = False
+            await self.markdown.update(source)

@@ -203,7 +203,7 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
         assert self.loaded is not None and self.conversation is not None
         routing = self._routing()
         turns = self.turns[:-1] if replaces is not None and self.turn_ids[-1:] == [replaces] else self.turns
-        messages = ([Message("system", self.system)] if self.system else []) + list(turns)
+        messages = self._prompt(turns)
         # Each regenerate adds 1 to the seed, wrapping inside the seed range (--seed 4294967295 is
         # valid), and before anything is stored or hidden: nothing below may fail half-way.
         sampling = replace(self.sampling, seed=(self.sampling.seed + self._regenerations) % MAX_SEED)

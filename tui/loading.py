@@ -64,7 +64,7 @@ class ModelLoading:
         choice = event.loaded.choice
         plan = f" · GPU plan: {choice.plan}" if choice.plan else ""
         router = Path(choice.router).name if choice.router.endswith(".onnx") else choice.router  # a file: its name
-        self.query_one("#models", Static).update(f"{choice.description} · router {router}{plan}")
+        self.query_one("#models", Static).update(f"{choice.header} · router {router}{plan}")
         self.thinking_switch = has_thinking_switch(event.loaded.pair.small.chat_template)
         if self.thinking is not None and not self.thinking_switch:
             self.notify("this model's chat template has no thinking switch: it thinks as it always does",

@@ -1,8 +1,8 @@
 """Conversation history in SQLite, written while tokens stream.
 
-Every streamed piece is committed before the UI is told about it, so a crash loses nothing
-that was already on screen: an answer left incomplete is rebuilt from its pieces when the
-conversation is reopened. The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]`
+Streamed pieces are committed (a batch at a time) before the UI is told about them, so a crash
+loses nothing that was already on screen: an answer left incomplete is rebuilt from its pieces
+when the conversation is reopened. The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]`
 takes a database from version i to i+1.
 
 A regenerated answer is written beside the one it replaces (`replaces` names it) and takes its
@@ -296,20 +296,12 @@ class History:
         return self._transaction(steps)
 
     def add_pieces(self, message: int, first_idx: int, pieces: Iterable[Piece]) -> int:
-        """Append pieces (committed at once); returns the next free piece index."""
-        idx = first_idx
-        rows = []
-        for p in pieces:
-            rows.append((message, idx, p.token, p.source, p.part, p.text))
-            idx += 1
+        """Append pieces, all committed in one transaction (or none); returns the next free piece index."""
+        rows = [(message, first_idx + k, p.token, p.source, p.part, p.text) for k, p in enumerate(pieces)]
         if rows:
-            with self._lock:
-                try:
-                    self._db.executemany("INSERT INTO pieces (message_id, idx, token, source, part, text) "
-                                         "VALUES (?, ?, ?, ?, ?, ?)", rows)
-                except sqlite3.Error as e:
-                    raise HistoryError(f"history {self.path}: {e}") from None
-        return idx
+            self._transaction(lambda db: db.executemany(
+                "INSERT INTO pieces (message_id, idx, token, source, part, text) VALUES (?, ?, ?, ?, ?, ?)", rows))
+        return first_idx + len(rows)
 
     def finish_answer(self, message: int, content: str, think: str, stop_reason: str | None,
                       stats: dict[str, Any] | None) -> bool:

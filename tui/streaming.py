@@ -1,7 +1,8 @@
 """One answer streamed from the engine: think/answer split, history writes, live figures.
 
-Runs in the generation worker thread; knows nothing about Textual. Each token's pieces are
-committed to the history before `emit` is called, so what the UI shows is already stored.
+Runs in the generation worker thread; knows nothing about Textual. New pieces are committed to
+the history before `emit` is called with them, so what the UI shows is already stored; they are
+committed and emitted in batches, at most every FLUSH_S seconds (see _Flusher).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from r2r_local.config import GenerationSettings, SamplingParams
 
 from r2r_tui.store import History, Piece
 from r2r_tui.think import ANSWER, THINK, ThinkSplitter
+
+# While an answer streams, its new pieces are stored and shown at most this often (and text waits
+# at most about this long to show, also during a long model call).
+FLUSH_S = 0.1
 
 if TYPE_CHECKING:
     from r2r_local.decode import Generation, Policy
@@ -69,6 +74,18 @@ class Answer:
     stats: dict[str, Any] | None = field(default=None)
 
 
+def prompt_messages(system: str, turns: Sequence[Message], single_turn: bool = False) -> list[Message]:
+    """The messages an answer is given: the system prompt (if any), then the conversation's turns,
+    which end with the user message to answer.
+
+    single_turn: only that last user message is given (the built-in demo pair, whose models and
+    router learned one-question conversations: a follow-up question in a longer prompt was
+    answered wrongly, see ModelChoice.single_turn). The earlier turns stay in the conversation."""
+    if single_turn:
+        turns = [m for m in turns if m.role == "user"][-1:]
+    return ([Message("system", system)] if system else []) + list(turns)
+
+
 def stream_answer(
     routing: Routing,
     messages: Sequence[Message],
@@ -79,56 +96,60 @@ def stream_answer(
     sampling: SamplingParams = SamplingParams(),
     settings: GenerationSettings = GenerationSettings(),
     thinking: bool | None = None,
+    flush_s: float = FLUSH_S,
 ) -> Answer:
     """Generate the next assistant turn after `messages`, storing it under `message_id`.
 
     thinking: the chat template's switch (None: the model's default; see chat.chat_tokens).
+    New pieces are stored and emitted together at most every `flush_s` seconds (see _Flusher).
     Whatever happens (a stop, an error), the message is finished with the text already shown."""
     pair = routing.pair
-    writer = _AnswerWriter(history, message_id, pair.small.n_params, pair.large.n_params)
+    writer = _AnswerWriter(history, message_id, pair.small.n_params, pair.large.n_params, emit, flush_s)
     gen: Generation | None = None
     try:
         prompt = chat_tokens(pair.small, messages, thinking=thinking)
         writer.splitter = ThinkSplitter(prompt_opens_think(pair.small, prompt))
         gen = routing.generate(prompt, sampling, settings, cancel)
         for event in gen:
-            emit(writer.add(event))
+            writer.add(event)
     finally:
-        tail = writer.flush()
-        if tail is not None:
-            emit(tail)
-        answer = writer.finish(gen)
+        try:
+            writer.close()
+        finally:  # a failed last store still finishes the message with the text stored before
+            answer = writer.finish(gen)
     return answer
 
 
 class _AnswerWriter:
-    """Turns TokenEvents into stored pieces and live figures, and finishes the stored message."""
+    """Turns TokenEvents into pieces and live figures (handed to a _Flusher), and finishes the
+    stored message."""
 
-    def __init__(self, history: History, message_id: int, p_small: int, p_large: int) -> None:
+    def __init__(self, history: History, message_id: int, p_small: int, p_large: int,
+                 emit: Callable[[Progress], None], flush_s: float) -> None:
         self.history, self.message_id = history, message_id
         self.p_small, self.p_large = p_small, p_large
         self.splitter = ThinkSplitter()
         self.parts: dict[str, list[str]] = {THINK: [], ANSWER: []}
-        self.next_idx, self.n, self.large, self.source = 0, 0, 0, "small"
+        self.n, self.large, self.source = 0, 0, "small"
         self.first_at, self.rate, self.active = 0.0, 0.0, p_small / 1e9
+        self.flusher = _Flusher(self._store, emit, flush_s)
 
-    def add(self, event: TokenEvent) -> Progress:
+    def add(self, event: TokenEvent) -> None:
         self.n += 1
         self.large += event.source == "large"
         self.source = event.source
         now = perf_counter()
         self.first_at = self.first_at or now
-        pieces = tuple(Piece(event.index, event.source, part, text) for part, text in self.splitter.feed(event.text))
-        self._store(pieces)
+        pieces = [Piece(event.index, event.source, part, text) for part, text in self.splitter.feed(event.text)]
         self.rate = (self.n - 1) / (now - self.first_at) if self.n > 1 and now > self.first_at else 0.0
         self.active = (self.p_small + self.large / self.n * self.p_large) / 1e9
-        return Progress(pieces, self.n, self.large, self.rate, self.active)
+        self.flusher.add(pieces, self._figures())
 
-    def flush(self) -> Progress | None:
-        """Text the think splitter still held back (a possible tag start), as a last Progress."""
-        tail = tuple(Piece(self.n, self.source, part, text) for part, text in self.splitter.flush())
-        self._store(tail)
-        return Progress(tail, self.n, self.large, self.rate, self.active) if tail else None
+    def close(self) -> None:
+        """Store and emit what is pending, with the text the think splitter still held back (a
+        possible tag start); nothing is emitted after this."""
+        tail = [Piece(self.n, self.source, part, text) for part, text in self.splitter.flush()]
+        self.flusher.close(tail, self._figures())
 
     def finish(self, gen: "Generation | None") -> Answer:
         think, answer = "".join(self.parts[THINK]).strip(), "".join(self.parts[ANSWER]).strip()
@@ -137,7 +158,92 @@ class _AnswerWriter:
         self.history.finish_answer(self.message_id, answer, think, stop_reason or "error", stats)
         return Answer(think, answer, stop_reason, gen.message if gen is not None else None, stats)
 
-    def _store(self, pieces: tuple[Piece, ...]) -> None:
+    def _figures(self) -> tuple[int, int, float, float]:
+        return self.n, self.large, self.rate, self.active
+
+    def _store(self, pieces: Sequence[Piece], first_idx: int) -> int:
+        """Commit pieces (one transaction); only stored text counts toward the finished answer."""
+        idx = self.history.add_pieces(self.message_id, first_idx, pieces)
         for p in pieces:
             self.parts[p.part].append(p.text)
-        self.next_idx = self.history.add_pieces(self.message_id, self.next_idx, pieces)
+        return idx
+
+
+class _Flusher:
+    """Stores new pieces and emits them as one Progress, at most every `interval` seconds.
+
+    Per token, a commit and a UI update took CPU and the GIL from the decode loop (with the
+    Markdown's redraws, the app ran at 0.88 of `r2r generate`'s tokens/s with SmolLM2 and 0.45
+    with the demo pair: scripts/chat_speed.py, docs/chat.md); batched, they cost little. A flush
+    happens in the worker when it adds a piece and the last flush is at least `interval` old, else
+    from a helper thread once it is due, so that text written before a long model call does not
+    wait for the next token. Each flush stores, then emits, under one lock: the UI is never told
+    about a piece that is not committed, and Progress messages arrive in order. A failed store is
+    raised in the worker (at its next add, or at close)."""
+
+    def __init__(self, store: Callable[[Sequence[Piece], int], int], emit: Callable[[Progress], None],
+                 interval: float) -> None:
+        self.store, self.emit, self.interval = store, emit, interval
+        self.lock = threading.Condition()
+        self.pending: list[Piece] = []
+        self.figures: tuple[int, int, float, float] | None = None  # the latest, if not yet emitted
+        self.next_idx = 0  # the next free piece index of the stored message
+        self.last = float("-inf")  # when the last flush started
+        self.closed = False
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def add(self, pieces: Sequence[Piece], figures: tuple[int, int, float, float]) -> None:
+        with self.lock:
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            self.pending.extend(pieces)
+            self.figures = figures
+            if perf_counter() - self.last >= self.interval:
+                self._flush()
+            elif self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="r2r-chat-flush", daemon=True)
+                self.thread.start()
+            else:
+                self.lock.notify()
+
+    def close(self, tail: Sequence[Piece], figures: tuple[int, int, float, float]) -> None:
+        with self.lock:
+            self.closed = True
+            self.lock.notify()
+        if self.thread is not None:
+            self.thread.join()
+        with self.lock:
+            self.error = None  # raised in the worker already, or superseded by this last store
+            self.pending.extend(tail)
+            if self.pending:
+                self.figures = figures
+            if self.figures is not None:
+                self._flush()
+
+    def _run(self) -> None:
+        """The helper thread: flush pending figures once they are `interval` old, until closed."""
+        with self.lock:
+            while not self.closed:
+                if self.figures is None or self.error is not None:
+                    self.lock.wait()
+                    continue
+                wait = self.last + self.interval - perf_counter()
+                if wait > 0:
+                    self.lock.wait(wait)
+                    continue
+                try:
+                    self._flush()
+                except BaseException as e:  # a HistoryError: the worker raises it
+                    self.error = e
+
+    def _flush(self) -> None:
+        """Store the pending pieces, then emit them with the latest figures (lock held)."""
+        self.last = perf_counter()
+        pieces, figures = tuple(self.pending), self.figures
+        assert figures is not None
+        if pieces:
+            self.next_idx = self.store(pieces, self.next_idx)
+        self.pending, self.figures = [], None
+        self.emit(Progress(pieces, *figures))

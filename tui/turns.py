@@ -18,6 +18,7 @@ from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.messages import AnswerDone, AnswerFailed
 from r2r_tui.prompt_input import PromptInput
 from r2r_tui.store import REGENERATION_DROPPED, HistoryError, StoredMessage
+from r2r_tui.streaming import prompt_messages
 from r2r_tui.user_message import UserMessage
 
 if TYPE_CHECKING:
@@ -38,9 +39,24 @@ class Generation:
     user: tuple[str, int, UserMessage] | None = None
 
 
+SINGLE_TURN_NOTICE = ("The demo pair answers each message on its own: the earlier turns stay in this "
+                      "conversation but are not sent with it (its models learned one-question conversations).")
+
+
 class TurnKeeping:
     """ChatApp's handlers for finished and failed answers, taking back, and reopening; a mixin,
     so that Textual dispatches AnswerDone and AnswerFailed to it like to the app's own methods."""
+
+    _single_turn_noted: int | None = None  # the conversation whose left-out turns were last noted
+
+    def _prompt(self: ChatApp, turns: list[Message]) -> list[Message]:
+        """The messages the next answer is given (see streaming.prompt_messages). A single-turn
+        pair leaves the earlier turns out, and says so once per conversation when there are some."""
+        single = self.loaded is not None and self.loaded.choice.single_turn
+        if single and len(turns) > 1 and self._single_turn_noted != self.conversation:
+            self._single_turn_noted = self.conversation
+            self.notify(SINGLE_TURN_NOTICE, title="Each message on its own", timeout=12, markup=False)
+        return prompt_messages(self.system, turns, single)
 
     def _finished(self: ChatApp, mid: int) -> Generation | None:
         """The generation that wrote `mid`, no longer current."""
