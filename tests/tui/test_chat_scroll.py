@@ -26,6 +26,10 @@ async def _stream(pilot, view: AssistantMessage, part: str, n: int, start: int) 
         text = f"{part}{k} " * 6 + ("\n\n" if k % 3 == 2 else "")
         view.add_pieces([Piece(start + k, "small", part, text)])
         await pilot.pause(0.02)
+    for _ in range(100):  # redraws are paced by their cost (answer_view): wait until all is shown
+        if view.rendered:
+            break
+        await pilot.pause(0.05)
     await pilot.pause(0.3)
     return start + n
 

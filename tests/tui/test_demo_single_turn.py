@@ -30,7 +30,8 @@ def test_a_single_turn_prompt_is_the_latest_user_message_alone():
 
 
 def test_only_the_demo_pair_is_single_turn(smollm2):
-    demo, default = resolve_choice(ChatOptions(demo=True)), resolve_choice(ChatOptions())
+    demo = resolve_choice(ChatOptions(demo=True))
+    default = resolve_choice(ChatOptions(small=str(smollm2), large=str(smollm2)))  # a real pair
     assert demo.single_turn and demo.header == f"built-in demo pair (addition) · {SINGLE_TURN_NOTE}"
     assert demo.description == "built-in demo pair (addition)"  # what the history stores is unchanged
     assert not default.single_turn and default.header == default.description
