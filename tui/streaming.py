@@ -113,10 +113,12 @@ def stream_answer(
         for event in gen:
             writer.add(event)
     finally:
+        stored = False
         try:
             writer.close()
-        finally:  # a failed last store still finishes the message with the text stored before
-            answer = writer.finish(gen)
+            stored = True
+        finally:  # a failed last store still finishes the message, as failed, with the text stored before
+            answer = writer.finish(gen if stored else None)
     return answer
 
 
