@@ -147,7 +147,8 @@ async def _choose_the_pair(pilot) -> WelcomeView:
     view = await _surveyed(pilot)
     await pilot.press("down")
     await pilot.press("enter")
-    await wait_until(pilot, lambda: pilot.app._pull is not None)
+    # the pull has started (a failing one may already be over when this first looks)
+    await wait_until(pilot, lambda: pilot.app._pull is not None or bool(view.log_lines))
     return view
 
 
