@@ -189,6 +189,7 @@ class ModeTotals:
             "rewinds": self.rewinds,
             "missed_divergences": self.missed,
             "large_calls_per_token": self.large_calls / n,
+            "mean_kept_per_call": self.draft_kept / self.large_calls if self.large_calls else 0.0,
         }
 
 
@@ -229,8 +230,13 @@ class Bench:
                        sampling=SamplingParams(), settings=self.settings)
 
     def run(self, problems: Sequence[Problem], modes: Sequence[str] = MODES,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, ModeTotals]:
-        totals = {m: ModeTotals() for m in modes}
+            progress: Callable[[int, int], None] | None = None,
+            totals: dict[str, ModeTotals] | None = None) -> dict[str, ModeTotals]:
+        """Each problem in every mode, mode after mode; `totals`: add to these (a run in parts,
+        interleaved with other work) instead of new ones."""
+        totals = totals if totals is not None else {}
+        for m in modes:
+            totals.setdefault(m, ModeTotals())
         for i, problem in enumerate(problems):
             prompt = chat_tokens(self.pair.small, [Message("user", problem.prompt)])
             for mode in modes:

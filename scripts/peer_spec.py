@@ -61,29 +61,64 @@ def _start(binary: str, args: list[str], port: int) -> subprocess.Popen:
     raise SystemExit("peer_spec: llama-server did not become healthy in 120 s")
 
 
-def run_server(binary: str, args: list[str], prompts: list[list[int]], problems, max_tokens: int) -> dict:
-    port = _free_port()
-    proc = _start(binary, args, port)
-    try:
-        _post(port, "/completion", {"prompt": prompts[0], "n_predict": 8, "temperature": 0})  # warm-up
-        correct, n_tok, ms, wall, accepted, drafted = 0, 0, 0.0, 0.0, 0, 0
+class Peer:
+    """One llama-server started with `args`; `run` adds problems to its totals (so runs can be
+    interleaved with other work), `result` reports them."""
+
+    def __init__(self, binary: str, args: list[str], warm_prompt: list[int]) -> None:
+        self.args, self.port = args, _free_port()
+        self.proc = _start(binary, args, self.port)
+        self.correct = self.n = self.n_tok = self.accepted = self.drafted = 0
+        self.ms = self.wall = 0.0
+        _post(self.port, "/completion", {"prompt": warm_prompt, "n_predict": 8, "temperature": 0})  # warm-up
+
+    def run(self, prompts: list[list[int]], problems: list, max_tokens: int) -> None:
         for tokens, p in zip(prompts, problems):
             t0 = time.perf_counter()
-            doc = _post(port, "/completion", {"prompt": tokens, "n_predict": max_tokens, "temperature": 0,
-                                              "cache_prompt": False})
-            wall += time.perf_counter() - t0
-            correct += task.is_correct(p, doc["content"])
+            doc = _post(self.port, "/completion", {"prompt": tokens, "n_predict": max_tokens, "temperature": 0,
+                                                   "cache_prompt": False})
+            self.wall += time.perf_counter() - t0
+            self.n += 1
+            self.correct += task.is_correct(p, doc["content"])
             timings = doc.get("timings", {})
-            n_tok += timings.get("predicted_n", 0)
-            ms += timings.get("predicted_ms", 0.0)
-            accepted += timings.get("draft_n_accepted", 0)
-            drafted += timings.get("draft_n", 0)
-        return {"accuracy": correct / len(problems), "n_tokens": n_tok,
-                "server_tokens_per_s": 1000 * n_tok / ms if ms else None, "wall_tokens_per_s": n_tok / wall,
-                "draft_acceptance": accepted / drafted if drafted else None, "args": args}
+            self.n_tok += timings.get("predicted_n", 0)
+            self.ms += timings.get("predicted_ms", 0.0)
+            self.accepted += timings.get("draft_n_accepted", 0)
+            self.drafted += timings.get("draft_n", 0)
+
+    def result(self) -> dict:
+        return {"accuracy": self.correct / self.n, "n_problems": self.n, "n_tokens": self.n_tok,
+                "server_tokens_per_s": 1000 * self.n_tok / self.ms if self.ms else None,
+                "wall_tokens_per_s": self.n_tok / self.wall,
+                "draft_acceptance": self.accepted / self.drafted if self.drafted else None, "args": self.args}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def peer_args(small: str, large: str, threads: int, draft_max: int | None) -> list[str]:
+    """llama-server's arguments: the large model alone, or with the small one as its draft."""
+    args = ["-m", large, "-t", str(threads), "-c", "1024", "-np", "1"]
+    if draft_max:
+        args += ["-md", small, "--spec-type", "draft-simple", "--spec-draft-n-max", str(draft_max),
+                 "-td", str(threads)]
+    return args
+
+
+def server_binary() -> str:
+    """The llama-server of scripts/build_llama_server.sh (built once, then cached)."""
+    return subprocess.run(["bash", str(Path(__file__).parent / "build_llama_server.sh")],
+                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+
+
+def run_server(binary: str, args: list[str], prompts: list[list[int]], problems, max_tokens: int) -> dict:
+    peer = Peer(binary, args, prompts[0])
+    try:
+        peer.run(prompts, problems, max_tokens)
+        return peer.result()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        peer.stop()
 
 
 def main() -> int:
@@ -95,8 +130,7 @@ def main() -> int:
     ap.add_argument("--binary", default=None, help="llama-server (default: scripts/build_llama_server.sh's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    binary = args.binary or subprocess.run(["bash", str(Path(__file__).parent / "build_llama_server.sh")],
-                                           capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    binary = args.binary or server_binary()
     from r2r_local.backends.llama_cpp import LlamaCppBackend
     from r2r_local.config import ModelSpec
 
@@ -104,12 +138,12 @@ def main() -> int:
     problems = task.problems(task.EVAL_SEED, args.n, task.HELDOUT)
     with LlamaCppBackend(ModelSpec(str(pair.small), n_ctx=512, threads=1, role="small")) as small:
         prompts = [chat_tokens(small, [Message("user", p.message)]) for p in problems]
-    base = ["-m", str(pair.large), "-t", str(args.threads), "-c", "1024", "-np", "1"]
-    rows = {"large": run_server(binary, base, prompts, problems, args.max_tokens)}
+    small, large = str(pair.small), str(pair.large)
+    rows = {"large": run_server(binary, peer_args(small, large, args.threads, None), prompts, problems,
+                                args.max_tokens)}
     for n in (int(x) for x in args.draft_max.split(",")):
-        spec = ["-md", str(pair.small), "--spec-type", "draft-simple", "--spec-draft-n-max", str(n),
-                "-td", str(args.threads)]
-        rows[f"llama.cpp spec:{n}"] = run_server(binary, base + spec, prompts, problems, args.max_tokens)
+        rows[f"llama.cpp spec:{n}"] = run_server(binary, peer_args(small, large, args.threads, n), prompts,
+                                                 problems, args.max_tokens)
     for name, r in rows.items():
         acc = "-" if r["draft_acceptance"] is None else f"{r['draft_acceptance']:.2f}"
         print(f"{name:<18} accuracy {r['accuracy']:.3f}  server {r['server_tokens_per_s']:.0f} tok/s  "

@@ -46,6 +46,7 @@ r2r, overlap, ahead and overlap+ahead (the routed modes) only:
   missed_divergences   (r2r+audit, r2r+verify) small-model tokens the large model would have
                        chosen otherwise at its next call (audit counts them; verify corrects them)
   large_calls_per_token large-model calls per generated token
+  mean_kept_per_call   (verify, spec:K) drafted tokens kept per large-model call
 the overlap mode (not run by default: --modes small,large,r2r,overlap) is r2r with the small
 model's next step run while the router decides; its ms_small_per_token counts only the wait
 for that step after the router has decided. The ahead mode (--modes ...,ahead) is r2r with the
@@ -54,7 +55,9 @@ ms_*_per_token can add up to more than its time per token, and its efficiency ca
 overlap+ahead does both at once. r2r+verify keeps the small model's tokens as drafts until the
 next large call checks them (a divergence the router missed is corrected there); r2r+audit is
 plain r2r that counts those divergences; spec:K is speculative decoding (K drafted tokens verified
-in one large call, lossless).
+in one large call, lossless). spec:K@A and r2r+verify@A are for shape-true random models, which
+agree on nothing: the large model keeps each small-model token it checks with probability A (a
+seeded coin, not the tokens), so the calls and rewinds of a pair agreeing that often are timed.
 --out DIR writes bench.json (the same document), tokens.csv (one row per generated token:
 mode, problem, index, id, source, p, t_small, t_router, t_large, caught_up) and, when
 matplotlib is installed, share_along_answer.png (large-model share by token position)."""
@@ -79,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per generation (default 128; 200 with --demo, whose answers run to ~160)")
     p.add_argument("--modes", default="small,large,r2r",
                    help="comma-separated subset of small,large,r2r,overlap,ahead,overlap+ahead,r2r+verify,r2r+audit,"
-                        "spec:K (default small,large,r2r)")
+                        "spec:K; spec:K@A and r2r+verify@A with a synthetic agreement A (default small,large,r2r)")
     p.add_argument("--seed", type=int, default=0, help="seed of random routers (0 <= S < 2**32)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--out", metavar="DIR", help="also write bench.json, tokens.csv and plots here")

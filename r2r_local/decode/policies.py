@@ -16,7 +16,7 @@ whose decision depends only on the step (docs/design.md, "Policies").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Generator
 
@@ -47,6 +47,10 @@ class Policy:
     spec: int = 0  # speculative decoding: draft this many tokens, verify them in one large call
     verify: bool = False  # routed: small tokens stay drafts until the next large call checks them
     audit: bool = False  # routed: count the caught-up positions where the large model disagreed
+    # Benchmarks on shape-true random models only: the large model "agrees" with each small-model
+    # token it checks with this probability (seeded per position) instead of comparing tokens, so
+    # drafts and rewinds happen at a realistic rate while every call costs what it really costs.
+    agree: float | None = None
 
 
 SMALL = Policy("small", routed=False)
@@ -64,7 +68,25 @@ def routed(*, overlap: bool = False, ahead: bool = False, verify: bool = False) 
 
 
 def policy_for_mode(mode: str) -> Policy:
-    """A bench/chat mode name: small | large | r2r | overlap | ahead | overlap+ahead."""
+    """A bench/chat mode name: small | large | r2r | overlap | ahead | overlap+ahead | r2r+verify |
+    r2r+audit | spec:K; a mode with drafts (spec:K, r2r+verify) may end in @A, synthetic agreement
+    with probability A (0 <= A <= 1; see Policy.agree)."""
+    mode, at, agree = mode.partition("@")
+    policy = _named_policy(mode)
+    if not at:
+        return policy
+    if not (policy.spec or policy.verify):
+        raise ConfigError(f"'{mode}@{agree}': synthetic agreement (@A) applies to spec:K and r2r+verify only")
+    try:
+        a = float(agree)
+    except ValueError:
+        a = -1.0
+    if not 0.0 <= a <= 1.0:
+        raise ConfigError(f"'{mode}@{agree}': the agreement after @ must be a number from 0 to 1")
+    return replace(policy, name=f"{policy.name}@{agree}", agree=a)
+
+
+def _named_policy(mode: str) -> Policy:
     named = {"small": SMALL, "large": LARGE, "r2r": ROUTED, "overlap": routed(overlap=True),
              "ahead": routed(ahead=True), "overlap+ahead": routed(overlap=True, ahead=True),
              "r2r+verify": routed(verify=True), "r2r+audit": Policy("r2r+audit", audit=True)}
@@ -72,7 +94,8 @@ def policy_for_mode(mode: str) -> Policy:
     if kind == "spec" and k.isdigit() and 1 <= int(k) <= 64:
         return spec(int(k))
     if mode not in named:
-        raise ConfigError(f"unknown mode '{mode}' (known: {', '.join(named)}, spec:K with 1 <= K <= 64)")
+        raise ConfigError(f"unknown mode '{mode}' (known: {', '.join(named)}, spec:K with 1 <= K <= 64; "
+                          "spec:K and r2r+verify may end in @A, a synthetic agreement)")
     return named[mode]
 
 

@@ -101,10 +101,15 @@ def _reconcile(dec: "Decoding", base: int, judged: list["Dist"], small: list["Di
     """(drafted tokens kept, the large model's token after them or None). At greedy a draft token
     is kept when the large model chooses it; sampled spec:K uses the acceptance rule; verify uses
     the plain loop's rule (the large model's choice with the same uniform number)."""
-    t, sampling = dec.t, dec.sampling
+    t, sampling, agree = dec.t, dec.sampling, dec.policy.agree
     lossless = dec.policy.spec > 0 and not sampling.greedy
     for j, d in enumerate(t.draft):
         position = base + j
+        if agree is not None and not d.escalated:  # synthetic agreement: a seeded coin, not the tokens;
+            if t.agree_draws[position - t.n_prompt] < agree:  # a "disagreement" writes the large
+                continue  # model's own choice, whatever it is, and drops the rest as a real one does
+            choice = dec.choose(judged[j], position)
+            return _rejected(dec, j, d), choice
         if lossless:
             p_large = probabilities(judged[j].logits, sampling)
             p_small = probabilities(small[j].logits, sampling)
@@ -112,14 +117,20 @@ def _reconcile(dec: "Decoding", base: int, judged: list["Dist"], small: list["Di
         else:
             choice = dec.choose(judged[j], position)
         if choice != d.token:
-            dec.meter.rewinds += 1
-            if dec.policy.verify and not d.escalated:  # a token the router let through, corrected
-                dec.meter.missed_divergences += 1
-            dec.meter.draft_dropped += len(t.draft) - j
-            return j, choice
+            return _rejected(dec, j, d), choice
     if dec.policy.spec:
         return len(t.draft), dec.choose(judged[len(t.draft)], base + len(t.draft))
     return len(t.draft), None
+
+
+def _rejected(dec: "Decoding", j: int, d: Drafted) -> int:
+    """Book the draft's first rejected position j: one rewind, the dropped tokens, and a missed
+    divergence when it was a token the router let through (verify). Returns j (tokens kept)."""
+    dec.meter.rewinds += 1
+    if dec.policy.verify and not d.escalated:
+        dec.meter.missed_divergences += 1
+    dec.meter.draft_dropped += len(dec.t.draft) - j
+    return j
 
 
 def _rewind(dec: "Decoding", keep: int) -> None:

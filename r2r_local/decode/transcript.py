@@ -54,6 +54,7 @@ class Transcript:
         # speculative sampling's own numbers, independent of the one that drew the draft token
         self.accept_draws = Draws(None if seed is None else [seed, 1])
         self.residual_draws = Draws(None if seed is None else [seed, 2])
+        self.agree_draws = Draws([0 if seed is None else seed, 3])  # synthetic agreement (benchmarks)
 
     @property
     def n_generated(self) -> int:
