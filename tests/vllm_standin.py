@@ -101,15 +101,22 @@ class VllmStandIn:
         self.cached.append(cached)
         top = np.argsort(-logprobs, kind="stable")[: max(k, 1)]
         chosen = int(top[0])
-        top_logprobs = {f"{PREFIX}{int(t)}": float(logprobs[t]) for t in top} if k else None
-        choice = {"index": 0, "text": self.backend.token_bytes(chosen).decode("utf-8", errors="replace"),
+        name = self._token_name if body.get("return_tokens_as_token_ids") else self._token_text
+        top_logprobs = {name(int(t)): float(logprobs[t]) for t in top}
+        choice = {"index": 0, "text": self._token_text(chosen),
                   "logprobs": {"text_offset": [0], "token_logprobs": [float(logprobs[chosen])],
-                               "tokens": [f"{PREFIX}{chosen}"], "top_logprobs": [top_logprobs]} if k else None,
+                               "tokens": [name(chosen)], "top_logprobs": [top_logprobs]} if k else None,
                   "finish_reason": "length", "stop_reason": None, "prompt_logprobs": None}
         usage = {"prompt_tokens": len(prompt), "completion_tokens": 1, "total_tokens": len(prompt) + 1,
                  "prompt_tokens_details": {"cached_tokens": cached}}
         return 200, {"id": f"cmpl-{len(self.requests)}", "object": "text_completion", "created": int(time.time()),
                      "model": self.model_id, "choices": [choice], "usage": usage}
+
+    def _token_name(self, token: int) -> str:
+        return f"{PREFIX}{token}"
+
+    def _token_text(self, token: int) -> str:
+        return self.backend.token_bytes(token).decode("utf-8", errors="replace")
 
     def _logprobs_after(self, prompt: list[int]) -> tuple[np.ndarray, int]:
         """float64 [n_vocab] log-softmax of the real logits after `prompt`, and how many leading

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from r2r_local.backends.remote import LlamaServerClient, LlamaServerModel, ServerError
+from r2r_local.backends.vllm import VllmModel, is_vllm
 from r2r_local.config import ModelSpec
 from r2r_local.errors import ModelLoadError
 
@@ -20,9 +21,7 @@ def open_served_model(spec: ModelSpec, **options: Any) -> Any:
     client = LlamaServerClient(spec.path)
     try:
         card, models_said = _first_model(client, spec)
-        if card is not None and card.get("owned_by") == "vllm":
-            from r2r_local.backends.vllm import VllmModel
-
+        if is_vllm(card):
             return VllmModel(spec, card=card, **options)
         try:
             client.request("GET", "/props")
