@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from r2r_local.backends import Model
 from r2r_local.backends.remote import LlamaServerClient, LlamaServerModel, ServerError
 from r2r_local.backends.vllm import VllmModel, is_vllm
 from r2r_local.config import ModelSpec
 from r2r_local.errors import ModelLoadError
 
 
-def open_served_model(spec: ModelSpec, **options: Any) -> Any:
+def open_served_model(spec: ModelSpec, **options: Any) -> Model:
     """The `Model` for the server at `spec.path`: a VllmModel or a LlamaServerModel (`options`
     go to its constructor). Raises ModelLoadError in one line."""
     client = LlamaServerClient(spec.path)
