@@ -92,16 +92,18 @@ def load_pair(small: ModelSpec, large: ModelSpec,
 
 
 def _load_remote_pair(small: ModelSpec, large: ModelSpec, report: Callable[[str, str], None]) -> LoadedPair:
-    """A local small model and a large model behind llama-server (`large.path` is its address);
-    the vocabularies are compared by sampling (r2r_local.backends.remote.check_pairing)."""
+    """A local small model and a large model behind llama-server or vLLM (`large.path` is its
+    address; the engine is found out by r2r_local.backends.served); the vocabularies are compared
+    by sampling (r2r_local.backends.remote.check_pairing)."""
     from r2r_local.backends.llama_cpp import LlamaCppBackend
-    from r2r_local.backends.remote import LlamaServerModel, check_pairing
+    from r2r_local.backends.remote import check_pairing
+    from r2r_local.backends.served import open_served_model
 
     report("small", small.path)
     small_backend = LlamaCppBackend(small)
     try:
         report("large", large.path)
-        remote = LlamaServerModel(large)
+        remote = open_served_model(large)
         try:
             report("vocab", large.path)
             n_shared = check_pairing(small_backend, remote, small.path)

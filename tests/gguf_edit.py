@@ -9,14 +9,15 @@ import numpy as np
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 
 UNUSED = 5  # tokenizer.ggml.token_type for padding rows
+USER_DEFINED = 4  # a padding row some converters write: its text "[PADi]" is rendered
 
 
 def copy_with_vocab(
     src: Path, dst: Path, *, pad_to: int | None = None,
-    edit_tokens: Callable[[list[str]], list[str]] | None = None,
+    edit_tokens: Callable[[list[str]], list[str]] | None = None, pad_type: int = UNUSED,
 ) -> Path:
-    """Write `src` to `dst` with the vocabulary padded to `pad_to` rows ([PADi], UNUSED, zero
-    embedding rows) and/or its token texts changed by `edit_tokens`."""
+    """Write `src` to `dst` with the vocabulary padded to `pad_to` rows ([PADi], of token type
+    `pad_type`, zero embedding rows) and/or its token texts changed by `edit_tokens`."""
     reader = GGUFReader(src)
     arch = reader.fields["general.architecture"].contents()
     tokens = list(reader.fields["tokenizer.ggml.tokens"].contents())
@@ -26,7 +27,7 @@ def copy_with_vocab(
         tokens = edit_tokens(tokens)
     if pad_to:
         tokens += [f"[PAD{i}]" for i in range(n_old, pad_to)]
-        types += [UNUSED] * (pad_to - n_old)
+        types += [pad_type] * (pad_to - n_old)
     writer = GGUFWriter(dst, arch=arch)
     for name, field in reader.fields.items():
         if name.startswith("GGUF.") or name == "general.architecture":

@@ -37,7 +37,12 @@ def is_remote(path: str | None) -> bool:
 
 
 class ServerError(Exception):
-    """A request failed: `reason` is one line; `fatal` is False for a refused connection."""
+    """A request failed; the message is one line. `status` is the HTTP status of an error answer,
+    None when no answer came (refused, closed, timed out)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class LlamaServerClient:
@@ -78,7 +83,7 @@ class LlamaServerClient:
                     time.sleep(0.2 * (attempt + 1))
                 continue
             if resp.status != 200:
-                raise ServerError(f"{method} {path} answered HTTP {resp.status}: {_message(raw)}")
+                raise ServerError(f"{method} {path} answered HTTP {resp.status}: {_message(raw)}", resp.status)
             try:
                 return json.loads(raw)
             except ValueError:
@@ -102,8 +107,10 @@ def _describe(e: BaseException, timeout: float) -> str:
 
 
 def _message(raw: bytes) -> str:
+    """The message of an error answer: OpenAI's {"error": {"message"}} or a flat {"message"}."""
     try:
-        err = json.loads(raw).get("error", {})
+        answer = json.loads(raw)
+        err = answer.get("error", answer)
         text = err.get("message", "") if isinstance(err, dict) else str(err)
     except (ValueError, AttributeError):
         text = raw[:200].decode("utf-8", errors="replace")
@@ -306,19 +313,22 @@ PAIRING_TEXT = "Hello, world! 123 + 4.5 = x\n\tdéjà vu — ∑ 東京 🙂"
 PAIRING_CHUNK = 2048  # tokens compared per /detokenize request
 
 
-def check_pairing(small: Any, remote: LlamaServerModel, small_path: str) -> int:
+def check_pairing(small: Any, remote: Any, small_path: str) -> int:
     """The shared vocabulary size of a local small model and a served model, after comparing the
-    vocabulary sizes, the text of every token (those whose text is whole UTF-8 on its own; in
-    chunks of PAIRING_CHUNK, one /detokenize each) and the tokenization of a sample text.
+    vocabulary sizes (when the server reports one: `remote.n_vocab` 0 means it does not), the
+    text of every real token (not padding, whole UTF-8 on its own; in chunks of PAIRING_CHUNK,
+    one `remote.detokenize` each) and the tokenization of a sample text.
     Raises VocabMismatchError naming both in one line."""
     from r2r_local.errors import VocabMismatchError
+    from r2r_local.vocab import is_padding
 
     def mismatch(what: str) -> VocabMismatchError:
         return VocabMismatchError(f"{small_path} and {remote.path} have different vocabularies: {what}")
 
-    if small.n_vocab != remote.n_vocab:
+    if remote.n_vocab and small.n_vocab != remote.n_vocab:
         raise mismatch(f"{small.n_vocab} tokens in the small model, {remote.n_vocab} in the served one")
-    texts = {t: small.token_text(t) for t in range(small.n_vocab)}
+    real = [t for t, entry in enumerate(small.vocab()) if not is_padding(entry)]
+    texts = {t: small.token_text(t) for t in real}
     whole = [t for t, text in texts.items() if text and "\ufffd" not in text]
     for start in range(0, len(whole), PAIRING_CHUNK):
         chunk = whole[start : start + PAIRING_CHUNK]
