@@ -24,10 +24,9 @@ import numpy as np
 from r2r_local.backends import Capabilities, Dist, VocabEntry
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
-
-DEFAULT_TOP_K = 100
-TIMEOUT_S = 60.0
-RETRIES = 2  # extra tries of a request that could not connect or timed out
+from r2r_local.server_bounds import DEFAULT_RETRIES as RETRIES
+from r2r_local.server_bounds import DEFAULT_TIMEOUT_S as TIMEOUT_S
+from r2r_local.server_bounds import ServerBounds
 BANNED_MAX = 8  # tokens banned, one after the other, to get past the incomplete-UTF-8 quirk
 
 
@@ -214,15 +213,18 @@ class LlamaServerModel:
 
     `spec.path` is the server's address. Loading checks /health and reads /v1/models (vocabulary
     size, context, sizes) and /props (BOS/EOS, chat template); a server that is not there, not
-    ready or not llama-server is refused in one line (ModelLoadError).
+    ready or not llama-server is refused in one line (ModelLoadError). `spec.server` bounds the
+    requests (timeout, retries, top-K; the defaults when None).
     """
 
     cpu_threads = 0  # computes elsewhere
 
-    def __init__(self, spec: ModelSpec, *, top_k: int = DEFAULT_TOP_K, timeout: float = TIMEOUT_S) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         self.path, self.role = spec.path.rstrip("/"), spec.role
+        bounds = spec.server or ServerBounds()
+        top_k = bounds.top_k
         self.caps = Capabilities(hidden=False, dense=False, top_k=top_k, concurrent=True)
-        self._client = LlamaServerClient(self.path, timeout=timeout)
+        self._client = LlamaServerClient(self.path, timeout=bounds.timeout_s, retries=bounds.retries)
         self._local: Any = None  # a local model with the same vocabulary (adopt_tokenizer)
         self._texts: dict[int, str] = {}
         try:
