@@ -89,13 +89,13 @@ def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[s
     router, notes = given["router"], ()
     if router is None and config.get("router") is not None:
         router, notes = _configured_router(config["router"], config.get("small"), small)
-    server, server_notes = _server_bounds(large, given, config)
+    server, server_notes = bounds_for(large, given, config)
     n_ctx = pick("n_ctx")
     return PairChoice(small, large, router, DEFAULT_N_CTX if n_ctx is None else n_ctx, pick("threads"),
                       pick("small_gpu_layers"), pick("large_gpu_layers"), source, notes + server_notes, server)
 
 
-def _server_bounds(large: str, given: Mapping[str, Any],
+def bounds_for(large: str, given: Mapping[str, Any],
                    config: Mapping[str, Any]) -> tuple[ServerBounds | None, tuple[str, ...]]:
     """The request bounds of a served `large` (flags over the config file over the defaults).
     With a local large model a bound given as a flag is refused in one line, and one from the
@@ -146,7 +146,7 @@ def _demo_choice(given: dict[str, Any]) -> PairChoice:
         router = str(shipped) if shipped is not None else FALLBACK_ROUTER
     n_ctx = given["n_ctx"]
     large = remote_large or str(pair.large)
-    server, _ = _server_bounds(large, given, {})
+    server, _ = bounds_for(large, given, {})
     return PairChoice(str(pair.small), large, router, DEFAULT_N_CTX if n_ctx is None else n_ctx,
                       given["threads"], given["small_gpu_layers"], given["large_gpu_layers"], "demo", server=server)
 

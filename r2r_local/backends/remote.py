@@ -82,7 +82,7 @@ class LlamaServerClient:
                 return json.loads(raw)
             except ValueError:
                 raise ServerError(f"{method} {path} answered something that is not JSON") from None
-        raise ServerError(f"{self.url}: {last}")
+        raise ServerError(last)  # the callers name the server
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -218,6 +218,7 @@ class LlamaServerModel:
     """
 
     cpu_threads = 0  # computes elsewhere
+    engine = "llama-server"
 
     def __init__(self, spec: ModelSpec) -> None:
         self.path, self.role = spec.path.rstrip("/"), spec.role
@@ -229,7 +230,8 @@ class LlamaServerModel:
         self._texts: dict[int, str] = {}
         try:
             self._client.request("GET", "/health")
-            meta = self._client.request("GET", "/v1/models")["data"][0]["meta"]
+            served = self._client.request("GET", "/v1/models")["data"][0]
+            meta, self.model_id = served["meta"], str(served.get("id", ""))
             props = self._client.request("GET", "/props")
             self.n_vocab, self.n_embd = int(meta["n_vocab"]), int(meta["n_embd"])
             self.n_params, n_ctx = int(meta["n_params"]), int(meta["n_ctx"])
