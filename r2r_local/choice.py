@@ -96,7 +96,7 @@ def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[s
 
 
 def bounds_for(large: str, given: Mapping[str, Any],
-                   config: Mapping[str, Any]) -> tuple[ServerBounds | None, tuple[str, ...]]:
+               config: Mapping[str, Any]) -> tuple[ServerBounds | None, tuple[str, ...]]:
     """The request bounds of a served `large` (flags over the config file over the defaults).
     With a local large model a bound given as a flag is refused in one line, and one from the
     config file is not used (a note says so)."""

@@ -224,6 +224,7 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     `demo`: the paths given are the demo pair's and the config file's models are not used.
     `server_flags`: --large-timeout/--large-retries/--large-top-k as given (r2r_local.choice.bounds_for).
     Without a GPU, GPU builds of llama.cpp and onnxruntime are not suggested."""
+    from r2r_local.choice import bounds_for
     from r2r_local.commands import versions
     from r2r_local.config import DEFAULT_N_CTX, config_path, read_user_config
     from r2r_local.gpu import query_gpus
@@ -248,11 +249,8 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     small, large = small or cfg.get("small"), large or cfg.get("large")
     router = router if router is not None else cfg.get("router")
     n_ctx = n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
-    from r2r_local.backends.remote import is_remote
-    from r2r_local.choice import bounds_for
-
-    server = bounds_for(large, server_flags or {}, cfg)[0] if large else None
-    models, f = check_models(small, large, router, source, server if is_remote(large) else None)
+    server = bounds_for(large, server_flags or {}, cfg)[0] if large else None  # None for a local one
+    models, f = check_models(small, large, router, source, server)
     findings += f
     cost, f = check_router_cost(router, bool(ort.get("cuda_ok")))
     models["router"] |= cost

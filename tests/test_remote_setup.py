@@ -86,7 +86,9 @@ def test_models_add_refuses_a_server_that_is_not_there_and_writes_nothing(smollm
 
 
 def test_models_add_then_a_local_large_model_drops_the_servers_bounds(smollm2, server):
-    assert r2r("models", "add", "--small", str(smollm2), "--large", server.url, "--large-timeout", "5").returncode == 0
+    proc = r2r("models", "add", "--small", str(smollm2), "--large", server.url, "--large-timeout", "5")
+    assert proc.returncode == 0 and f"large: llama-server serving {smollm2} (context 2048, vocabulary 49152;" in proc.stdout
+    assert "made again at each load" not in proc.stdout and "  large_timeout = 5.0\n" in proc.stdout
     proc = r2r("models", "add", "--small", str(smollm2), "--large", str(smollm2))
     assert proc.returncode == 0, proc.stderr
     assert load_user_config() == {"small": str(smollm2), "large": str(smollm2)}

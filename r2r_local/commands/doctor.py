@@ -39,7 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r2r_local.doctor import diagnose
-
     from r2r_local.server_bounds import SERVER_KEYS
 
     check_model_flags(args)

@@ -174,7 +174,10 @@ def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
         return
     for line in done["fit"]["lines"]:
         print(f"fit: {line}")
-    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if k not in done["models"]]
+    if served := done.get("served"):
+        print(f"large: {served['engine']} serving {served['model']} (context {served['n_ctx']}, vocabulary "
+              f"{served['n_vocab']}; {done['vocab_check']}: same tokenizer)")
+    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if k not in done["models"] and not served]
     if unset:
         print(f"fit: made again at each load for {' and '.join(unset)} (not written: the GPU's free memory "
               "then decides)")
