@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from r2r_local.config import DEFAULT_N_CTX, ModelSpec
 from r2r_local.errors import ConfigError
+from r2r_local.server_bounds import SERVER_KEYS, ServerBounds, flag_name
 
 if TYPE_CHECKING:
     from r2r_local.fit import FitPlan
 
 # The values a command's flags and the [models] table of the config file share.
-KEYS = ("small", "large", "router", "n_ctx", "threads", "small_gpu_layers", "large_gpu_layers")
+KEYS = ("small", "large", "router", "n_ctx", "threads", "small_gpu_layers", "large_gpu_layers", *SERVER_KEYS)
 
 
 class NoModelsError(ConfigError):
@@ -40,7 +41,8 @@ def no_models_message() -> str:
 class PairChoice:
     """The resolved choice. router None: the command's own default; a layer count None: the fit
     plan decides at load. source: "flags" (a model path came from a flag), "config" or "demo".
-    notes: lines worth telling the user (a configured value not used)."""
+    notes: lines worth telling the user (a configured value not used). server: the request bounds
+    of a served large model (`large` http://...), None for a local one."""
 
     small: str
     large: str
@@ -51,6 +53,7 @@ class PairChoice:
     large_gpu_layers: int | None
     source: str
     notes: tuple[str, ...] = ()
+    server: ServerBounds | None = None
 
 
 def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[str, Any] | None = None,
@@ -86,9 +89,29 @@ def resolve_pair(flags: Mapping[str, Any], *, demo: bool = False, config: dict[s
     router, notes = given["router"], ()
     if router is None and config.get("router") is not None:
         router, notes = _configured_router(config["router"], config.get("small"), small)
+    server, server_notes = bounds_for(large, given, config)
     n_ctx = pick("n_ctx")
     return PairChoice(small, large, router, DEFAULT_N_CTX if n_ctx is None else n_ctx, pick("threads"),
-                      pick("small_gpu_layers"), pick("large_gpu_layers"), source, notes)
+                      pick("small_gpu_layers"), pick("large_gpu_layers"), source, notes + server_notes, server)
+
+
+def bounds_for(large: str, given: Mapping[str, Any],
+               config: Mapping[str, Any]) -> tuple[ServerBounds | None, tuple[str, ...]]:
+    """The request bounds of a served `large` (flags over the config file over the defaults).
+    With a local large model a bound given as a flag is refused in one line, and one from the
+    config file is not used (a note says so)."""
+    from r2r_local.backends.remote import is_remote
+
+    if not is_remote(large):
+        flags = [flag_name(k) for k in SERVER_KEYS if given.get(k) is not None]
+        if flags:
+            raise ConfigError(f"{', '.join(flags)}: only for a large model behind a server (--large http://HOST:PORT); "
+                              f"{large} is a local file")
+        configured = [f"models.{k}" for k in SERVER_KEYS if config.get(k) is not None]
+        return None, ((f"the configured {', '.join(configured)} only apply to a large model behind a server: "
+                       f"not used with {large}",) if configured else ())
+    values = [given[k] if given.get(k) is not None else config.get(k) for k in SERVER_KEYS]
+    return ServerBounds.of(*values), ()
 
 
 def _configured_router(router: str, configured_small: str | None, small: str) -> tuple[str | None, tuple[str, ...]]:
@@ -122,8 +145,10 @@ def _demo_choice(given: dict[str, Any]) -> PairChoice:
         shipped = demo_router()
         router = str(shipped) if shipped is not None else FALLBACK_ROUTER
     n_ctx = given["n_ctx"]
-    return PairChoice(str(pair.small), remote_large or str(pair.large), router, DEFAULT_N_CTX if n_ctx is None else n_ctx,
-                      given["threads"], given["small_gpu_layers"], given["large_gpu_layers"], "demo")
+    large = remote_large or str(pair.large)
+    server, _ = bounds_for(large, given, {})
+    return PairChoice(str(pair.small), large, router, DEFAULT_N_CTX if n_ctx is None else n_ctx,
+                      given["threads"], given["small_gpu_layers"], given["large_gpu_layers"], "demo", server=server)
 
 
 def specs_for(choice: PairChoice, router: str | None) -> tuple[ModelSpec, ModelSpec, "FitPlan | None"]:
@@ -156,4 +181,4 @@ def specs_for(choice: PairChoice, router: str | None) -> tuple[ModelSpec, ModelS
             n_small, n_large = n_small or 0, n_large or 0
     common = dict(n_ctx=choice.n_ctx, threads=choice.threads)
     return (ModelSpec(choice.small, n_gpu_layers=n_small, role="small", **common),
-            ModelSpec(choice.large, n_gpu_layers=n_large, role="large", **common), plan)
+            ModelSpec(choice.large, n_gpu_layers=n_large, role="large", server=choice.server, **common), plan)

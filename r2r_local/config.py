@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from r2r_local.errors import ConfigError, R2RError
+from r2r_local.server_bounds import SERVER_KEYS, ServerBounds, check_server_value
 
 DEFAULT_N_CTX = 4096
 DEFAULT_MAX_TOKENS = 512
@@ -94,13 +95,15 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Where a GGUF lives and how llama.cpp should load it."""
+    """Where a GGUF lives and how llama.cpp should load it; for a model behind a server (`path`
+    http://...), `server` bounds its requests (None: a local model)."""
 
     path: str
     n_ctx: int = DEFAULT_N_CTX
     n_gpu_layers: int = 0
     threads: int | None = None
     role: str = "model"
+    server: ServerBounds | None = None
 
     def __post_init__(self) -> None:
         _check_n_ctx_range(self.n_ctx)
@@ -138,10 +141,14 @@ def as_dict(obj: Any) -> dict[str, Any]:
 #   small_gpu_layers = -1
 #   large_gpu_layers = 40
 #   threads = 8
+#   large_timeout = 60                # a served large model (large = "http://HOST:PORT") only:
+#   large_retries = 2                 # see r2r_local.server_bounds
+#   large_top_k = 100
 
 APP_NAME = "r2r-local"
 CONFIG_KEYS = {"small": str, "large": str, "router": str, "n_ctx": int, "small_gpu_layers": int,
-               "large_gpu_layers": int, "threads": int}
+               "large_gpu_layers": int, "threads": int, "large_timeout": (int, float), "large_retries": int,
+               "large_top_k": int}
 
 
 def config_dir() -> Path:
@@ -204,7 +211,7 @@ def read_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str
     return good, problems
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer"}
+_TYPE_WORDS = {str: "a string", int: "an integer", (int, float): "a number"}
 
 
 def _toml_type(value: Any) -> str:
@@ -223,6 +230,8 @@ def _check_value(key: str, value: Any) -> None:
         check_threads(value, what)
     elif key.endswith("_gpu_layers"):
         check_gpu_layers(value, what)
+    elif key in SERVER_KEYS:
+        check_server_value(key, value, what)
     elif key in ("small", "large") and not value.strip():
         raise ConfigError(f"{what} is empty, expected the path of a .gguf file")
     elif key == "router" and not _looks_like_path(value):

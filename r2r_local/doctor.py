@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r2r_local.errors import R2RError
+
+if TYPE_CHECKING:
+    from r2r_local.server_bounds import ServerBounds
 
 LLAMA_VERSION = "0.3.36"
 FIX_LLAMA_CUDA = (f'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
@@ -97,16 +100,26 @@ def check_onnxruntime(have_gpu: bool) -> tuple[dict[str, Any], list[Finding]]:
 
 
 def check_models(small: str | None, large: str | None, router: str | None,
-                 source: str) -> tuple[dict[str, Any], list[Finding]]:
+                 source: str, server: "ServerBounds | None" = None) -> tuple[dict[str, Any], list[Finding]]:
     """Each model file as llama.cpp will see it (header, version, tensor data inside the file) and
-    the router built for the small model (its file, sidecar, graph, hidden size and vocabulary)."""
+    the router built for the small model (its file, sidecar, graph, hidden size and vocabulary).
+    A served large model (http://...) is asked what it serves and checked against the small
+    model's tokenizer (r2r_local.served, with the request bounds `server`)."""
     from r2r_local.backends.gguf_file import check_gguf_file
+    from r2r_local.backends.remote import is_remote
 
     info: dict[str, Any] = {"source": source}
     found = []
     for role, path in (("small", small), ("large", large)):
         if not path:
             info[role] = None
+            continue
+        if role == "large" and is_remote(path):
+            from r2r_local.served import doctor_entry
+
+            usable = small if small and "error" not in info["small"] else None
+            info[role], problems = doctor_entry(path, usable, server)
+            found += [Finding("problem", what, fix) for what, fix in problems]
             continue
         entry: dict[str, Any] = {"path": path}
         try:
@@ -185,8 +198,8 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
     from r2r_local.fit import FitError, layout_from_gguf, plan_fit, router_file_bytes
 
     small, large = models.get("small"), models.get("large")
-    if not small or not large or "error" in small or "error" in large:
-        return None, []
+    if not small or not large or "error" in small or "error" in large or large.get("served"):
+        return None, []  # a served large model: its server places it
     try:
         plan = plan_fit(layout_from_gguf(small["path"]), layout_from_gguf(large["path"]), n_ctx=n_ctx,
                         free_bytes=free_bytes, router_bytes=router_file_bytes(router),
@@ -205,11 +218,13 @@ def check_fit(models: dict[str, Any], router: str | None, n_ctx: int, free_bytes
 def diagnose(*, small: str | None = None, large: str | None = None, router: str | None = None,
              n_ctx: int | None = None, assume_free_bytes: int | None = None,
              small_gpu_layers: int | None = None, large_gpu_layers: int | None = None,
-             demo: bool = False) -> Report:
+             demo: bool = False, server_flags: dict[str, Any] | None = None) -> Report:
     """Everything `r2r doctor` shows. Paths given here replace the configured ones; layer counts
     given here, else configured ones, are checked instead of the automatic plan (as a load does).
     `demo`: the paths given are the demo pair's and the config file's models are not used.
+    `server_flags`: --large-timeout/--large-retries/--large-top-k as given (r2r_local.choice.bounds_for).
     Without a GPU, GPU builds of llama.cpp and onnxruntime are not suggested."""
+    from r2r_local.choice import bounds_for
     from r2r_local.commands import versions
     from r2r_local.config import DEFAULT_N_CTX, config_path, read_user_config
     from r2r_local.gpu import query_gpus
@@ -234,7 +249,8 @@ def diagnose(*, small: str | None = None, large: str | None = None, router: str 
     small, large = small or cfg.get("small"), large or cfg.get("large")
     router = router if router is not None else cfg.get("router")
     n_ctx = n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
-    models, f = check_models(small, large, router, source)
+    server = bounds_for(large, server_flags or {}, cfg)[0] if large else None  # None for a local one
+    models, f = check_models(small, large, router, source, server)
     findings += f
     cost, f = check_router_cost(router, bool(ort.get("cuda_ok")))
     models["router"] |= cost

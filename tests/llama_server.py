@@ -36,10 +36,11 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """`llama-server -m model` on 127.0.0.1, one slot, one thread; ready when /health says 200."""
+    """`llama-server -m model` on 127.0.0.1, one slot, one thread; ready when /health says 200.
+    `port`: a given one (a server started again where a stopped one was), else a free one."""
 
-    def __init__(self, model: Path, *, n_ctx: int = 2048) -> None:
-        self.port = free_port()
+    def __init__(self, model: Path, *, n_ctx: int = 2048, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [str(server_binary()), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
                "-t", "1", "-c", str(n_ctx), "-np", "1", "--no-webui"]

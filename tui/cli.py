@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP, check_model_flags
+from r2r_local.commands import AHEAD_HELP, OVERLAP_HELP, add_server_flags, check_model_flags
 from r2r_local.config import DEFAULT_MAX_TOKENS, DEFAULT_N_CTX, N_CTX_STEP, GenerationSettings, SamplingParams
 from r2r_local.errors import ConfigError, R2RError
 from r2r_local.router.baselines import SPEC_HELP
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("models (flags win over the config file; with neither, r2r-chat opens on a welcome "
                              "view: the demo pair, or a known pair to download)")
     g.add_argument("--small", metavar="PATH", help="small model GGUF")
-    g.add_argument("--large", metavar="PATH", help="large model GGUF")
+    g.add_argument("--large", metavar="PATH", help="large model GGUF, or http://HOST:PORT for one behind llama-server")
     g.add_argument("--router", metavar="ROUTER", help=SPEC_HELP)
     g.add_argument("--demo", action="store_true", help="use the built-in demo pair")
     g.add_argument("--config", type=Path, metavar="FILE", help="config file (default: config.toml in the user config dir)")
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads per model")
     g.add_argument("--small-gpu-layers", type=int, metavar="N", help="small model layers on the GPU (-1 = all)")
     g.add_argument("--large-gpu-layers", type=int, metavar="N", help="large model layers on the GPU (-1 = all)")
+    add_server_flags(g)
     g.add_argument("--overlap", action="store_true", help=OVERLAP_HELP)
     g.add_argument("--ahead", action="store_true", help=AHEAD_HELP)
     c = p.add_argument_group("chat")
@@ -53,7 +54,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
     options = ChatOptions(small=args.small, large=args.large, router=args.router, n_ctx=args.n_ctx,
                           threads=args.threads, small_gpu_layers=args.small_gpu_layers,
                           large_gpu_layers=args.large_gpu_layers, demo=args.demo, config_file=args.config,
-                          overlap=args.overlap, ahead=args.ahead)
+                          overlap=args.overlap, ahead=args.ahead, large_timeout=args.large_timeout,
+                          large_retries=args.large_retries, large_top_k=args.large_top_k)
     app_kwargs = dict(history=args.history, system=args.system,
                       sampling=SamplingParams(temperature=args.temperature, seed=args.seed),
                       settings=GenerationSettings(max_tokens=args.max_tokens), thinking=args.think)
@@ -63,8 +65,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
 def check_chat_flags(args: argparse.Namespace) -> None:
     """Refuse what would otherwise be silently ignored: --demo with model paths, a config file
     that is not there, and model values out of the bounds r2r's own flags have (the core's checks)."""
-    if args.demo and (args.small or args.large):
-        raise ConfigError("--demo uses the built-in pair: leave out --small and --large")
+    from r2r_local.backends.remote import is_remote
+
+    if args.demo and (args.small or (args.large and not is_remote(args.large))):
+        raise ConfigError("--demo uses the built-in pair: leave out --small and --large "
+                          "(--large http://HOST:PORT, a server of the demo's large model, is allowed)")
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"config file {args.config} does not exist")
     check_model_flags(args)

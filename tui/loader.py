@@ -43,6 +43,9 @@ class ChatOptions:
     config_file: Path | None = None
     overlap: bool = False
     ahead: bool = False
+    large_timeout: float | None = None
+    large_retries: int | None = None
+    large_top_k: int | None = None
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ MIGRATIONS: list[str] = [
     """,
     # A regeneration in progress: the id of the assistant message it is to replace (NULL otherwise).
     "ALTER TABLE messages ADD COLUMN replaces INTEGER",
+    # Why an answer stopped early, one line (a large model's server gone, say): shown again on reopening.
+    "ALTER TABLE messages ADD COLUMN stop_message TEXT",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Concurrent openers (two r2r-chat instances) wait for each other this long instead of failing.
@@ -106,7 +108,8 @@ class StoredMessage:
     """role "user" or "assistant"; an assistant message has its think section apart.
 
     complete is False for an answer whose stream never finished (then stop_reason is
-    "interrupted" and content/think were rebuilt from the pieces)."""
+    "interrupted" and content/think were rebuilt from the pieces). stop_message: the one-line
+    reason of an answer that stopped early (None otherwise)."""
 
     id: int
     role: str
@@ -117,6 +120,7 @@ class StoredMessage:
     router: str | None = None
     stats: dict[str, Any] | None = None
     pieces: list[Piece] = field(default_factory=list)
+    stop_message: str | None = None
 
     @property
     def failed_empty(self) -> bool:
@@ -304,10 +308,11 @@ class History:
         return first_idx + len(rows)
 
     def finish_answer(self, message: int, content: str, think: str, stop_reason: str | None,
-                      stats: dict[str, Any] | None) -> bool:
-        """Store the finished answer. A regeneration (see `start_answer`) that ends normally
-        replaces its old answer; one that ends in REGENERATION_DROPPED is deleted and the old
-        answer kept. Returns whether this answer is now part of the conversation."""
+                      stats: dict[str, Any] | None, stop_message: str | None = None) -> bool:
+        """Store the finished answer (stop_message: why it stopped early, one line). A regeneration
+        (see `start_answer`) that ends normally replaces its old answer; one that ends in
+        REGENERATION_DROPPED is deleted and the old answer kept. Returns whether this answer is
+        now part of the conversation."""
         encoded = json.dumps(stats) if stats is not None else None
 
         def steps(db: sqlite3.Connection) -> bool:
@@ -319,7 +324,8 @@ class History:
             if old is not None:
                 db.execute("DELETE FROM messages WHERE id = ?", (old,))
             db.execute("UPDATE messages SET content = ?, think = ?, complete = 1, stop_reason = ?, stats = ?, "
-                       "replaces = NULL WHERE id = ?", (content, think, stop_reason, encoded, message))
+                       "stop_message = ?, replaces = NULL WHERE id = ?",
+                       (content, think, stop_reason, encoded, stop_message, message))
             return True
 
         return self._transaction(steps)
@@ -345,7 +351,7 @@ class History:
 
         A regeneration that has not finished (in progress elsewhere, or cut off by a crash) is
         left out: the answer it was to replace is still the conversation's."""
-        rows = self._rows("SELECT id, role, content, think, complete, stop_reason, router, stats FROM messages "
+        rows = self._rows("SELECT id, role, content, think, complete, stop_reason, router, stats, stop_message FROM messages "
                           "WHERE conversation_id = ? AND replaces IS NULL ORDER BY id", (conversation,))
         pieces: dict[int, list[Piece]] = {}
         for mid, token, source, part, text in self._rows(
@@ -354,14 +360,14 @@ class History:
                 "ORDER BY p.message_id, p.idx", (conversation,)):
             pieces.setdefault(mid, []).append(Piece(token, source, part, text))
         out = []
-        for mid, role, content, think, complete, stop_reason, router, stats in rows:
+        for mid, role, content, think, complete, stop_reason, router, stats, stop_message in rows:
             own = pieces.get(mid, [])
             if not complete:
                 think = "".join(p.text for p in own if p.part == "think").strip()
                 content = "".join(p.text for p in own if p.part == "answer").strip()
                 stop_reason = "interrupted"
             out.append(StoredMessage(mid, role, content, think, bool(complete), stop_reason, router,
-                                     _stats(stats), own))
+                                     _stats(stats), own, stop_message))
         return out
 
     def close(self) -> None:

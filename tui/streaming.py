@@ -157,8 +157,10 @@ class _AnswerWriter:
         think, answer = "".join(self.parts[THINK]).strip(), "".join(self.parts[ANSWER]).strip()
         stats = gen.stats.as_dict() if gen is not None and gen.stats is not None else None
         stop_reason = gen.stop_reason if gen is not None else None
-        self.history.finish_answer(self.message_id, answer, think, stop_reason or "error", stats)
-        return Answer(think, answer, stop_reason, gen.message if gen is not None else None, stats)
+        message = gen.message if gen is not None else None
+        self.history.finish_answer(self.message_id, answer, think, stop_reason or "error", stats,
+                                   message if stop_reason == "error" else None)
+        return Answer(think, answer, stop_reason, message, stats)
 
     def _figures(self) -> tuple[int, int, float, float]:
         return self.n, self.large, self.rate, self.active

@@ -203,14 +203,14 @@ class TurnKeeping:
         view.stats = m.stats
         self.chat.mount(view)
         view.add_pieces(m.pieces)
-        view.finish(note(m.stop_reason, None, m.stats or {}))
+        view.finish(note(m.stop_reason, m.stop_message, m.stats or {}))
 
 
 def note(stop_reason: str | None, message: str | None, stats: dict) -> str:
     if stop_reason == "cancelled":
         return "[stopped]"
-    if stop_reason == "error":
-        return "[failed]"
+    if stop_reason == "error":  # a model failed mid-answer (a large model's server gone): the text stays
+        return f"[cut: {message}]" if message else "[failed]"
     if stop_reason == "interrupted":
         return "[interrupted: the app closed while this answer was written]"
     if stop_reason == "max_tokens":

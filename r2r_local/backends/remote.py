@@ -24,10 +24,10 @@ import numpy as np
 from r2r_local.backends import Capabilities, Dist, VocabEntry
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
+from r2r_local.server_bounds import DEFAULT_RETRIES as RETRIES
+from r2r_local.server_bounds import DEFAULT_TIMEOUT_S as TIMEOUT_S
+from r2r_local.server_bounds import ServerBounds
 
-DEFAULT_TOP_K = 100
-TIMEOUT_S = 60.0
-RETRIES = 2  # extra tries of a request that could not connect or timed out
 BANNED_MAX = 8  # tokens banned, one after the other, to get past the incomplete-UTF-8 quirk
 
 
@@ -88,7 +88,7 @@ class LlamaServerClient:
                 return json.loads(raw)
             except ValueError:
                 raise ServerError(f"{method} {path} answered something that is not JSON") from None
-        raise ServerError(f"{self.url}: {last}")
+        raise ServerError(last)  # the callers name the server
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -221,20 +221,24 @@ class LlamaServerModel:
 
     `spec.path` is the server's address. Loading checks /health and reads /v1/models (vocabulary
     size, context, sizes) and /props (BOS/EOS, chat template); a server that is not there, not
-    ready or not llama-server is refused in one line (ModelLoadError).
+    ready or not llama-server is refused in one line (ModelLoadError). `spec.server` bounds the
+    requests (timeout, retries, top-K; the defaults when None).
     """
 
     cpu_threads = 0  # computes elsewhere
+    engine = "llama-server"
 
-    def __init__(self, spec: ModelSpec, *, top_k: int = DEFAULT_TOP_K, timeout: float = TIMEOUT_S) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         self.path, self.role = spec.path.rstrip("/"), spec.role
-        self.caps = Capabilities(hidden=False, dense=False, top_k=top_k, concurrent=True)
-        self._client = LlamaServerClient(self.path, timeout=timeout)
+        bounds = spec.server or ServerBounds()
+        self.caps = Capabilities(hidden=False, dense=False, top_k=bounds.top_k, concurrent=True)
+        self._client = LlamaServerClient(self.path, timeout=bounds.timeout_s, retries=bounds.retries)
         self._local: Any = None  # a local model with the same vocabulary (adopt_tokenizer)
         self._texts: dict[int, str] = {}
         try:
             self._client.request("GET", "/health")
-            meta = self._client.request("GET", "/v1/models")["data"][0]["meta"]
+            served = self._client.request("GET", "/v1/models")["data"][0]
+            meta, self.model_id = served["meta"], str(served.get("id", ""))
             props = self._client.request("GET", "/props")
             self.n_vocab, self.n_embd = int(meta["n_vocab"]), int(meta["n_embd"])
             self.n_params, n_ctx = int(meta["n_params"]), int(meta["n_ctx"])
@@ -249,7 +253,7 @@ class LlamaServerModel:
         except (KeyError, IndexError, TypeError, ValueError, DecodeError) as e:
             self._client.close()
             raise ModelLoadError(f"{self.role} model {self.path}: not a llama-server answer ({type(e).__name__}: {e})") from None
-        self.slot = LlamaServerSlot(self._client, n_ctx, self.n_vocab, top_k)
+        self.slot = LlamaServerSlot(self._client, n_ctx, self.n_vocab, bounds.top_k)
 
     def _special_id(self, text: str | None) -> int | None:
         if not text:

@@ -30,7 +30,8 @@ def add_model_flags(p: argparse.ArgumentParser, *, router: bool = True) -> None:
                         + (" and its router when shipped" if router else ""))
     g.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured pair, see "
                    "r2r models pull / add)")
-    g.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured pair)")
+    g.add_argument("--large", metavar="PATH", help="large model GGUF, or http://HOST:PORT for one behind "
+                   "llama-server (default: the configured pair)")
     g.add_argument("--n-ctx", type=int, default=None, metavar="N",
                    help=f"context length, a multiple of {N_CTX_STEP} up to {MAX_N_CTX} (default: configured, "
                         f"else {DEFAULT_N_CTX})")
@@ -40,6 +41,24 @@ def add_model_flags(p: argparse.ArgumentParser, *, router: bool = True) -> None:
                    help="large model layers on the GPU (-1 = all; default: configured, else as many as fit)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"CPU threads (1..{MAX_THREADS}; default: configured, else all cores)")
+    add_server_flags(g)
+
+
+def add_server_flags(g: "argparse._ArgumentGroup | argparse.ArgumentParser") -> None:
+    """--large-timeout, --large-retries, --large-top-k: the requests to a served large model
+    (r2r_local.server_bounds); None = not given (the config file, else the default, decides)."""
+    from r2r_local.server_bounds import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_TOP_K
+
+    served = "; only with --large http://HOST:PORT"
+    g.add_argument("--large-timeout", type=float, default=None, metavar="S",
+                   help=f"seconds a request to the large model's server may wait for an answer (default: "
+                        f"configured, else {DEFAULT_TIMEOUT_S:g}){served}")
+    g.add_argument("--large-retries", type=int, default=None, metavar="N",
+                   help=f"extra tries of a request that could not connect or timed out (default: configured, "
+                        f"else {DEFAULT_RETRIES}){served}")
+    g.add_argument("--large-top-k", type=int, default=None, metavar="K",
+                   help=f"log-probabilities asked per call; sampling is truncated to them (default: configured, "
+                        f"else {DEFAULT_TOP_K}){served}")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -59,6 +78,10 @@ def check_model_flags(args: argparse.Namespace) -> None:
     check_gpu_layers(getattr(args, "small_gpu_layers", None), "--small-gpu-layers")
     check_gpu_layers(getattr(args, "large_gpu_layers", None), "--large-gpu-layers")
     check_free_gb(getattr(args, "assume_free_gb", None))
+    from r2r_local.server_bounds import SERVER_KEYS, check_server_value
+
+    for key in SERVER_KEYS:
+        check_server_value(key, getattr(args, key, None))
 
 
 def check_flags(args: argparse.Namespace) -> None:

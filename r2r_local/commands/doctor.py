@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from r2r_local.commands import check_model_flags
+from r2r_local.commands import add_server_flags, check_model_flags
 
 GB = 1e9
 
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "ran (use --strict to exit 1 when a problem was found).")
     p.add_argument("--demo", action="store_true", help="check the built-in demo pair (models/demo) and its router")
     p.add_argument("--small", metavar="PATH", help="small model GGUF (default: the configured one)")
-    p.add_argument("--large", metavar="PATH", help="large model GGUF (default: the configured one)")
+    p.add_argument("--large", metavar="PATH", help="large model GGUF, or http://HOST:PORT for one behind llama-server "
+                   "(default: the configured one)")
     p.add_argument("--router", metavar="ROUTER", help="router .onnx or built-in spec (default: configured)")
     p.add_argument("--n-ctx", type=int, default=None, metavar="N", help="context length for the plan "
                    "(default: configured, else 4096)")
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="check these large-model GPU layers instead of the automatic plan (-1 = all)")
     p.add_argument("--assume-free-gb", type=float, default=None, metavar="GB",
                    help="plan for a GPU with this much free memory (GB = 1e9 bytes) instead of the one found")
+    add_server_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--strict", action="store_true", help="exit 1 when a problem was found")
     p.set_defaults(func=run)
@@ -37,18 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r2r_local.doctor import diagnose
+    from r2r_local.server_bounds import SERVER_KEYS
 
     check_model_flags(args)
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
+    server_flags = {k: getattr(args, k) for k in SERVER_KEYS}
     small, large, router = args.small, args.large, args.router
     if args.demo:
         from r2r_local.choice import resolve_pair
 
-        pair = resolve_pair({"small": small, "large": large, "router": router}, demo=True)
+        pair = resolve_pair({"small": small, "large": large, "router": router, **server_flags}, demo=True)
         small, large, router = pair.small, pair.large, pair.router
     report = diagnose(small=small, large=large, router=router, n_ctx=args.n_ctx, assume_free_bytes=free,
                       small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers,
-                      demo=args.demo)
+                      demo=args.demo, server_flags=server_flags)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -67,6 +71,15 @@ def _flag(model_plan: dict) -> int:
     """llama.cpp's n_layer + 1 (every layer and the head) is written -1 (= all) on flags."""
     k = model_plan["gpu_layers"]
     return -1 if k > model_plan["n_layer"] else k
+
+
+def _served_lines(role: str, e: dict) -> list[str]:
+    """A reachable served model: what it serves, and the pairing check with the small model."""
+    from r2r_local.units import format_params
+
+    return [f"  {role}: {e['path']}: reachable, {e['engine']} serving {e['model']} (context {e['n_ctx']}, "
+            f"vocabulary {e['n_vocab']}, {format_params(e['n_params'])} params)",
+            f"    pairing with the small model: {e['pairing']}"]
 
 
 def render(r) -> str:  # r: r2r_local.doctor.Report
@@ -93,8 +106,12 @@ def render(r) -> str:  # r: r2r_local.doctor.Report
         e = m.get(role)
         if not e:
             out.append(f"  {role}: not set")
+        elif e.get("served") and "error" in e:
+            out.append(f"  {role}: not reachable: {e['error']}")
         elif "error" in e:
             out.append(f"  {role}: {e['path']}: {e['error']}")
+        elif e.get("served"):
+            out += _served_lines(role, e)
         else:
             out.append(f"  {role}: {e['path']} (weights {_size(e['weights_bytes'])}, file {_size(e['size_bytes'])}, "
                        f"{e['arch']}, {e['n_layer']} layers)")

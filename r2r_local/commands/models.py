@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from r2r_local.commands import check_model_flags
+from r2r_local.commands import add_server_flags, check_model_flags
 from r2r_local.config import DEFAULT_N_CTX, load_user_config, write_user_config
+from r2r_local.errors import ConfigError
 from r2r_local.units import format_bytes
 
 GB = 1e9
@@ -41,10 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add = msub.add_parser("add", help="register GGUF files already on disk and configure them")
     add.add_argument("--small", required=True, metavar="PATH", help="small model GGUF")
-    add.add_argument("--large", required=True, metavar="PATH", help="large model GGUF")
+    add.add_argument("--large", required=True, metavar="PATH", help="large model GGUF, or http://HOST:PORT for one "
+                     "behind llama-server (checked now: reachable, same tokenizer as the small model)")
     add.add_argument("--router", metavar="ROUTER", help="router .onnx (with its .json sidecar) or slm | llm | "
                      "random:P | entropy:T")
     _add_setup_flags(add)
+    add_server_flags(add)
     add.set_defaults(func=run_add)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
@@ -96,7 +99,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 # --- set-up shared by pull and add -------------------------------------------------------------
 
-def _configure(args: argparse.Namespace, small: Path, large: Path, router: str | None) -> dict[str, Any]:
+def _configure(args: argparse.Namespace, small: Path, large: Path | str, router: str | None) -> dict[str, Any]:
     """Plan the fit and (unless --no-config) set the [models] keys; returns what was done.
 
     The config gets what the user chose: the pair, the router, and --n-ctx and GPU layers when
@@ -110,16 +113,24 @@ def _configure(args: argparse.Namespace, small: Path, large: Path, router: str |
     cfg = load_user_config()
     n_ctx = args.n_ctx or cfg.get("n_ctx") or DEFAULT_N_CTX
     free = None if args.assume_free_gb is None else int(args.assume_free_gb * GB)
-    plan = plan_for_machine(str(small), str(large), n_ctx=n_ctx, router=router, assume_free_bytes=free,
-                            small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers)
-    changes: dict[str, Any] = {"small": str(small.resolve()), "large": str(large.resolve())}
+    if isinstance(large, str):  # a served large model: no GPU plan for it
+        from r2r_local.served import config_changes
+
+        fit, more = config_changes(large, vars(args))
+    else:
+        plan = plan_for_machine(str(small), str(large), n_ctx=n_ctx, router=router, assume_free_bytes=free,
+                                small_gpu_layers=args.small_gpu_layers, large_gpu_layers=args.large_gpu_layers)
+        fit, more = plan.as_dict(), {"large": str(large.resolve())}
+        planned = {"small_gpu_layers": config_layers(plan.small), "large_gpu_layers": config_layers(plan.large)}
+        for key, planned_layers in planned.items():
+            if getattr(args, key) is not None or free is not None:
+                more[key] = planned_layers  # the flag's value, or the plan for the assumed memory
+    changes: dict[str, Any] = {"small": str(small.resolve())} | more
     if args.n_ctx is not None:
         changes["n_ctx"] = args.n_ctx
-    planned = {"small_gpu_layers": config_layers(plan.small), "large_gpu_layers": config_layers(plan.large)}
-    for key, planned_layers in planned.items():
-        if getattr(args, key) is not None or free is not None:
-            changes[key] = planned_layers  # the flag's value, or the plan for the assumed memory
-    drop = _stale_layers(cfg, changes)
+    from r2r_local.served import stale_server_keys
+
+    drop = _stale_layers(cfg, changes) + stale_server_keys(cfg, changes["large"])
     if router is not None:
         changes["router"] = str(Path(router).resolve()) if router.endswith(".onnx") else router
     elif cfg.get("router") and (why := _router_misfit(cfg["router"], small)):
@@ -129,8 +140,7 @@ def _configure(args: argparse.Namespace, small: Path, large: Path, router: str |
     written = backup = None
     if not args.no_config:
         written, backup = write_user_config(changes, drop=drop)
-    return {"models": models, "fit": plan.as_dict(), "config": written and str(written),
-            "backup": backup and str(backup)}
+    return {"models": models, "fit": fit, "config": written and str(written), "backup": backup and str(backup)}
 
 
 def _stale_layers(cfg: dict[str, Any], changes: dict[str, Any]) -> tuple[str, ...]:
@@ -164,7 +174,10 @@ def _report(args: argparse.Namespace, done: dict[str, Any]) -> None:
         return
     for line in done["fit"]["lines"]:
         print(f"fit: {line}")
-    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if k not in done["models"]]
+    if served := done.get("served"):
+        print(f"large: {served['engine']} serving {served['model']} (context {served['n_ctx']}, vocabulary "
+              f"{served['n_vocab']}; {done['vocab_check']}: same tokenizer)")
+    unset = [k for k in ("small_gpu_layers", "large_gpu_layers") if k not in done["models"] and not served]
     if unset:
         print(f"fit: made again at each load for {' and '.join(unset)} (not written: the GPU's free memory "
               "then decides)")
@@ -284,17 +297,31 @@ def _converted(onnx: Path) -> bool:
 
 def run_add(args: argparse.Namespace) -> int:
     from r2r_local.backends.gguf_file import check_gguf_file
+    from r2r_local.backends.remote import is_remote
     from r2r_local.catalog import check_pairing, check_router_for
+    from r2r_local.choice import bounds_for
+    from r2r_local.server_bounds import SERVER_KEYS
 
     check_model_flags(args)
     load_user_config()  # a broken config file is reported before the models are read
+    bounds, _ = bounds_for(args.large, {k: getattr(args, k) for k in SERVER_KEYS}, {})  # refused with a file
     check_gguf_file(args.small, "small")  # the checks llama.cpp makes when it loads them
-    check_gguf_file(args.large, "large")
     small, large = Path(args.small), Path(args.large)
-    n_shared = check_pairing(small, large)
+    if is_remote(args.large):
+        if args.large_gpu_layers is not None:
+            raise ConfigError("--large-gpu-layers: a large model behind a server is placed by its server; leave it out")
+        from r2r_local.served import check_served_pair
+
+        served = check_served_pair(args.small, args.large, bounds)
+        n_shared, large_ref = served.pop("n_shared_vocab"), args.large.rstrip("/")
+        vocab_check = "every token's text and a sample text compared with the server's (/detokenize, /tokenize)"
+    else:
+        check_gguf_file(args.large, "large")
+        n_shared, served, large_ref = check_pairing(small, large), None, large
+        vocab_check = "tokenizer token lists compared in the GGUF headers"
     if args.router is not None:
         check_router_for(args.router, small)
-    done = _configure(args, small, large, args.router)
-    done |= {"n_shared_vocab": n_shared, "vocab_check": "tokenizer token lists compared in the GGUF headers"}
+    done = _configure(args, small, large_ref, args.router)
+    done |= {"n_shared_vocab": n_shared, "vocab_check": vocab_check} | ({"served": served} if served else {})
     _report(args, done)
     return 0

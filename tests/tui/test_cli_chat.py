@@ -9,6 +9,9 @@ from r2r_local.defaults import smollm2_path
 from r2r_local.errors import ConfigError
 from r2r_tui.cli import parse_args
 
+DEMO_ONLY = ("--demo uses the built-in pair: leave out --small and --large "
+             "(--large http://HOST:PORT, a server of the demo's large model, is allowed)")
+
 
 def test_flags_become_options_and_app_settings(tmp_path):
     options, kw = parse_args(["--small", "s.gguf", "--router", "entropy:2", "--threads", "3", "--max-tokens", "64",
@@ -32,8 +35,8 @@ def test_console_entry_point_reports_bad_values_on_one_line():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--demo", "--small", "s.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
-    (["--demo", "--large", "l.gguf"], "--demo uses the built-in pair: leave out --small and --large"),
+    (["--demo", "--small", "s.gguf"], DEMO_ONLY),
+    (["--demo", "--large", "l.gguf"], DEMO_ONLY),
     (["--demo", "--n-ctx", "0"], "n-ctx must be between 256 and 1048576, got 0 (llama.cpp's smallest context is 256 tokens)"),
     (["--n-ctx", "8"], "n-ctx must be between 256 and 1048576, got 8 (llama.cpp's smallest context is 256 tokens)"),
     (["--n-ctx", "99999999999"], "n-ctx must be between 256 and 1048576, got 99999999999 (llama.cpp's smallest context is 256 tokens)"),
