@@ -18,11 +18,11 @@ PAIRING_N_CTX = 256  # the small model is read for its tokenizer only
 
 
 def connect(url: str, bounds: ServerBounds | None = None) -> Any:
-    """The served model (r2r_local.backends.remote.LlamaServerModel); ModelLoadError in one line
-    when the server is not there, not ready or not llama-server. The caller closes it."""
-    from r2r_local.backends.remote import LlamaServerModel
+    """The served model (llama-server's or vLLM's, r2r_local.backends.served); ModelLoadError in
+    one line when the server is not there, not ready or neither engine. The caller closes it."""
+    from r2r_local.backends.served import open_served_model
 
-    return LlamaServerModel(ModelSpec(url, role="large", server=bounds))
+    return open_served_model(ModelSpec(url, role="large", server=bounds))
 
 
 def describe(model: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from r2r_local.errors import ConfigError
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 2  # extra tries of a request that could not connect or timed out
-DEFAULT_TOP_K = 100
+DEFAULT_TOP_K = 100  # llama-server's; vLLM caps log-probabilities at 20 unless started with --max-logprobs
+VLLM_TOP_K = 20
 MAX_TIMEOUT_S = 3600.0
 MAX_RETRIES = 10
 MAX_TOP_K = 1000
@@ -54,11 +55,12 @@ def check_server_value(key: str, value: float | int | None, what: str | None = N
 class ServerBounds:
     """timeout_s: seconds one request may wait for any answer (connect, send, each read);
     retries: extra tries after a refused connection or a timeout (an HTTP error is not retried);
-    top_k: log-probabilities asked per call (sampling is truncated to them)."""
+    top_k: log-probabilities asked per call (sampling is truncated to them); None: the engine's
+    default (DEFAULT_TOP_K for llama-server, VLLM_TOP_K for vLLM)."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
-    top_k: int = DEFAULT_TOP_K
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         check_timeout(self.timeout_s)
@@ -67,6 +69,6 @@ class ServerBounds:
 
     @classmethod
     def of(cls, timeout_s: float | None, retries: int | None, top_k: int | None) -> "ServerBounds":
-        """The given values, the defaults for those that are None."""
+        """The given values, the defaults for those that are None (top-K: the engine's)."""
         return cls(DEFAULT_TIMEOUT_S if timeout_s is None else float(timeout_s),
-                   DEFAULT_RETRIES if retries is None else retries, DEFAULT_TOP_K if top_k is None else top_k)
+                   DEFAULT_RETRIES if retries is None else retries, top_k)

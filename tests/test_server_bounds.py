@@ -34,7 +34,7 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 def test_a_served_large_model_gets_the_defaults():
     choice = resolve_pair({"small": "s.gguf", "large": URL}, config={})
-    assert choice.server == ServerBounds(60.0, 2, 100)
+    assert choice.server == ServerBounds(60.0, 2, None)  # top-K: the engine's own default (100 or 20)
 
 
 def test_flags_set_the_bounds_and_win_over_the_config_file():

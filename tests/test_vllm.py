@@ -204,3 +204,14 @@ def test_the_model_asks_the_served_model_id_and_reads_no_bos_from_smollm2(standi
         assert standin.requests[-1]["model"] == standin.model_id
     finally:
         model.close()
+
+
+def test_top_k_is_vllms_default_cap_unless_given(standin):
+    from r2r_local.server_bounds import ServerBounds
+
+    for bounds, k in ((None, 20), (ServerBounds(top_k=7), 7)):
+        model = VllmModel(ModelSpec(standin.url, n_ctx=4096, role="large", server=bounds))
+        try:
+            assert model.caps.top_k == k and standin.requests[-1]["logprobs"] == k
+        finally:
+            model.close()

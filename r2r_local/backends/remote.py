@@ -26,7 +26,7 @@ from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
 from r2r_local.server_bounds import DEFAULT_RETRIES as RETRIES
 from r2r_local.server_bounds import DEFAULT_TIMEOUT_S as TIMEOUT_S
-from r2r_local.server_bounds import ServerBounds
+from r2r_local.server_bounds import DEFAULT_TOP_K, ServerBounds
 
 BANNED_MAX = 8  # tokens banned, one after the other, to get past the incomplete-UTF-8 quirk
 
@@ -231,7 +231,8 @@ class LlamaServerModel:
     def __init__(self, spec: ModelSpec) -> None:
         self.path, self.role = spec.path.rstrip("/"), spec.role
         bounds = spec.server or ServerBounds()
-        self.caps = Capabilities(hidden=False, dense=False, top_k=bounds.top_k, concurrent=True)
+        top_k = bounds.top_k or DEFAULT_TOP_K
+        self.caps = Capabilities(hidden=False, dense=False, top_k=top_k, concurrent=True)
         self._client = LlamaServerClient(self.path, timeout=bounds.timeout_s, retries=bounds.retries)
         self._local: Any = None  # a local model with the same vocabulary (adopt_tokenizer)
         self._texts: dict[int, str] = {}
@@ -253,7 +254,7 @@ class LlamaServerModel:
         except (KeyError, IndexError, TypeError, ValueError, DecodeError) as e:
             self._client.close()
             raise ModelLoadError(f"{self.role} model {self.path}: not a llama-server answer ({type(e).__name__}: {e})") from None
-        self.slot = LlamaServerSlot(self._client, n_ctx, self.n_vocab, bounds.top_k)
+        self.slot = LlamaServerSlot(self._client, n_ctx, self.n_vocab, top_k)
 
     def _special_id(self, text: str | None) -> int | None:
         if not text:

@@ -14,16 +14,18 @@ from r2r_local.backends.remote import LlamaServerClient, LlamaServerModel, Serve
 from r2r_local.backends.vllm import VllmModel, is_vllm
 from r2r_local.config import ModelSpec
 from r2r_local.errors import ModelLoadError
+from r2r_local.server_bounds import ServerBounds
 
 
-def open_served_model(spec: ModelSpec, **options: Any) -> Model:
-    """The `Model` for the server at `spec.path`: a VllmModel or a LlamaServerModel (`options`
-    go to its constructor). Raises ModelLoadError in one line."""
-    client = LlamaServerClient(spec.path)
+def open_served_model(spec: ModelSpec) -> Model:
+    """The `Model` for the server at `spec.path`: a VllmModel or a LlamaServerModel (both bounded
+    by `spec.server`). Raises ModelLoadError in one line."""
+    bounds = spec.server or ServerBounds()
+    client = LlamaServerClient(spec.path, timeout=bounds.timeout_s, retries=bounds.retries)
     try:
         card, models_said = _first_model(client, spec)
         if is_vllm(card):
-            return VllmModel(spec, card=card, **options)
+            return VllmModel(spec, card=card)
         try:
             client.request("GET", "/props")
         except ServerError as e:
@@ -31,7 +33,7 @@ def open_served_model(spec: ModelSpec, **options: Any) -> Model:
                                  f"(GET /v1/models: {models_said}; GET /props: {e})") from None
     finally:
         client.close()
-    return LlamaServerModel(spec, **options)
+    return LlamaServerModel(spec)
 
 
 def _first_model(client: LlamaServerClient, spec: ModelSpec) -> tuple[dict[str, Any] | None, str]:

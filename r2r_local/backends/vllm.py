@@ -6,7 +6,7 @@ adds no BOS to a token-id prompt: the sequence already holds it where the model 
 `top_logprobs` are then "token_id:123", never ambiguous text). vLLM's automatic prefix caching
 evaluates only what its cache lacks. vLLM's log-probabilities are of the raw logits (before
 temperature and penalties), so the top-K is the model's own distribution, truncated to K; K is
-capped by the server's --max-logprobs (20 unless raised), hence DEFAULT_TOP_K.
+capped by the server's --max-logprobs (20 unless raised), hence VLLM_TOP_K.
 
 `decode_all` (for --spec K and --verify) sends one request per output position, as the
 llama-server slot does: vLLM's `prompt_logprobs` would give them in one request, but vLLM reads
@@ -26,11 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from r2r_local.backends import Capabilities, Dist, VocabEntry
-from r2r_local.backends.remote import TIMEOUT_S, LlamaServerClient, LlamaServerSlot, ServerError
+from r2r_local.backends.remote import LlamaServerClient, LlamaServerSlot, ServerError
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError
+from r2r_local.server_bounds import VLLM_TOP_K, ServerBounds
 
-DEFAULT_TOP_K = 20  # vLLM's default --max-logprobs
 TOKEN_ID_PREFIX = "token_id:"
 UNKNOWN_VOCAB = 2**31 - 1  # the slot's vocabulary bound until the local tokenizer is adopted
 
@@ -110,14 +110,18 @@ class VllmModel:
     cpu_threads = 0  # computes elsewhere
     n_embd = 0
     n_params = 0
+    engine = "vLLM"
     chat_template: str | None = None
     eos_token: int | None = None
 
-    def __init__(self, spec: ModelSpec, *, top_k: int = DEFAULT_TOP_K, timeout: float = TIMEOUT_S,
-                 card: dict[str, Any] | None = None) -> None:
+    def __init__(self, spec: ModelSpec, *, card: dict[str, Any] | None = None) -> None:
+        """`spec.server` bounds the requests (timeout, retries, top-K: VLLM_TOP_K when not given);
+        `card`: the server's /v1/models entry when the caller has read it already."""
         self.path, self.role = spec.path.rstrip("/"), spec.role
+        bounds = spec.server or ServerBounds()
+        top_k = bounds.top_k or VLLM_TOP_K
         self.caps = Capabilities(hidden=False, dense=False, top_k=top_k, concurrent=True)
-        self._client = LlamaServerClient(self.path, timeout=timeout)
+        self._client = LlamaServerClient(self.path, timeout=bounds.timeout_s, retries=bounds.retries)
         self._local: Any = None  # a local model with the same vocabulary (adopt_tokenizer)
         self.n_vocab = 0
         try:

@@ -47,7 +47,7 @@ def add_model_flags(p: argparse.ArgumentParser, *, router: bool = True) -> None:
 def add_server_flags(g: "argparse._ArgumentGroup | argparse.ArgumentParser") -> None:
     """--large-timeout, --large-retries, --large-top-k: the requests to a served large model
     (r2r_local.server_bounds); None = not given (the config file, else the default, decides)."""
-    from r2r_local.server_bounds import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_TOP_K
+    from r2r_local.server_bounds import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_TOP_K, VLLM_TOP_K
 
     served = "; only with --large http://HOST:PORT"
     g.add_argument("--large-timeout", type=float, default=None, metavar="S",
@@ -58,7 +58,7 @@ def add_server_flags(g: "argparse._ArgumentGroup | argparse.ArgumentParser") -> 
                         f"else {DEFAULT_RETRIES}){served}")
     g.add_argument("--large-top-k", type=int, default=None, metavar="K",
                    help=f"log-probabilities asked per call; sampling is truncated to them (default: configured, "
-                        f"else {DEFAULT_TOP_K}){served}")
+                        f"else {DEFAULT_TOP_K} for llama-server, {VLLM_TOP_K} for vLLM){served}")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
