@@ -72,7 +72,8 @@ class AssistantMessage(Vertical):
         self.note = Static(classes="answer-note")
         self.provisional: Provisional = ()  # the unchecked draft shown after the committed text
         self.provisional_view = Static(classes="provisional")
-        self.provisional_log: list[tuple[str, str]] = []  # (committed text, provisional text) as each was shown
+        self.drafts_shown = 0  # updates that showed provisional text
+        self.cuts_shown = 0  # updates that cut the provisional text back with nothing committed (a correction)
         self.n_think_tokens = 0
         self.stats: dict | None = None  # the finished answer's figures (the core's Stats as a dict)
         self.done = False
@@ -111,8 +112,9 @@ class AssistantMessage(Vertical):
             return
         self.pieces.extend(new)
         self.n_think_tokens += len({p.token for p in new if p.part == THINK})
-        if provisional or self.provisional:
-            self.provisional_log.append(("".join(p.text for p in self.pieces), "".join(t for _, t in provisional)))
+        self.drafts_shown += bool(provisional)
+        old, now = "".join(t for _, t in self.provisional), "".join(t for _, t in provisional)
+        self.cuts_shown += not new and len(now) < len(old) and old.startswith(now)
         self.provisional = provisional
         self._render_all()
 
