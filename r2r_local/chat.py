@@ -140,6 +140,12 @@ class Utf8Stream:
     def flush(self) -> str:
         return self._decoder.decode(b"", final=True)
 
+    def peek(self, data: bytes) -> str:
+        """The text that feeding `data` would give now, without feeding it: the bytes still held
+        (the start of a character) come first; an incomplete last character is left out."""
+        held, _ = self._decoder.getstate()
+        return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(held + data)
+
 
 class StopBuffer:
     """Releases streamed text except what could still turn into a stop string.

@@ -27,6 +27,26 @@ class TokenEvent:
     caught_up: int
 
 
+@dataclass(frozen=True)
+class DraftEvent:
+    """The uncommitted draft, shown as provisional text (only for a Request with show_drafts).
+
+    text: the draft decoded from where the committed text ends (it may start with the rest of a
+    character whose first bytes were committed); it replaces the provisional text shown before.
+    cut: the large model rejected part of the draft (a rewind); text is then the part that
+    stands. Each TokenEvent that follows commits the start of the text shown (`after_commit`).
+    """
+
+    text: str
+    cut: bool = False
+
+
+def after_commit(provisional: str, committed: str) -> str:
+    """What stays provisional once `committed` (a TokenEvent's text) is committed: the rest of the
+    provisional text when it starts with it, else nothing (the draft went elsewhere)."""
+    return provisional[len(committed):] if provisional.startswith(committed) else ""
+
+
 @dataclass
 class Meter:
     """Running totals of one generation; `stats()` turns them into the reported figures."""

@@ -19,7 +19,9 @@ from r2r_tui.user_message import UserMessage
 if TYPE_CHECKING:
     from r2r_tui.app import ChatApp
 
-MODES = {"router": "routed", "slm": "small only", "llm": "large only"}
+# Answer modes: F2 routed, F3 small only, F4 large only, F5 routed with verify (the large model
+# checks every small-model token at its next call), F7 speculative decoding (spec:K, K from --spec).
+MODES = {"router": "routed", "slm": "small only", "llm": "large only", "verify": "routed+verify", "spec": "spec"}
 NO_FIGURES: dict[str, float | None] = dict(answer_share=None, tokens_per_s=None, activated_params_b=None)
 CHAT_ACTIONS = {"stop", "regenerate", "new_chat", "history", "system_prompt", "toggle_marking",
                 "mode", "threshold", "toggle_thinking"}
@@ -114,8 +116,13 @@ class ChatActions:
             return
         self.mode = mode
         if self.generating:  # the status line shows the new mode at once; this answer keeps the old one
-            self.notify(f"routing: {MODES[mode]} from the next answer")
+            self.notify(f"routing: {self.mode_name} from the next answer")
         self._show_status(self.status.figures.state)
+
+    @property
+    def mode_name(self: ChatApp) -> str:
+        """The mode as the status line and notes name it (spec:K with the app's K)."""
+        return f"spec:{self.spec_k}" if self.mode == "spec" else MODES[self.mode]
 
     def action_threshold(self: ChatApp, direction: int) -> None:
         if self.loaded is None:

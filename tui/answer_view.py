@@ -2,6 +2,11 @@
 
 With source marking on, the large model's words are coloured inside the Markdown (see
 marked_markdown.py); the think text is shown as plain text, coloured the same way.
+
+Provisional text (a draft the large model has not checked yet: spec:K, routed+verify) is shown
+dimmed after the committed text: at the end of the think text, or under the answer's Markdown in
+a line of its own, so that redrawing it (it grows, or is cut where the large model corrects it)
+never lays the committed Markdown out again. It is never stored.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from textual.widgets import Static
 
 from r2r_tui.marked_markdown import MarkedMarkdown, marked_source
 from r2r_tui.store import Piece
+from r2r_tui.streaming import Provisional
 from r2r_tui.think import ANSWER, THINK
 from r2r_tui.think_block import ThinkBlock
 
 THINK_LARGE_STYLE = "#ff9f1a"
+PROVISIONAL_STYLE = "dim italic"
 # While an answer streams, its Markdown is redrawn at most every REFRESH_S, and after a redraw
 # waits REDRAW_SPACING times the UI thread's CPU time that redraw took, until the screen showed it
 # (at most MAX_REFRESH_S): a redraw and the layout it starts hold the GIL that the decode loop
@@ -51,6 +58,8 @@ class AssistantMessage(Vertical):
     AssistantMessage { height: auto; margin: 1 0 0 0; padding: 0 1; }
     AssistantMessage > MarkedMarkdown { height: auto; margin: 0; padding: 0; }
     AssistantMessage > .answer-note { color: $text-muted; height: auto; }
+    AssistantMessage > .provisional { height: auto; display: none; }
+    AssistantMessage > .provisional.-shown { display: block; }
     """
 
     def __init__(self, message_id: int, *, marking: bool = True, **kwargs: object) -> None:
@@ -61,6 +70,10 @@ class AssistantMessage(Vertical):
         self.think_block = ThinkBlock()
         self.markdown = MarkedMarkdown()
         self.note = Static(classes="answer-note")
+        self.provisional: Provisional = ()  # the unchecked draft shown after the committed text
+        self.provisional_view = Static(classes="provisional")
+        self.drafts_shown = 0  # updates that showed provisional text
+        self.cuts_shown = 0  # updates that cut the provisional text back with nothing committed (a correction)
         self.n_think_tokens = 0
         self.stats: dict | None = None  # the finished answer's figures (the core's Stats as a dict)
         self.done = False
@@ -72,6 +85,7 @@ class AssistantMessage(Vertical):
     def compose(self) -> ComposeResult:
         yield self.think_block
         yield self.markdown
+        yield self.provisional_view
         yield self.note
 
     def on_mount(self) -> None:
@@ -91,16 +105,22 @@ class AssistantMessage(Vertical):
         """The answer's texts shown in the large model's colour, in order (what marking shows)."""
         return self.markdown.large_spans()
 
-    def add_pieces(self, pieces: Iterable[Piece]) -> None:
+    def add_pieces(self, pieces: Iterable[Piece], provisional: Provisional = ()) -> None:
+        """New committed pieces, and the provisional text after them (it replaces the one shown)."""
         new = list(pieces)
-        if not new:
+        if not new and provisional == self.provisional:
             return
         self.pieces.extend(new)
         self.n_think_tokens += len({p.token for p in new if p.part == THINK})
+        self.drafts_shown += bool(provisional)
+        old, now = "".join(t for _, t in self.provisional), "".join(t for _, t in provisional)
+        self.cuts_shown += not new and len(now) < len(old) and old.startswith(now)
+        self.provisional = provisional
         self._render_all()
 
     def finish(self, note: str = "") -> None:
         self.done = True
+        self.provisional = ()
         self.note.update(Text(note))
         self._render_all()
 
@@ -111,6 +131,12 @@ class AssistantMessage(Vertical):
     def _render_all(self) -> None:
         think = marked_text(self.pieces, THINK, THINK_LARGE_STYLE if self.marking else None)
         answer_started = any(p.part == ANSWER and p.text.strip() for p in self.pieces)
+        draft = {part: "".join(t for p, t in self.provisional if p == part) for part in (THINK, ANSWER)}
+        if draft[THINK]:
+            think.append(draft[THINK] if think.plain else draft[THINK].lstrip(), style=PROVISIONAL_STYLE)
+        shown = draft[ANSWER].strip()
+        self.provisional_view.update(Text(shown, style=PROVISIONAL_STYLE))
+        self.provisional_view.set_class(bool(shown), "-shown")
         if think.plain:
             was_done = self.think_block.title.startswith("Thought")
             self.think_block.show_text(think, self.n_think_tokens, answer_started or self.done)

@@ -23,7 +23,7 @@ from r2r_local.chat import Message
 from r2r_local.config import DEFAULT_MAX_TOKENS, MAX_SEED, GenerationSettings, SamplingParams
 from r2r_local.errors import PromptTooLongError, R2RError
 
-from r2r_tui.actions import MODES, NO_FIGURES, ChatActions
+from r2r_tui.actions import NO_FIGURES, ChatActions
 from r2r_tui.answer_view import AssistantMessage
 from r2r_tui.chat_scroll import ChatScroll
 from r2r_tui.first_run import FirstRunFlow
@@ -36,7 +36,7 @@ from r2r_tui.prompt_input import PromptInput
 from r2r_tui.pull import Pull
 from r2r_tui.status_bar import READING, StatusBar
 from r2r_tui.store import History, HistoryError
-from r2r_tui.streaming import Answer, Routing, stream_answer
+from r2r_tui.streaming import FLUSH_S, Answer, Routing, stream_answer
 from r2r_tui.turns import Generation, TurnKeeping
 from r2r_tui.user_message import UserMessage
 from r2r_tui.welcome import WelcomeView
@@ -65,6 +65,8 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
         Binding("f2", "mode('router')", "routed", priority=True),
         Binding("f3", "mode('slm')", "small", priority=True),
         Binding("f4", "mode('llm')", "large", priority=True),
+        Binding("f5", "mode('verify')", "verify", priority=True),
+        Binding("f7", "mode('spec')", "spec", priority=True),
         Binding("f8", "threshold(-1)", "thr-", priority=True),
         Binding("f9", "threshold(1)", "thr+", priority=True),
         Binding("f6", "toggle_thinking", "think", priority=True),  # shown for a template with the switch
@@ -73,7 +75,8 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
     def __init__(self, loader: Loader, *, history: History | Path | str | None = None, system: str = "",
                  sampling: SamplingParams = SamplingParams(),
                  settings: GenerationSettings = GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS),
-                 thinking: bool | None = None, first_run: FirstRun | None = None) -> None:
+                 thinking: bool | None = None, first_run: FirstRun | None = None, mode: str = "router",
+                 spec_k: int = 4) -> None:
         super().__init__()
         self._loader = loader
         self.first_run = first_run  # given: open on the welcome view, `loader` unused
@@ -91,7 +94,9 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
         self.turns: list[Message] = []
         self.turn_ids: list[int] = []
         self.marking = True
-        self.mode = "router"
+        self.mode = mode  # a key of MODES: what the next answer is decoded with
+        self.spec_k = spec_k  # the draft length of the spec mode (F7)
+        self.flush_s = FLUSH_S  # an answer's text is stored and shown at most this often
         self._gen: Generation | None = None  # the answer being written
         self._last_done: threading.Event | None = None  # the latest generation worker's `done`
         self._loading = False  # the load worker runs
@@ -226,12 +231,16 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
         return True
 
     def _routing(self) -> Routing:
-        """This answer's decoding: the mode's policy, and the router and threshold for routed ones."""
-        from r2r_local.decode import LARGE, SMALL
+        """This answer's decoding: the mode's policy, and the router and threshold for routed ones
+        (verify: the configured router, each of its small-model tokens checked by the large model)."""
+        from r2r_local.decode import LARGE, SMALL, policy_for_mode, routed
 
         assert self.loaded is not None
-        if self.mode == "router":
-            return Routing(self.loaded.pair, self.loaded.policy, self.router, self.threshold)
+        if self.mode in ("router", "verify"):
+            policy = self.loaded.policy if self.mode == "router" else routed(verify=True)
+            return Routing(self.loaded.pair, policy, self.router, self.threshold)
+        if self.mode == "spec":
+            return Routing(self.loaded.pair, policy_for_mode(f"spec:{self.spec_k}"))
         return Routing(self.loaded.pair, SMALL if self.mode == "slm" else LARGE)
 
     @work(thread=True, exit_on_error=False, group="generate")
@@ -240,7 +249,7 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
         try:
             answer = stream_answer(routing, messages, self._require_history(), mid,
                                    lambda progress: self.post_message(AnswerProgress(mid, progress)),
-                                   gen.cancel, sampling, self.settings, self.thinking)
+                                   gen.cancel, sampling, self.settings, self.thinking, self.flush_s)
         except R2RError as e:
             self.post_message(AnswerFailed(mid, e.title, str(e), isinstance(e, PromptTooLongError)))
         except Exception as e:  # a bug: shown, the conversation kept
@@ -256,7 +265,7 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
     def on_answer_progress(self, event: AnswerProgress) -> None:
         view = self._view(event.message_id)
         if view is not None:
-            view.add_pieces(event.progress.pieces)
+            view.add_pieces(event.progress.pieces, event.progress.provisional)
         p = event.progress
         tokens, large = self._session[0] + p.n_tokens, self._session[1] + p.large_tokens
         self._show_status("writing", answer_share=p.large_tokens / p.n_tokens if p.n_tokens else 0.0,
@@ -267,10 +276,11 @@ class ChatApp(FirstRunFlow, ModelLoading, ChatActions, TurnKeeping, App[None]):
 
     def _show_status(self, state: str, **figures: float | None) -> None:
         router = self.router if self.loaded is not None else None
-        if self.mode != "router":
-            name, threshold = MODES[self.mode], None
+        if self.mode not in ("router", "verify"):
+            name, threshold = self.mode_name, None
         elif router is not None:
             name, threshold = _router_label(router, self.threshold), self.threshold
+            name += "+verify" if self.mode == "verify" else ""
         else:
             name, threshold = "-", None
         state = state.split(" │ think")[0]  # a state read back from the status line keeps no old suffix

@@ -14,6 +14,9 @@ from r2r_local.router.baselines import SPEC_HELP
 
 from r2r_tui.loader import ChatOptions
 
+MAX_SPEC = 64  # the longest draft of speculative decoding (as `r2r generate --spec`)
+DEFAULT_SPEC = 4  # F7's draft length when --spec does not give one
+
 if TYPE_CHECKING:
     from r2r_tui.app import ChatApp
 
@@ -35,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_flags(g)
     g.add_argument("--overlap", action="store_true", help=OVERLAP_HELP)
     g.add_argument("--ahead", action="store_true", help=AHEAD_HELP)
+    g.add_argument("--verify", action="store_true",
+                   help="start in routed+verify mode (F5): the small model's tokens stay provisional until the "
+                        "large model's next call checks them")
+    g.add_argument("--spec", type=int, default=None, metavar="K",
+                   help=f"start in speculative decoding mode (F7) with drafts of K tokens (1-{MAX_SPEC}; F7 uses "
+                        f"{DEFAULT_SPEC} without this flag)")
     c = p.add_argument_group("chat")
     c.add_argument("--system", default="", metavar="TEXT", help="system prompt of new conversations")
     c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="per answer (default %(default)s)")
@@ -58,7 +67,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChatOptions, dict[str
                           large_retries=args.large_retries, large_top_k=args.large_top_k)
     app_kwargs = dict(history=args.history, system=args.system,
                       sampling=SamplingParams(temperature=args.temperature, seed=args.seed),
-                      settings=GenerationSettings(max_tokens=args.max_tokens), thinking=args.think)
+                      settings=GenerationSettings(max_tokens=args.max_tokens), thinking=args.think,
+                      mode="spec" if args.spec is not None else "verify" if args.verify else "router",
+                      spec_k=args.spec if args.spec is not None else DEFAULT_SPEC)
     return options, app_kwargs
 
 
@@ -72,6 +83,10 @@ def check_chat_flags(args: argparse.Namespace) -> None:
                           "(--large http://HOST:PORT, a server of the demo's large model, is allowed)")
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"config file {args.config} does not exist")
+    if args.spec is not None and args.verify:
+        raise ConfigError("--spec and --verify each pick the mode to start in: give one of them")
+    if args.spec is not None and not 1 <= args.spec <= MAX_SPEC:
+        raise ConfigError(f"--spec K needs 1 <= K <= {MAX_SPEC}, got {args.spec}")
     check_model_flags(args)
 
 

@@ -41,6 +41,7 @@ CHAT_KEYS: tuple[Keys, ...] = (
     _one("^t", "toggle_marking", "marks", 3),
     Keys((("f2", "mode('router')"), ("f3", "mode('slm')"), ("f4", "mode('llm')")),
          ("routed", "small", "large"), "mode", 6),
+    Keys((("f5", "mode('verify')"), ("f7", "mode('spec')")), ("verify", "spec"), "checked", 3),
     Keys((("f8", "threshold(-1)"), ("f9", "threshold(1)")), ("thr-", "thr+"), "thr", 5),
     _one("^q", "quit", "quit", 10),
 )

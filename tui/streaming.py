@@ -2,11 +2,14 @@
 
 Runs in the generation worker thread; knows nothing about Textual. New pieces are committed to
 the history before `emit` is called with them, so what the UI shows is already stored; they are
-committed and emitted in batches, at most every FLUSH_S seconds (see _Flusher).
+committed and emitted in batches, at most every FLUSH_S seconds (see _Flusher). Modes that draft
+before the large model checks (spec:K, routed+verify) also hand over the draft as provisional
+text, which is shown but never stored.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from r2r_local.chat import Message, chat_tokens, prompt_opens_think
 from r2r_local.config import GenerationSettings, SamplingParams
+from r2r_local.metering import DraftEvent, after_commit
 
 from r2r_tui.store import History, Piece
 from r2r_tui.think import ANSWER, THINK, ThinkSplitter
@@ -41,26 +45,41 @@ class Routing:
 
     @property
     def label(self) -> str:
+        """slm | llm | spec:K | the router's name (+verify for routed decoding with verify)."""
         if not self.policy.routed:
-            return {"small": "slm", "large": "llm"}[self.policy.name]
-        return self.router.name if self.router is not None else "-"
+            return {"small": "slm", "large": "llm"}.get(self.policy.name, self.policy.name)
+        name = self.router.name if self.router is not None else "-"
+        return name + "+verify" if self.policy.verify else name
+
+    @property
+    def drafts(self) -> bool:
+        """Whether tokens wait as drafts for the large model's check (shown as provisional text)."""
+        return self.policy.spec > 0 or self.policy.verify
 
     def generate(self, prompt: Sequence[int], sampling: SamplingParams, settings: GenerationSettings,
                  cancel: threading.Event) -> "Generation":
         from r2r_local.decode import Request
 
-        return self.pair.generate(Request(prompt, self.router, self.policy, self.threshold, sampling, settings, cancel))
+        return self.pair.generate(Request(prompt, self.router, self.policy, self.threshold, sampling, settings, cancel,
+                                          show_drafts=self.drafts))
+
+
+# Provisional text: [(part, text)] in order, part THINK or ANSWER (the draft split as the answer's
+# text would be); never stored.
+Provisional = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Live figures of the answer being written, after `n_tokens` tokens."""
+    """Live figures of the answer being written, after `n_tokens` tokens. provisional: the draft
+    not yet checked by the large model, after the committed pieces (it replaces the one before)."""
 
     pieces: tuple[Piece, ...]
     n_tokens: int
     large_tokens: int
     tokens_per_s: float
     activated_params_b: float
+    provisional: Provisional = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +130,10 @@ def stream_answer(
         writer.splitter = ThinkSplitter(prompt_opens_think(pair.small, prompt))
         gen = routing.generate(prompt, sampling, settings, cancel)
         for event in gen:
-            writer.add(event)
+            if isinstance(event, DraftEvent):
+                writer.draft(event)
+            else:
+                writer.add(event)
     finally:
         stored = False
         try:
@@ -123,8 +145,8 @@ def stream_answer(
 
 
 class _AnswerWriter:
-    """Turns TokenEvents into pieces and live figures (handed to a _Flusher), and finishes the
-    stored message."""
+    """Turns TokenEvents into pieces and live figures, and DraftEvents into provisional text
+    (handed to a _Flusher), and finishes the stored message."""
 
     def __init__(self, history: History, message_id: int, p_small: int, p_large: int,
                  emit: Callable[[Progress], None], flush_s: float) -> None:
@@ -134,7 +156,20 @@ class _AnswerWriter:
         self.parts: dict[str, list[str]] = {THINK: [], ANSWER: []}
         self.n, self.large, self.source = 0, 0, "small"
         self.first_at, self.rate, self.active = 0.0, 0.0, p_small / 1e9
+        self.draft_text = ""  # the provisional text past the committed text
         self.flusher = _Flusher(self._store, emit, flush_s)
+
+    def draft(self, event: DraftEvent) -> None:
+        """The draft grew or was cut: show it in place of the provisional text before."""
+        self.draft_text = event.text
+        self.flusher.add((), self._figures(), self._provisional())
+
+    def _provisional(self) -> Provisional:
+        """The draft split into think and answer text as the committed text goes on (a copy of
+        the splitter reads it; a possible tag start at its end is left out)."""
+        if not self.draft_text:
+            return ()
+        return tuple(copy.copy(self.splitter).feed(self.draft_text))
 
     def add(self, event: TokenEvent) -> None:
         self.n += 1
@@ -145,7 +180,8 @@ class _AnswerWriter:
         pieces = [Piece(event.index, event.source, part, text) for part, text in self.splitter.feed(event.text)]
         self.rate = (self.n - 1) / (now - self.first_at) if self.n > 1 and now > self.first_at else 0.0
         self.active = (self.p_small + self.large / self.n * self.p_large) / 1e9
-        self.flusher.add(pieces, self._figures())
+        self.draft_text = after_commit(self.draft_text, event.text)
+        self.flusher.add(pieces, self._figures(), self._provisional())
 
     def close(self) -> None:
         """Store and emit what is pending, with the text the think splitter still held back (a
@@ -191,19 +227,21 @@ class _Flusher:
         self.lock = threading.Condition()
         self.pending: list[Piece] = []
         self.figures: tuple[int, int, float, float] | None = None  # the latest, if not yet emitted
+        self.provisional: Provisional = ()  # the latest draft text (emitted with the figures)
         self.next_idx = 0  # the next free piece index of the stored message
         self.last = float("-inf")  # when the last flush started
         self.closed = False
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
 
-    def add(self, pieces: Sequence[Piece], figures: tuple[int, int, float, float]) -> None:
+    def add(self, pieces: Sequence[Piece], figures: tuple[int, int, float, float],
+            provisional: Provisional = ()) -> None:
         with self.lock:
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
             self.pending.extend(pieces)
-            self.figures = figures
+            self.figures, self.provisional = figures, provisional
             if perf_counter() - self.last >= self.interval:
                 self._flush()
             elif self.thread is None:
@@ -221,6 +259,8 @@ class _Flusher:
         with self.lock:
             self.error = None  # raised in the worker already, or superseded by this last store
             self.pending.extend(tail)
+            if self.provisional:  # what was never checked goes away with the answer's end
+                self.provisional, self.figures = (), figures
             if self.pending:
                 self.figures = figures
             if self.figures is not None:
@@ -250,4 +290,4 @@ class _Flusher:
         if pieces:
             self.next_idx = self.store(pieces, self.next_idx)
         self.pending, self.figures = [], None
-        self.emit(Progress(pieces, *figures))
+        self.emit(Progress(pieces, *figures, provisional=self.provisional))

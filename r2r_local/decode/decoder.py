@@ -25,7 +25,7 @@ from r2r_local.decode.policies import ROUTED, Policy, judge_now, write_ahead
 from r2r_local.decode.speculate import speculate
 from r2r_local.decode.transcript import Drafted, Transcript
 from r2r_local.errors import ConfigError, DecodeCancelled, DecodeError, PromptTooLongError
-from r2r_local.metering import Meter, TokenEvent
+from r2r_local.metering import DraftEvent, Meter, TokenEvent
 from r2r_local.router import Router, Step
 from r2r_local.sampling import choose, sample
 
@@ -33,7 +33,9 @@ from r2r_local.sampling import choose, sample
 @dataclass(frozen=True)
 class Request:
     """One generation's arguments. router: decides for routed policies (its own threshold unless
-    `threshold` is given); cancel: set it to stop within one token (or one prompt chunk)."""
+    `threshold` is given); cancel: set it to stop within one token (or one prompt chunk);
+    show_drafts: the Generation also yields DraftEvents, the uncommitted draft as provisional
+    text (policies that draft before a judgment: spec:K, r2r+verify)."""
 
     prompt: Sequence[int]
     router: Router | None = None
@@ -42,6 +44,7 @@ class Request:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     cancel: threading.Event | None = None
+    show_drafts: bool = False
 
 
 class Decoder:
@@ -126,7 +129,7 @@ class Decoding:
         u = self.draws[position - self.n_prompt]
         return sample(out.logits, self.sampling, u) if out.logits is not None else choose(out, self.sampling, u)
 
-    def events(self) -> Iterator[TokenEvent]:
+    def events(self) -> Iterator[TokenEvent | DraftEvent]:
         out = self._prefill()
         start, t_small, held, redone = perf_counter(), 0.0, None, self.steps.redone
         alone = self.policy.proposer == "large"

@@ -1,4 +1,5 @@
-"""What a request gives back: committed tokens as events, the text, the stop and the statistics."""
+"""What a request gives back: committed tokens as events (and, when asked for, the uncommitted
+draft as DraftEvents), the text, the stop and the statistics."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from typing import Generator, Iterator, Sequence
 
 from r2r_local.chat import Utf8Stream
 from r2r_local.config import GenerationSettings
-from r2r_local.metering import Meter, Stats, TokenEvent
+from r2r_local.metering import DraftEvent, Meter, Stats, TokenEvent
 
 
 @dataclass
 class Generation:
-    """A generation in progress: iterate it for TokenEvents; afterwards read the result fields.
+    """A generation in progress: iterate it for TokenEvents (and DraftEvents, for a request with
+    show_drafts); afterwards read the result fields. `events` keeps the TokenEvents only.
 
     stop_reason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled" | "error" (a model
     failed mid-generation; the text so far is kept); message: a one-line explanation when the
@@ -20,7 +22,7 @@ class Generation:
     prompt and the generated tokens fed back to the models (a stop's last token is not).
     """
 
-    _events: Iterator[TokenEvent]
+    _events: Iterator[TokenEvent | DraftEvent]
     committed: list[int] = field(default_factory=list)
     events: list[TokenEvent] = field(default_factory=list)
     text: str = ""
@@ -28,9 +30,10 @@ class Generation:
     message: str | None = None
     stats: Stats | None = None
 
-    def __iter__(self) -> Iterator[TokenEvent]:
+    def __iter__(self) -> Iterator[TokenEvent | DraftEvent]:
         for event in self._events:
-            self.events.append(event)
+            if type(event) is TokenEvent:
+                self.events.append(event)
             yield event
 
     def run(self) -> "Generation":
@@ -76,6 +79,12 @@ class Committer:
             return True
         self.committed.append(token)
         return False
+
+    def draft(self, tokens: Sequence[int], cut: bool = False) -> DraftEvent:
+        """The event showing `tokens` (drafted past the committed ones) as provisional text; an
+        end-of-generation token shows nothing."""
+        data = b"".join(self.model.token_bytes(t) for t in tokens if not self.model.is_eog(t))
+        return DraftEvent(self.utf8.peek(data), cut)
 
     def finish(self, params_small: int, params_large: int) -> None:
         """The generation's text and statistics (meter.time_decode set by then)."""

@@ -8,6 +8,9 @@ token when all K are kept (lossless: greedy output equals the large model's, sam
 distributed as the large model's). `r2r+verify` drafts until the router escalates: the escalated
 position is judged as in plain routing, and every small-model token since the last call is checked
 on the way, so a divergence the router missed is corrected instead of committed.
+
+A request with show_drafts also gets the draft as it grows and where a judgment cuts it, as
+DraftEvents between the TokenEvents (the committed ones stay exactly as without).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Generator
 
 from r2r_local.decode.transcript import Drafted
-from r2r_local.metering import TokenEvent
+from r2r_local.metering import DraftEvent, TokenEvent
 from r2r_local.sampling import accept_draft, probabilities
 
 if TYPE_CHECKING:
@@ -25,11 +28,14 @@ if TYPE_CHECKING:
     from r2r_local.decode.policies import Next
 
 
-def speculate(dec: "Decoding", first: Drafted) -> Generator[TokenEvent, None, "Next"]:
+Events = Generator["TokenEvent | DraftEvent", None, "Next"]
+
+
+def speculate(dec: "Decoding", first: Drafted) -> Events:
     """Draft from `first` on, verify the draft in one large call, commit what holds."""
     t = dec.t
     base = len(t.committed)
-    small_dists = _draft(dec, first)
+    small_dists = yield from _draft(dec, first)
     if not dec.policy.spec and not t.draft[-1].escalated:  # verify: no call was asked for (a stop or a
         return (yield from _commit_unjudged(dec))  # limit came first): the draft stands as written
     lane = dec.decoder.large_lane
@@ -43,6 +49,8 @@ def speculate(dec: "Decoding", first: Drafted) -> Generator[TokenEvent, None, "N
     dec.meter.draft_kept += kept
     draft = t.take(len(t.draft))
     _rewind(dec, base + kept)
+    if kept < len(draft) and dec.request.show_drafts:  # a rewind: what stands of the draft
+        yield dec.commit.draft([d.token for d in draft[:kept]], cut=True)
     stopped = False
     for j, d in enumerate(draft[:kept]):
         last_judged = j == kept - 1 and final is None and not bonus
@@ -69,7 +77,7 @@ def _cancelled(dec: "Decoding") -> bool:
     return False
 
 
-def _commit_unjudged(dec: "Decoding") -> Generator[TokenEvent, None, "Next"]:
+def _commit_unjudged(dec: "Decoding") -> Events:
     """Commit the draft as the small model wrote it (no large call judged any of it)."""
     for d in dec.t.take(len(dec.t.draft)):
         if (yield from dec.commit(d.token, "small", d.p, d.t_small, d.t_router)) or _cancelled(dec):
@@ -78,16 +86,21 @@ def _commit_unjudged(dec: "Decoding") -> Generator[TokenEvent, None, "Next"]:
     return False, out, t_small, None
 
 
-def _draft(dec: "Decoding", first: Drafted) -> list["Dist"]:
+def _draft(dec: "Decoding", first: Drafted) -> Generator[DraftEvent, None, list["Dist"]]:
     """Fill the draft from `first`: spec:K up to K tokens, verify up to the next escalated
     proposal; both stop at an end-of-generation token and where a limit would be passed.
-    Returns the small model's distribution at each drafted position (for sampled acceptance)."""
-    t, settings = dec.t, dec.settings
+    Returns the small model's distribution at each drafted position (for sampled acceptance);
+    with show_drafts, yields the draft's text each time it grows."""
+    t, settings, show = dec.t, dec.settings, dec.request.show_drafts
     room = min(settings.max_tokens - t.n_generated, dec.n_ctx - len(t.committed) - 1)
     want = min(dec.policy.spec or room, room)
     t.draft.append(first)
     dists = [dec.last_out]
-    while len(t.draft) < want:
+    while True:
+        if show:
+            yield dec.commit.draft([d.token for d in t.draft])
+        if len(t.draft) >= want:
+            break
         last = t.draft[-1]
         if dec.proposer.is_eog(last.token) or (not dec.policy.spec and last.escalated):
             break

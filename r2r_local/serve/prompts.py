@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.decode import LARGE, SMALL, Policy
+from r2r_local.decode import LARGE, SMALL, Policy, policy_for_mode, routed
 from r2r_local.errors import ConfigError
 from r2r_local.serve.errors import APIError, bad_request
 from r2r_local.serve.protocol import ChatCompletionRequest, CompletionRequest
@@ -24,6 +24,24 @@ if TYPE_CHECKING:
     from r2r_local.backends import Model
     from r2r_local.pair import LoadedPair
     from r2r_local.router import Router
+
+
+MAX_SPEC = 64  # the most tokens a spec:K draft may have (the core's bound, policy_for_mode)
+LISTED_MODES = ("small", "large", "verify", "spec:4")
+
+
+def mode_policy(mode: str) -> Policy | None:
+    """The policy of a per-mode id's suffix: small | large | verify (routed, each small-model
+    token checked at the next large call) | spec:K (1 <= K <= MAX_SPEC); None for anything else."""
+    if mode in ("small", "large", "verify"):
+        return {"small": SMALL, "large": LARGE, "verify": routed(verify=True)}[mode]
+    kind, _, k = mode.partition(":")
+    if kind != "spec" or not k.isdigit() or str(int(k)) != k:  # one spelling per mode: no spec:04
+        return None
+    try:
+        return policy_for_mode(mode)
+    except ConfigError:  # K out of range
+        return None
 
 
 @dataclass(frozen=True)
@@ -38,7 +56,8 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Served:
-    """The served pair as the API shows it: one routed model id and its small/large-only ids.
+    """The served pair as the API shows it: one routed model id and its per-mode ids (small or
+    large alone, routed with verify, speculative decoding; see mode_policy).
     n_vocab: token ids below it are valid in both models; sampling: the server's defaults;
     small_file, large_file: the GGUF file names (without their folders)."""
 
@@ -68,21 +87,28 @@ class Served:
         return Path(name).name if "/" in name or "\\" in name else name
 
     def ids(self) -> list[str]:
-        return [self.model_id, f"{self.model_id}:small", f"{self.model_id}:large"]
+        """The ids GET /v1/models lists (speculative decoding as spec:4; any K in 1..64 is served)."""
+        return [self.model_id] + [f"{self.model_id}:{mode}" for mode in LISTED_MODES]
 
     def resolve(self, name: str | None) -> tuple[str, Policy]:
         """(id, policy) for a request's `model`: a per-mode id picks that mode; any other name
-        (clients hard-code "default" or a cloud model's name) gets the served pair."""
-        modes = {f"{self.model_id}:small": SMALL, f"{self.model_id}:large": LARGE}
-        if name in modes:
-            return name, modes[name]
-        return self.model_id, self.policy
+        (clients hard-code "default" or a cloud model's name) gets the served pair. The served
+        id with a mode this server does not have (`:spec:99`, `:fast`) is refused (404)."""
+        if name is None or not name.startswith(self.model_id + ":"):
+            return self.model_id, self.policy
+        policy = mode_policy(name[len(self.model_id) + 1:])
+        if policy is None:
+            raise APIError(404, f"no model '{name}' here: the modes of {self.model_id} are "
+                                f":small, :large, :verify and :spec:K with 1 <= K <= {MAX_SPEC}",
+                           param="model", code="model_not_found")
+        return name, policy
 
     def chat(self, req: ChatCompletionRequest) -> Prepared:
         """Tokenize and check a chat request (runs in a worker thread: templates and tokenizing
         a long conversation take a while)."""
         from r2r_local.chat import Message, chat_tokens, has_thinking_switch, prompt_opens_think, strip_think
 
+        model, policy = self.resolve(req.model)
         thinking = _thinking_switch(req)
         if thinking is not None and not has_thinking_switch(self.small.chat_template):
             raise bad_request("chat_template_kwargs.enable_thinking: this model's chat template has no thinking "
@@ -98,13 +124,13 @@ class Served:
             raise bad_request(str(e), "messages") from None
         except UnicodeEncodeError:
             raise bad_request("messages: text that is not valid Unicode (a lone surrogate)", "messages") from None
-        model, policy = self.resolve(req.model)
         return Prepared(self._work(req, prompt, policy, req.limit()), model, prompt_opens_think(self.small, prompt))
 
     def text(self, req: CompletionRequest) -> Prepared:
         """Tokenize (a string, as is) or check (token ids) a text completion's prompt."""
         from r2r_local.chat import raw_tokens
 
+        model, policy = self.resolve(req.model)
         if isinstance(req.prompt, str):
             if not req.prompt:
                 raise bad_request("prompt: the prompt is empty", "prompt")
@@ -114,7 +140,6 @@ class Served:
                 raise bad_request("prompt: text that is not valid Unicode (a lone surrogate)", "prompt") from None
         else:
             prompt = self._check_ids(req.prompt)
-        model, policy = self.resolve(req.model)
         return Prepared(self._work(req, prompt, policy, req.limit()), model)
 
     def _check_ids(self, ids: Sequence[int]) -> list[int]:

@@ -28,7 +28,7 @@ from r2r_local.metering import TokenEvent
 from r2r_local.serve.errors import HANDLERS, APIError, bad_request, from_status, from_validation
 from r2r_local.serve.mailbox import Mailbox
 from r2r_local.serve.metrics import CONTENT_TYPE, Metrics
-from r2r_local.serve.prompts import Served
+from r2r_local.serve.prompts import Served, mode_policy
 from r2r_local.serve.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 from r2r_local.serve.scheduler import Finished, QueueFull, Scheduler
 from r2r_local.serve.streams import Reply, failure
@@ -100,8 +100,11 @@ async def list_models(request: Request) -> JSONResponse:
 
 
 async def get_model(request: Request) -> JSONResponse:
-    name = request.path_params["model_id"]
-    card = next((c for c in _cards(request.app.state.served) if c.id == name), None)
+    """A listed id, or any other per-mode id the server answers (`:spec:K` for every K)."""
+    name, served = request.path_params["model_id"], request.app.state.served
+    card = next((c for c in _cards(served) if c.id == name), None)
+    if card is None and name.startswith(served.model_id + ":") and mode_policy(name[len(served.model_id) + 1:]):
+        card = ModelCard(id=name, created=served.created)
     if card is None:
         raise APIError(404, f"no model '{name}' here (GET /v1/models lists them)", type="not_found_error",
                        param="model", code="model_not_found")

@@ -92,3 +92,48 @@ async def test_a_costlier_redraw_waits_longer(monkeypatch):
     spacing_off = counts["update"] + counts["append"]
     assert spacing * 0.02 > 0.5
     assert costly <= 4 and spacing_off >= 6
+
+
+async def test_provisional_text_is_redrawn_alone_and_never_relays_the_answer(monkeypatch):
+    """A draft shows dimmed after the committed text (think text: at its end; answer: under the
+    Markdown); growing or cutting it redraws that line only, the committed Markdown is left alone."""
+    counts = _count(monkeypatch)
+    app = _Chat()
+    async with app.run_test(size=(80, 30)) as pilot:
+        view = AssistantMessage(1)
+        await app.query_one(ChatScroll).mount(view)
+        await wait_until(pilot, lambda: view.markdown.ready)
+        view.add_pieces([Piece(0, "small", "think", "units 7+9=16;"), Piece(1, "small", "answer", "So 347")],
+                        (("answer", "+589 = 93"),))
+        await wait_until(pilot, lambda: view.rendered)
+        drawn = dict(counts)
+        shown = [str(view.provisional_view.render())]
+        view.add_pieces([], (("answer", "+589 = 936."),))  # the draft grows
+        await wait_until(pilot, lambda: view.rendered)
+        shown.append(str(view.provisional_view.render()))
+        view.add_pieces([], (("answer", "+5"),))  # the large model cuts it
+        await wait_until(pilot, lambda: view.rendered)
+        shown.append(str(view.provisional_view.render()))
+        assert counts == drawn  # the Markdown was neither updated nor appended to by the draft
+        view.add_pieces([Piece(2, "small", "answer", "+5"), Piece(3, "large", "answer", "8")], ())
+        await wait_until(pilot, lambda: view.rendered)
+        hidden = not view.provisional_view.has_class("-shown")
+    assert shown == ["+589 = 93", "+589 = 936.", "+5"] and hidden
+    assert (view.drafts_shown, view.cuts_shown) == (3, 1) and view.answer == "So 347+58"
+
+
+async def test_a_draft_of_think_text_is_shown_dimmed_at_the_end_of_the_think_block():
+    app = _Chat()
+    async with app.run_test(size=(80, 30)) as pilot:
+        view = AssistantMessage(1)
+        await app.query_one(ChatScroll).mount(view)
+        await wait_until(pilot, lambda: view.markdown.ready)
+        view.add_pieces([Piece(0, "small", "think", "units 7+9=16;")], (("think", " tens 4+8"),))
+        await pilot.pause()
+        with_draft = view.think_block.plain
+        spans = [(str(sp.style), sp.start) for sp in view.think_block.text_view.visual.spans]
+        view.add_pieces([Piece(1, "small", "think", " tens 4")], ())
+        await pilot.pause()
+    assert with_draft == "units 7+9=16; tens 4+8" and view.think_block.plain == "units 7+9=16; tens 4"
+    assert spans == [(answer_view.PROVISIONAL_STYLE, len("units 7+9=16;"))]  # only the draft is dimmed
+    assert not view.provisional_view.has_class("-shown")

@@ -234,7 +234,7 @@ def _blocking_stream(seconds: float, honour_cancel: bool):
     """A stand-in for stream_answer stuck in one long llama.cpp call (a prompt read)."""
     running = threading.Event()
 
-    def stream(engine, messages, history, mid, emit, cancel, sampling, settings, thinking=None):
+    def stream(engine, messages, history, mid, emit, cancel, sampling, settings, thinking=None, flush_s=None):
         running.set()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not (honour_cancel and cancel.is_set()):

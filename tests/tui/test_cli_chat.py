@@ -46,6 +46,9 @@ def test_console_entry_point_reports_bad_values_on_one_line():
     (["--demo", "--threads", "0"], "threads must be between 1 and 1024, got 0"),
     (["--threads", "100000"], "threads must be between 1 and 1024, got 100000"),
     (["--config", "/nonexistent.toml"], "config file /nonexistent.toml does not exist"),
+    (["--demo", "--spec", "0"], "--spec K needs 1 <= K <= 64, got 0"),
+    (["--spec", "65"], "--spec K needs 1 <= K <= 64, got 65"),
+    (["--spec", "4", "--verify"], "--spec and --verify each pick the mode to start in: give one of them"),
 ])
 def test_flags_that_would_be_ignored_or_are_invalid_are_refused(argv, message):
     with pytest.raises(ConfigError) as err:

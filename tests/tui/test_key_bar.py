@@ -14,7 +14,7 @@ def _text(width: int) -> str:
 
 def test_wide_terminals_get_every_key_with_its_own_label():
     assert _text(200) == ("esc stop ^r regen ^n new ^o history ^s system ^t marks f2 routed f3 small f4 large "
-                          "f8 thr- f9 thr+ ^q quit")
+                          "f5 verify f7 spec f8 thr- f9 thr+ ^q quit")
 
 
 def test_at_80_columns_labels_shorten_and_only_the_least_needed_key_goes():
