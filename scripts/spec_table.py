@@ -51,19 +51,42 @@ H200 = ROOT / "docs/results/2026-11-27-h200-r1-shapes-bench.json"
 PAPER = {"agree": 0.89, "share": 0.124}
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
+def times(fn: Callable[[], Any], repeats: int) -> list[float]:
     fn()
-    times = []
+    out = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        out.append(time.perf_counter() - t)
+    return out
 
 
-def measure_costs(pair: LoadedPair, router_spec: str, prompt: list[int], ks: tuple[int, int], repeats: int) -> dict:
-    """Median seconds of a small step, a router decision, and large calls of k tokens with the
-    last output only and with an output at each, for both k in `ks` (after `prompt`)."""
+class CallCosts:
+    """Per-call seconds sampled between the parts of a run (so they see the machine as the modes
+    did), reported as medians of everything sampled."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def measure(self, pair: LoadedPair, router_spec: str, prompt: list[int], ks: tuple[int, int], repeats: int) -> None:
+        for key, values in sample_costs(pair, router_spec, prompt, ks, repeats).items():
+            self.samples.setdefault(key, []).extend(values)
+
+    def medians(self) -> dict:
+        """{"t_small_s", "t_router_s", "large_call_s": {"last": {k: s}, "all": {k: s}}, "n_samples"}"""
+        med = {key: statistics.median(v) for key, v in self.samples.items()}
+        calls: dict[str, dict[int, float]] = {"last": {}, "all": {}}
+        for key, value in med.items():
+            if key.startswith("large_"):
+                _, kind, k = key.split("_")
+                calls[kind][int(k)] = value
+        return {"t_small_s": med["small"], "t_router_s": med["router"], "large_call_s": calls,
+                "n_samples": len(self.samples["small"])}
+
+
+def sample_costs(pair: LoadedPair, router_spec: str, prompt: list[int], ks: tuple[int, int], repeats: int) -> dict:
+    """Seconds of a small step, a router decision, and large calls of k tokens with the last
+    output only and with an output at each, for both k in `ks` (after `prompt`), `repeats` each."""
     small, large = pair.small.slot, pair.large.slot
     router = pair.router(router_spec, seed=99)  # its own instance: timing must not move a mode's stream
     if router.needs_hidden:
@@ -71,21 +94,20 @@ def measure_costs(pair: LoadedPair, router_spec: str, prompt: list[int], ks: tup
     small.truncate(0)
     out = small.decode(prompt, hidden=router.needs_hidden)
     token = int(out.logits.argmax())
-    t_small = median_time(lambda: (small.decode([token], hidden=router.needs_hidden),
-                                   small.truncate(len(prompt))), repeats)
+    found = {"small": times(lambda: (small.decode([token], hidden=router.needs_hidden),
+                                     small.truncate(len(prompt))), repeats)}
     step = Step(out.logits, out.hidden, token, pair.small.embedding_row)
-    t_router = median_time(lambda: router.decide(step), repeats * 5)
+    found["router"] = times(lambda: router.decide(step), repeats * 5)
     large.truncate(0)
     large.decode(prompt[:-1])
-    calls: dict[str, dict[int, float]] = {"last": {}, "all": {}}
     for k in ks:
         extra = (prompt[-1:] + [token] * k)[:k]
-        calls["last"][k] = median_time(lambda: (large.decode(extra), large.truncate(len(prompt) - 1)), repeats)
-        calls["all"][k] = median_time(lambda: (large.decode_all(extra, outputs=k),
-                                               large.truncate(len(prompt) - 1)), repeats)
+        found[f"large_last_{k}"] = times(lambda: (large.decode(extra), large.truncate(len(prompt) - 1)), repeats)
+        found[f"large_all_{k}"] = times(lambda: (large.decode_all(extra, outputs=k),
+                                                 large.truncate(len(prompt) - 1)), repeats)
     small.truncate(0)
     large.truncate(0)
-    return {"t_small_s": t_small, "t_router_s": t_router, "large_call_s": calls}
+    return found
 
 
 def cost_model(measured: dict, small_row: dict) -> Costs:
@@ -123,6 +145,7 @@ def demo_section(args: argparse.Namespace, binary: str) -> dict:
     peers = {"llama.cpp large alone": None, **{f"llama.cpp spec:{k}": k for k in args.k}}
     servers = {name: Peer(binary, peer_args(str(paths.small), str(paths.large), args.threads, k), prompts[0])
                for name, k in peers.items()}
+    calls = CallCosts()
     try:
         bench.run(problems[:1], modes)  # warm-up, not counted
         totals: dict[str, ModeTotals] = {}
@@ -131,8 +154,9 @@ def demo_section(args: argparse.Namespace, binary: str) -> dict:
             bench.run(problems[chunk], modes, totals=totals)
             for peer in servers.values():
                 peer.run(prompts[chunk], held[chunk], 200)
+            calls.measure(pair, router_spec, prompts[begin], (1, 9), args.repeats)
             print(f"demo: {min(begin + args.chunk, len(problems))}/{len(problems)} problems", file=sys.stderr)
-        costs = measure_costs(pair, router_spec, prompts[0], (1, 9), args.repeats)
+        costs = calls.medians()
     finally:
         for peer in servers.values():
             peer.stop()
@@ -156,14 +180,16 @@ def shape_section(args: argparse.Namespace) -> dict:
     problems = [Problem(p) for p in DEFAULT_PROMPTS[: args.shape_prompts]]
     own = {m: pair.router(router_spec, seed=0) for m in modes if m != "r2r"}
     bench = Bench(pair, pair.router(router_spec, seed=0), max_tokens=args.shape_tokens, mode_routers=own)
+    calls = CallCosts()
     try:
         bench.run(problems[:1], ["small", "large"])  # warm-up: pages the weights in
         totals: dict[str, ModeTotals] = {}
         for i, problem in enumerate(problems):
             bench.run([problem], modes, totals=totals)
+            prompt = chat_tokens(pair.small, [Message("user", problem.prompt)])
+            calls.measure(pair, router_spec, prompt, (1, 9), args.shape_repeats)
             print(f"shapes: {i + 1}/{len(problems)} prompts", file=sys.stderr)
-        prompt = chat_tokens(pair.small, [Message("user", problems[0].prompt)])
-        costs = measure_costs(pair, router_spec, prompt, (1, 9), max(3, args.repeats // 4))
+        costs = calls.medians()
     finally:
         pair.close()
     rows = {m: totals[m].summary() for m in modes}
@@ -236,7 +262,8 @@ def main() -> int:
     ap.add_argument("--shape-prompts", type=int, default=3)
     ap.add_argument("--shape-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=20, help="timings of each call per demo chunk")
+    ap.add_argument("--shape-repeats", type=int, default=3, help="timings of each call per shape prompt")
     ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = ap.parse_args()
     args.k = [int(x) for x in args.k.split(",")]
