@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--verify", action="store_true",
                      help="keep the small model's tokens as drafts until the large model's next call checks them, "
                           "correcting a divergence the router missed (prints only checked text)")
+    gen.add_argument("--audit", action="store_true",
+                     help="count, without changing anything, the small model's tokens the large model would have "
+                          "chosen otherwise at its next call (missed_divergences; each caught-up position then "
+                          "costs an output of the large model)")
     gen.add_argument("--spec", type=int, default=None, metavar="K",
                      help="speculative decoding instead of routing: the small model drafts K tokens (1-64), the "
                           "large model verifies them in one call; the output is the large model's own")
@@ -127,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         config = {
             "small": as_dict(small_spec), "large": as_dict(large_spec), "router": router.name,
             "threshold": router.threshold, "overlap": args.overlap and pair.decoder.concurrent,
-            "ahead": args.ahead, "verify": args.verify, "spec": args.spec, "policy": policy.name, "raw": args.raw,
+            "ahead": args.ahead, "verify": args.verify, "audit": args.audit, "spec": args.spec, "policy": policy.name, "raw": args.raw,
             "thinking": args.think, "think_tokens": _think_ids(think_tokens(pair.small)),
             "sampling": as_dict(sampling),
             "generation": as_dict(settings), "prompt_tokens": len(prompt), "n_shared_vocab": pair.n_shared,
@@ -137,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(gen, config)
         else:
-            _print_summary(gen)
+            _print_summary(gen, policy)
         if gen.message:
             print(f"{PROG}: {'error: ' if gen.stop_reason == 'error' else ''}{gen.message}", file=sys.stderr)
         if gen.stop_reason == "error":
@@ -156,12 +160,12 @@ def _policy(args: argparse.Namespace):
     from r2r_local.decode import policy_for_mode, routed
 
     if args.spec is not None:
-        if args.overlap or args.ahead or args.verify:
-            raise ConfigError("--spec is its own mode: it cannot be combined with --overlap, --ahead or --verify")
+        if args.overlap or args.ahead or args.verify or args.audit:
+            raise ConfigError("--spec is its own mode: it cannot be combined with --overlap, --ahead, --verify or --audit")
         if not 1 <= args.spec <= 64:
             raise ConfigError(f"--spec K needs 1 <= K <= 64, got {args.spec}")
         return policy_for_mode(f"spec:{args.spec}")
-    return routed(overlap=args.overlap, ahead=args.ahead, verify=args.verify)
+    return routed(overlap=args.overlap, ahead=args.ahead, verify=args.verify, audit=args.audit)
 
 
 def _print_json(gen: Any, config: dict[str, Any]) -> None:
@@ -175,7 +179,7 @@ def _print_json(gen: Any, config: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
-def _print_summary(gen: Any) -> None:
+def _print_summary(gen: Any, policy: Any) -> None:
     """One line on stderr; activated params (billions in the stats) in a unit that fits: 278K, 1.5B."""
     from r2r_local.units import format_params
 
@@ -183,6 +187,15 @@ def _print_summary(gen: Any) -> None:
     print(
         f"[{s.n_tokens} tokens, {s.large_tokens} by the large model ({100 * s.large_share:.1f}%) "
         f"in {s.large_calls} calls, {s.tokens_per_s:.1f} tok/s, {format_params(round(s.activated_params_b * 1e9))} "
-        f"activated params, stop: {gen.stop_reason}]",
+        f"activated params{_drafts(gen.stats, policy)}, stop: {gen.stop_reason}]",
         file=sys.stderr,
     )
+
+
+def _drafts(s: Any, policy: Any) -> str:
+    """The summary's words on checked drafts and divergences, for the modes that have them."""
+    if not (policy.spec or policy.verify or policy.audit):
+        return ""
+    missed = f", {s.missed_divergences} missed divergences" if policy.verify or policy.audit else ""
+    kept = f", {s.draft_kept} drafted tokens kept, {s.rewinds} rewinds" if policy.spec or policy.verify else ""
+    return kept + missed

@@ -56,13 +56,18 @@ class Policy:
 SMALL = Policy("small", routed=False)
 LARGE = Policy("large", proposer="large", routed=False)
 ROUTED = Policy("r2r")
+AUDIT = Policy("r2r+audit", audit=True)
 
 
-def routed(*, overlap: bool = False, ahead: bool = False, verify: bool = False) -> Policy:
-    """The routed policy with its opt-in variants (overlap and ahead may be combined; verify
-    stands alone for now)."""
+def routed(*, overlap: bool = False, ahead: bool = False, verify: bool = False, audit: bool = False) -> Policy:
+    """The routed policy with its opt-in variants (overlap and ahead may be combined; verify and
+    audit stand alone for now)."""
     if verify and (overlap or ahead):
         raise ConfigError("--verify cannot be combined with --overlap or --ahead (yet)")
+    if audit and (overlap or ahead or verify):
+        raise ConfigError("--audit cannot be combined with --overlap, --ahead or --verify (verify counts them itself)")
+    if audit:
+        return AUDIT
     name = "+".join(["r2r"] + [n for n, on in (("overlap", overlap), ("ahead", ahead), ("verify", verify)) if on])
     return Policy(name, overlap=overlap, ahead=ahead, verify=verify)
 
@@ -89,7 +94,7 @@ def policy_for_mode(mode: str) -> Policy:
 def _named_policy(mode: str) -> Policy:
     named = {"small": SMALL, "large": LARGE, "r2r": ROUTED, "overlap": routed(overlap=True),
              "ahead": routed(ahead=True), "overlap+ahead": routed(overlap=True, ahead=True),
-             "r2r+verify": routed(verify=True), "r2r+audit": Policy("r2r+audit", audit=True)}
+             "r2r+verify": routed(verify=True), "r2r+audit": AUDIT}
     kind, _, k = mode.partition(":")
     if kind == "spec" and k.isdigit() and 1 <= int(k) <= 64:
         return spec(int(k))
