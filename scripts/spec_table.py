@@ -235,9 +235,11 @@ def markdown(doc: dict) -> str:
         for m, r in s["rows"].items():
             acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
             mod = "-" if r["modeled_tokens_per_s"] is None else f"{r['modeled_tokens_per_s']:,.1f}"
+            drafts = "verify" in m or m.startswith("spec:")  # the other modes do not count these
+            kept, rewinds = (f"{r['mean_kept_per_call']:.2f}", r["rewinds"]) if drafts else ("-", "-")
+            missed = r["missed_divergences"] if "verify" in m or "audit" in m else "-"
             out.append(f"| {m} | {acc} | {r['tokens_per_s']:,.1f} | {mod} | {r['large_share']:.3f} | "
-                       f"{r['large_calls_per_token']:.3f} | {r['mean_kept_per_call']:.2f} | {r['rewinds']} | "
-                       f"{r['missed_divergences']} |")
+                       f"{r['large_calls_per_token']:.3f} | {kept} | {rewinds} | {missed} |")
         for name, r in s.get("peer", {}).items():
             acc = "-" if r["draft_acceptance"] is None else f"{r['draft_acceptance']:.2f}"
             out.append(f"| {name} (llama-server) | {r['accuracy']:.3f} | {r['server_tokens_per_s']:,.1f} "
