@@ -24,6 +24,7 @@ import numpy as np
 from r2r_local.backends import Capabilities, Dist, VocabEntry
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
+from r2r_local.metering import ServedCounters
 
 DEFAULT_TOP_K = 100
 TIMEOUT_S = 60.0
@@ -116,7 +117,8 @@ class LlamaServerSlot:
     Invariant: `tokens` is what this slot has sent and the server evaluated; every request sends
     tokens + new from position 0 with `cache_prompt`, so the server evaluates only the tokens its
     cache lacks (a server serving others may have evicted them: then it reads them again, slower,
-    with the same result). `last_timings` keeps the server's timings of the last request.
+    with the same result). `last_timings` keeps the server's timings of the last request;
+    `counters` the running totals of the calls that answered (r2r_local.metering.ServedCounters).
     """
 
     def __init__(self, client: LlamaServerClient, n_ctx: int, n_vocab: int, top_k: int) -> None:
@@ -124,6 +126,7 @@ class LlamaServerSlot:
         self.n_vocab = self.n_shared = n_vocab
         self.tokens: list[int] = []
         self.last_timings: dict[str, Any] = {}
+        self.counters = ServedCounters()
 
     @property
     def n_past(self) -> int:
@@ -180,6 +183,13 @@ class LlamaServerSlot:
         """The top-K distribution after `prompt`. When the sampled token would leave incomplete
         UTF-8 the server sends no probabilities: that token is banned and the request repeated
         (the log-probabilities are of the raw logits, so the ban does not change them)."""
+        start, server_ms = time.perf_counter(), [0.0]
+        dist = self._ask(prompt, server_ms)
+        self.counters = self.counters.plus(time.perf_counter() - start, server_ms[0] / 1000)
+        return dist
+
+    def _ask(self, prompt: list[int], server_ms: list[float]) -> Dist:
+        """`_next`'s requests; adds each answer's compute (timings, ms) to server_ms[0]."""
         banned: list[list[Any]] = []
         for _ in range(BANNED_MAX + 1):
             body = {"prompt": prompt, "n_predict": 1, "n_probs": self.top_k, "cache_prompt": True,
@@ -188,7 +198,8 @@ class LlamaServerSlot:
                 answer = self._client.request("POST", "/completion", body)
             except ServerError as e:
                 raise DecodeError(f"large model {self._client.url}: {e}") from None
-            self.last_timings = answer.get("timings", {})
+            self.last_timings = timings = answer.get("timings", {})
+            server_ms[0] += float(timings.get("prompt_ms", 0.0)) + float(timings.get("predicted_ms", 0.0))
             probs = answer.get("completion_probabilities")
             if probs:
                 return self._dist(probs[0].get("top_logprobs", []))
