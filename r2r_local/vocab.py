@@ -14,7 +14,7 @@ from r2r_local.backends import VocabEntry
 from r2r_local.errors import VocabMismatchError
 
 
-def _is_padding(entry: VocabEntry) -> bool:
+def is_padding(entry: VocabEntry) -> bool:
     return entry.padding or entry.text.startswith(b"[PAD")
 
 
@@ -29,14 +29,14 @@ def shared_vocab_size(
     n = min(len(small), len(large))
     for i in range(n):
         a, b = small[i], large[i]
-        if a.text != b.text and not (_is_padding(a) and _is_padding(b)):
+        if a.text != b.text and not (is_padding(a) and is_padding(b)):
             raise VocabMismatchError(
                 f"{small_path} and {large_path} have different vocabularies: token {i} is "
                 f"{_show(a)} in the small model and {_show(b)} in the large one"
             )
     longer = small if len(small) > len(large) else large
     for i in range(n, len(longer)):
-        if not _is_padding(longer[i]):
+        if not is_padding(longer[i]):
             raise VocabMismatchError(
                 f"{small_path} ({len(small)} tokens) and {large_path} ({len(large)} tokens) have "
                 f"different vocabularies: token {i} ({_show(longer[i])}) exists in only one"
@@ -52,6 +52,6 @@ def vocab_hash(entries: Sequence[VocabEntry]) -> str:
     """sha256 over the real (non-padding) tokens' texts and ids: a model family's identity."""
     h = hashlib.sha256()
     for i, e in enumerate(entries):
-        if not _is_padding(e):
+        if not is_padding(e):
             h.update(i.to_bytes(4, "little") + len(e.text).to_bytes(4, "little") + e.text)
     return h.hexdigest()

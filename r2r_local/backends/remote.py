@@ -319,17 +319,20 @@ PAIRING_CHUNK = 2048  # tokens compared per /detokenize request
 
 def check_pairing(small: Any, remote: LlamaServerModel, small_path: str) -> int:
     """The shared vocabulary size of a local small model and a served model, after comparing the
-    vocabulary sizes, the text of every token (those whose text is whole UTF-8 on its own; in
-    chunks of PAIRING_CHUNK, one /detokenize each) and the tokenization of a sample text.
+    vocabulary sizes (rows past the shorter one must be padding, as for an in-process pair), the
+    text of every shared token (those whose text is whole UTF-8 on its own; in chunks of
+    PAIRING_CHUNK, one /detokenize each) and the tokenization of a sample text.
     Raises VocabMismatchError naming both in one line."""
     from r2r_local.errors import VocabMismatchError
 
     def mismatch(what: str) -> VocabMismatchError:
         return VocabMismatchError(f"{small_path} and {remote.path} have different vocabularies: {what}")
 
-    if small.n_vocab != remote.n_vocab:
-        raise mismatch(f"{small.n_vocab} tokens in the small model, {remote.n_vocab} in the served one")
-    texts = {t: small.token_text(t) for t in range(small.n_vocab)}
+    n = min(small.n_vocab, remote.n_vocab)
+    if not _only_padding_past(small, remote, n):
+        raise mismatch(f"{small.n_vocab} tokens in the small model, {remote.n_vocab} in the served one, "
+                       "and the extra ones are not padding")
+    texts = {t: small.token_text(t) for t in range(n)}
     whole = [t for t, text in texts.items() if text and "\ufffd" not in text]
     for start in range(0, len(whole), PAIRING_CHUNK):
         chunk = whole[start : start + PAIRING_CHUNK]
@@ -345,4 +348,16 @@ def check_pairing(small: Any, remote: LlamaServerModel, small_path: str) -> int:
     theirs_ids = remote.tokenize(PAIRING_TEXT, add_special=False, parse_special=False)
     if mine_ids != theirs_ids:
         raise mismatch("a sample text tokenizes differently")
-    return small.n_vocab
+    return n
+
+
+def _only_padding_past(small: Any, remote: LlamaServerModel, n: int) -> bool:
+    """Whether the rows of the longer vocabulary past `n` are padding: the small model's by its
+    vocabulary entries, the served model's by their text (llama-server gives padding, an UNUSED
+    token, no text; a real token, control tokens included, has some)."""
+    from r2r_local.vocab import is_padding
+
+    if small.n_vocab > n:
+        return all(is_padding(e) for e in small.vocab()[n:])
+    extra = list(range(n, remote.n_vocab))
+    return all(remote.detokenize(extra[i : i + PAIRING_CHUNK]) == "" for i in range(0, len(extra), PAIRING_CHUNK))
