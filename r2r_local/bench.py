@@ -25,6 +25,7 @@ from r2r_local.chat import Message, chat_tokens, strip_think
 from r2r_local.config import GenerationSettings, SamplingParams
 from r2r_local.decode import Request, policy_for_mode
 from r2r_local.errors import ConfigError
+from r2r_local.metering import ServedCounters, served_figures
 from r2r_local.pair import LoadedPair
 from r2r_local.router import Router, Step
 
@@ -144,6 +145,7 @@ class ModeTotals:
     redone_steps: int = 0
     rewinds: int = 0
     missed: int = 0
+    served: ServedCounters | None = None  # a served large model's calls (None in-process)
 
     def add(self, stats: Any, ok: bool | None) -> None:
         """Add one generation."""
@@ -165,6 +167,10 @@ class ModeTotals:
         self.caught_up += stats.mean_catch_up * stats.large_calls
         self.t_small += stats.time_small_s
         self.t_large += stats.time_large_s
+        if stats.large_server_calls is not None:
+            n, timed = stats.large_server_calls, stats.ms_server_per_call is not None
+            self.served = (self.served or ServedCounters(timed=timed)).plus(
+                n * stats.ms_round_trip_per_call / 1000, n * (stats.ms_server_per_call or 0.0) / 1000, n)
 
     def summary(self) -> dict[str, Any]:
         n = max(1, self.n_tokens)
@@ -190,7 +196,7 @@ class ModeTotals:
             "missed_divergences": self.missed,
             "large_calls_per_token": self.large_calls / n,
             "mean_kept_per_call": self.draft_kept / self.large_calls if self.large_calls else 0.0,
-        }
+        } | (served_figures(self.served) if self.served is not None else {})
 
 
 @dataclass

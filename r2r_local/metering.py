@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -117,7 +117,12 @@ class Stats:
     ahead of a judgment and committed / dropped; rewinds: drafts dropped; redone_steps: overlap
     steps redone because the large model chose another token; missed_divergences: small-model
     tokens the large model, at a later call, would have chosen otherwise (counted with verify,
-    where they are corrected, and with audit).
+    where they are corrected, and with audit). The large_server_calls and ms_*_per_call fields
+    are set only when the large model is served (`--large http://...`; None in-process): the
+    server's calls in this generation, each call's round trip as the caller saw it, the server's
+    own compute for it (its timings), and their difference, the overhead per call. The calls are
+    large_calls plus the large model's prompt reads (one per N_BATCH tokens of the prompt its
+    cache lacks, in the routed modes; none when a previous request left the prompt there).
     """
 
     n_tokens: int
@@ -140,6 +145,57 @@ class Stats:
     rewinds: int = 0
     redone_steps: int = 0
     missed_divergences: int = 0
+    large_server_calls: int | None = None
+    ms_round_trip_per_call: float | None = None
+    ms_server_per_call: float | None = None
+    ms_overhead_per_call: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServedCounters:
+    """Running totals of a served large model's slot (r2r_local.backends.remote): calls that
+    answered (one per distribution; a request repeated for the incomplete-UTF-8 quirk is inside
+    its call), their
+    wall seconds as the caller saw them (request, HTTP, JSON, network), and the server's own
+    compute (its timings.prompt_ms + predicted_ms, in seconds). round_trip_s >= server_s up to
+    clock resolution: the server's work happens inside the round trip. timed: False for an engine
+    that does not report its compute (vLLM): server_s stays 0 and is not reported."""
+
+    calls: int = 0
+    round_trip_s: float = 0.0
+    server_s: float = 0.0
+    timed: bool = True
+
+    def plus(self, round_trip_s: float, server_s: float, calls: int = 1) -> "ServedCounters":
+        """These counters with `calls` more calls that took these seconds together."""
+        return ServedCounters(self.calls + calls, self.round_trip_s + round_trip_s, self.server_s + server_s,
+                              self.timed)
+
+    def since(self, before: "ServedCounters") -> "ServedCounters":
+        """What was added after `before` (a snapshot of the same counters)."""
+        return ServedCounters(self.calls - before.calls, self.round_trip_s - before.round_trip_s,
+                              self.server_s - before.server_s, self.timed)
+
+
+def served_figures(served: ServedCounters) -> dict[str, Any]:
+    """The Stats fields of a served large model's calls: large_server_calls, ms per call round
+    trip and server compute, and their difference, the per-call overhead (HTTP, JSON, loopback
+    or network). With no call the per-call figures are 0; without the server's compute (an engine
+    that does not report it) those two are None."""
+    n = served.calls
+
+    def per_call(seconds: float) -> float:
+        return 1000 * seconds / n if n else 0.0
+
+    timed = served.timed
+    return {"large_server_calls": n, "ms_round_trip_per_call": per_call(served.round_trip_s),
+            "ms_server_per_call": per_call(served.server_s) if timed else None,
+            "ms_overhead_per_call": per_call(served.round_trip_s - served.server_s) if timed else None}
+
+
+def with_served(stats: Stats, served: ServedCounters) -> Stats:
+    """`stats` with the served large model's figures of the same generation (served_figures)."""
+    return replace(stats, **served_figures(served))

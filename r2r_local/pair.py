@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from r2r_local.backends import Model
 from r2r_local.config import ModelSpec
 from r2r_local.decode import Decoder, Generation, Policy, Request
+from r2r_local.metering import TokenEvent, with_served
 from r2r_local.router import Router, parse_router
 from r2r_local.vocab import shared_vocab_size, vocab_hash
 
@@ -40,7 +41,19 @@ class LoadedPair:
 
             raise ConfigError(f"sampled --spec needs the large model's whole distribution; {self.large.path} "
                               "gives its top tokens only: use greedy decoding (--temperature 0) or routing")
-        return self.decoder.generate(request)
+        gen = self.decoder.generate(request)
+        if hasattr(self.large.slot, "counters"):  # served: add its per-call figures to the stats
+            gen._events = self._served(gen, gen._events)
+        return gen
+
+    def _served(self, gen: Generation, events: Iterator[TokenEvent]) -> Iterator[TokenEvent]:
+        """`events`, then gen.stats with the served large model's calls of this generation."""
+        before = self.large.slot.counters
+        try:
+            yield from events
+        finally:
+            if gen.stats is not None:
+                gen.stats = with_served(gen.stats, self.large.slot.counters.since(before))
 
     def warn_threads(self, policy: Policy) -> None:
         """Two models stepping at once with multi-threaded llama.cpp fight for the cores."""

@@ -207,9 +207,25 @@ def test_a_server_with_another_tokenizer_is_refused(smollm2, tmp_path):
     assert str(smollm2) in line and server.url in line and "token 1000" in line
 
 
+def test_a_served_model_with_padding_rows_pairs_and_gives_the_in_process_tokens(smollm2, tmp_path):
+    """Like an in-process pair (Qwen2.5-0.5B's 151936 rows next to R1-7B's 152064), the served
+    vocabulary may be longer by padding rows only; they are never chosen."""
+    padded = copy_with_vocab(smollm2, tmp_path / "padded.gguf", pad_to=49152 + 128)
+    server = LlamaServer(padded)
+    try:
+        common = ["--small", str(smollm2), "--prompt", PROMPT, "--max-tokens", "24", "--router", "random:0.3"]
+        remote = generate_json(*common, "--large", server.url)
+        local = generate_json(*common, "--large", str(padded))
+    finally:
+        server.stop()
+    assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
+    assert remote["config"]["n_shared_vocab"] == local["config"]["n_shared_vocab"] == 49152
+    assert remote["stats"]["large_tokens"] == local["stats"]["large_tokens"] > 0
+
+
 def test_demo_small_with_another_models_server_is_refused(smollm2_server):
     line = one_line_error(r2r("generate", "--demo", "--large", smollm2_server.url, "--prompt", "1+1"))
-    assert "different vocabularies" in line and smollm2_server.url in line
+    assert "different vocabularies" in line and smollm2_server.url in line and "not padding" in line
 
 
 def test_sampled_spec_with_a_served_large_model_is_refused(smollm2, smollm2_server):

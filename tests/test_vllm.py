@@ -215,3 +215,12 @@ def test_top_k_is_vllms_default_cap_unless_given(standin):
             assert model.caps.top_k == k and standin.requests[-1]["logprobs"] == k
         finally:
             model.close()
+
+
+def test_generate_reports_vllm_round_trips_without_a_compute_split(smollm2, standin):
+    proc = r2r("generate", "--small", str(smollm2), "--large", standin.url, "--router", "llm", "--prompt", "Hi",
+               "--max-tokens", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)["stats"]
+    assert stats["large_server_calls"] >= stats["large_calls"] > 0 and stats["ms_round_trip_per_call"] > 0
+    assert stats["ms_server_per_call"] is None and stats["ms_overhead_per_call"] is None

@@ -24,6 +24,7 @@ import numpy as np
 from r2r_local.backends import Capabilities, Dist, VocabEntry
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError, PromptTooLongError
+from r2r_local.metering import ServedCounters
 from r2r_local.server_bounds import DEFAULT_RETRIES as RETRIES
 from r2r_local.server_bounds import DEFAULT_TIMEOUT_S as TIMEOUT_S
 from r2r_local.server_bounds import DEFAULT_TOP_K, ServerBounds
@@ -123,7 +124,8 @@ class LlamaServerSlot:
     Invariant: `tokens` is what this slot has sent and the server evaluated; every request sends
     tokens + new from position 0 with `cache_prompt`, so the server evaluates only the tokens its
     cache lacks (a server serving others may have evicted them: then it reads them again, slower,
-    with the same result). `last_timings` keeps the server's timings of the last request.
+    with the same result). `last_timings` keeps the server's timings of the last request;
+    `counters` the running totals of the calls that answered (r2r_local.metering.ServedCounters).
     """
 
     def __init__(self, client: LlamaServerClient, n_ctx: int, n_vocab: int, top_k: int) -> None:
@@ -131,6 +133,7 @@ class LlamaServerSlot:
         self.n_vocab = self.n_shared = n_vocab
         self.tokens: list[int] = []
         self.last_timings: dict[str, Any] = {}
+        self.counters = ServedCounters()
 
     @property
     def n_past(self) -> int:
@@ -187,6 +190,13 @@ class LlamaServerSlot:
         """The top-K distribution after `prompt`. When the sampled token would leave incomplete
         UTF-8 the server sends no probabilities: that token is banned and the request repeated
         (the log-probabilities are of the raw logits, so the ban does not change them)."""
+        start, server_ms = time.perf_counter(), [0.0]
+        dist = self._ask(prompt, server_ms)
+        self.counters = self.counters.plus(time.perf_counter() - start, server_ms[0] / 1000)
+        return dist
+
+    def _ask(self, prompt: list[int], server_ms: list[float]) -> Dist:
+        """`_next`'s requests; adds each answer's compute (timings, ms) to server_ms[0]."""
         banned: list[list[Any]] = []
         for _ in range(BANNED_MAX + 1):
             body = {"prompt": prompt, "n_predict": 1, "n_probs": self.top_k, "cache_prompt": True,
@@ -195,7 +205,8 @@ class LlamaServerSlot:
                 answer = self._client.request("POST", "/completion", body)
             except ServerError as e:
                 raise DecodeError(f"large model {self._client.url}: {e}") from None
-            self.last_timings = answer.get("timings", {})
+            self.last_timings = timings = answer.get("timings", {})
+            server_ms[0] += float(timings.get("prompt_ms", 0.0)) + float(timings.get("predicted_ms", 0.0))
             probs = answer.get("completion_probabilities")
             if probs:
                 return self._dist(probs[0].get("top_logprobs", []))
@@ -320,9 +331,10 @@ PAIRING_CHUNK = 2048  # tokens compared per /detokenize request
 
 def check_pairing(small: Any, remote: Any, small_path: str) -> int:
     """The shared vocabulary size of a local small model and a served model, after comparing the
-    vocabulary sizes (when the server reports one: `remote.n_vocab` 0 means it does not), the
-    text of every real token (not padding, whole UTF-8 on its own; in chunks of PAIRING_CHUNK,
-    one `remote.detokenize` each) and the tokenization of a sample text.
+    vocabulary sizes (when the server reports one: `remote.n_vocab` 0 means it does not; rows past
+    the shorter one must be padding, as for an in-process pair), the text of every real shared
+    token (not padding, whole UTF-8 on its own; in chunks of PAIRING_CHUNK, one
+    `remote.detokenize` each) and the tokenization of a sample text.
     Raises VocabMismatchError naming both in one line."""
     from r2r_local.errors import VocabMismatchError
     from r2r_local.vocab import is_padding
@@ -330,10 +342,12 @@ def check_pairing(small: Any, remote: Any, small_path: str) -> int:
     def mismatch(what: str) -> VocabMismatchError:
         return VocabMismatchError(f"{small_path} and {remote.path} have different vocabularies: {what}")
 
-    if remote.n_vocab and small.n_vocab != remote.n_vocab:
-        raise mismatch(f"{small.n_vocab} tokens in the small model, {remote.n_vocab} in the served one")
-    real = [t for t, entry in enumerate(small.vocab()) if not is_padding(entry)]
-    texts = {t: small.token_text(t) for t in real}
+    n = min(small.n_vocab, remote.n_vocab) if remote.n_vocab else small.n_vocab
+    if remote.n_vocab and not _only_padding_past(small, remote, n):
+        raise mismatch(f"{small.n_vocab} tokens in the small model, {remote.n_vocab} in the served one, "
+                       "and the extra ones are not padding")
+    entries = small.vocab()
+    texts = {t: small.token_text(t) for t in range(n) if not is_padding(entries[t])}
     whole = [t for t, text in texts.items() if text and "\ufffd" not in text]
     for start in range(0, len(whole), PAIRING_CHUNK):
         chunk = whole[start : start + PAIRING_CHUNK]
@@ -349,4 +363,16 @@ def check_pairing(small: Any, remote: Any, small_path: str) -> int:
     theirs_ids = remote.tokenize(PAIRING_TEXT, add_special=False, parse_special=False)
     if mine_ids != theirs_ids:
         raise mismatch("a sample text tokenizes differently")
-    return small.n_vocab
+    return n
+
+
+def _only_padding_past(small: Any, remote: Any, n: int) -> bool:
+    """Whether the rows of the longer vocabulary past `n` are padding: the small model's by its
+    vocabulary entries, the served model's by their text (llama-server gives padding, an UNUSED
+    token, no text; a real token, control tokens included, has some)."""
+    from r2r_local.vocab import is_padding
+
+    if small.n_vocab > n:
+        return all(is_padding(e) for e in small.vocab()[n:])
+    extra = list(range(n, remote.n_vocab))
+    return all(remote.detokenize(extra[i : i + PAIRING_CHUNK]) == "" for i in range(0, len(extra), PAIRING_CHUNK))

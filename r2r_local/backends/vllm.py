@@ -29,6 +29,7 @@ from r2r_local.backends import Capabilities, Dist, VocabEntry
 from r2r_local.backends.remote import LlamaServerClient, LlamaServerSlot, ServerError
 from r2r_local.config import ModelSpec
 from r2r_local.errors import DecodeError, ModelLoadError
+from r2r_local.metering import ServedCounters
 from r2r_local.server_bounds import VLLM_TOP_K, ServerBounds
 
 TOKEN_ID_PREFIX = "token_id:"
@@ -74,9 +75,11 @@ class VllmSlot(LlamaServerSlot):
         super().__init__(client, n_ctx, n_vocab, top_k)
         self.model_id = model_id
         self.last_usage: dict[str, Any] = {}
+        self.counters = ServedCounters(timed=False)  # vLLM's answers carry no compute time
 
-    def _next(self, prompt: list[int]) -> Dist:
-        """The top-K distribution after `prompt` (token ids, from position 0)."""
+    def _ask(self, prompt: list[int], server_ms: list[float]) -> Dist:
+        """The top-K distribution after `prompt` (token ids, from position 0); one request
+        (`_next` times it; vLLM reports no compute, so server_ms stays as it is)."""
         body = {"model": self.model_id, "prompt": prompt, "max_tokens": 1, "temperature": 0,
                 "logprobs": self.top_k, "return_tokens_as_token_ids": True}
         try:

@@ -30,6 +30,13 @@ output fields (per mode in --json "modes"; the table shows the main ones):
   ms_other_per_token   catch-ups, and ms_other_per_token sampling, text and the loop itself
   peak_rss_mb          the process's peak resident memory after this mode (VmHWM, MB)
   gpu_mem_mb           GPU memory in use after this mode (nvidia-smi), null without a GPU
+with a served large model (--large http://HOST:PORT) only:
+  large_server_calls   the server's calls (one per catch-up or large step, one per judged
+                       position with verify and spec:K, plus the routed modes' prompt reads)
+  ms_round_trip_per_call  a call's wall time as r2r sees it (HTTP, JSON, network included)
+  ms_server_per_call   the server's own compute per call (its timings: prompt_ms + predicted_ms)
+  ms_overhead_per_call their difference: what serving over HTTP adds per call (both null for
+                       vLLM, whose answers carry no compute time)
 r2r, overlap, ahead and overlap+ahead (the routed modes) only:
   ideal_tokens_per_s   1 / (t_small_step + t_router + large_share x t_large_call), each term
                        measured alone in the same run; t_large_call at the mean catch-up length;
@@ -225,6 +232,12 @@ def _table(doc: dict[str, Any]) -> str:
             what = (f"{r['redone_small_steps']} speculative small steps redone" if mode == "overlap" else
                     f"{r['draft_kept']} tokens written ahead kept, {r['draft_dropped']} dropped")
             lines.append(f"{mode} against r2r: {r['speedup_vs_r2r']:.2f}x ({what})")
+    for mode, r in doc["modes"].items():
+        if r.get("large_server_calls"):
+            split = ("(the server reports no compute time)" if r["ms_server_per_call"] is None else
+                     f"= server compute {r['ms_server_per_call']:.2f} + overhead {r['ms_overhead_per_call']:.2f}")
+            lines.append(f"{mode} served large model: {r['large_server_calls']} calls, round trip "
+                         f"{r['ms_round_trip_per_call']:.2f} ms/call {split}")
     c = doc["config"]
     lines.append(f"router {c['router']}, {c['n_problems']} prompts from {c['problems']}, max {c['max_tokens']} tokens, greedy")
     return "\n".join(lines)
