@@ -166,7 +166,7 @@ def demo_section(args: argparse.Namespace, binary: str) -> dict:
     share = rows["r2r"]["large_share"]
     for m, r in rows.items():
         r["modeled_tokens_per_s"] = modeled(model, m, share if "r2r" in m else 0.0)
-    return {"pair": f"demo ({paths.small.name} + {paths.large.name})", "router": router_spec,
+    return {"pair": f"demo ({paths.small.name} + {paths.large.name})", "router": _shown(router_spec),
             "n_problems": len(problems), "rows": rows, "peer": {n: p.result() for n, p in servers.items()},
             "costs": costs}
 
@@ -199,6 +199,12 @@ def shape_section(args: argparse.Namespace) -> dict:
     return {"pair": f"shape-true {Path(args.shape_small).name} + {Path(args.shape_large).name}",
             "router": router_spec, "n_prompts": len(problems), "max_tokens": args.shape_tokens,
             "rows": rows, "costs": costs}
+
+
+def _shown(path: str) -> str:
+    """A path inside the project relative to it (the results are read on other machines)."""
+    p = Path(path)
+    return str(p.relative_to(ROOT)) if p.is_absolute() and p.is_relative_to(ROOT) else path
 
 
 def projection(ks: list[int]) -> dict:

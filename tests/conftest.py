@@ -32,6 +32,18 @@ def _quiet_llama() -> None:
     logging.getLogger("r2r_local.llama").setLevel(logging.ERROR)
 
 
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2):
+    """A real llama-server of SmolLM2 on a loopback port, shared by the tests that only ask it
+    things (tests that stop, freeze or fail a server start their own). Skipped without the binary."""
+    from llama_server import LlamaServer, server_binary
+
+    server_binary()
+    server = LlamaServer(smollm2)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module")
 def pair(smollm2):
     """SmolLM2 as both the small and the large model (one module shares the loaded pair)."""

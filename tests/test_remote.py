@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gguf_edit import copy_with_vocab
-from llama_server import FailingProxy, LlamaServer, free_port, server_binary
+from llama_server import FailingProxy, LlamaServer, free_port
 from settings import THREADS
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import ModelSpec
@@ -43,14 +43,6 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def smollm2_server(smollm2):
-    server_binary()
-    server = LlamaServer(smollm2)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def remote_pair(smollm2, smollm2_server):
     spec = dict(n_ctx=2048, threads=THREADS)
     pair = load_pair(ModelSpec(str(smollm2), role="small", **spec),
@@ -59,11 +51,13 @@ def remote_pair(smollm2, smollm2_server):
     pair.close()
 
 
-@pytest.mark.parametrize("mode", [["--router", "llm"], ["--router", "random:0.3", "--seed", "3"], ["--spec", "4"]],
-                         ids=["llm", "random", "spec4"])
-def test_remote_large_gives_the_in_process_tokens_smollm2(smollm2, smollm2_server, mode):
+MODES = {"llm": ["--router", "llm"], "random": ["--router", "random:0.3", "--seed", "3"], "spec4": ["--spec", "4"]}
+
+
+def assert_served_gives_the_in_process_tokens(smollm2, url: str, mode: list[str]) -> None:
+    """SmolLM2 on both sides, the large one behind `url` (either engine) or in-process."""
     common = ["--small", str(smollm2), "--prompt", PROMPT, "--max-tokens", "48", *mode]
-    remote = generate_json(*common, "--large", smollm2_server.url)
+    remote = generate_json(*common, "--large", url)
     local = generate_json(*common, "--large", str(smollm2))
     assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
     assert remote["text"] == local["text"] and len(remote["tokens"]) >= 20
@@ -72,14 +66,23 @@ def test_remote_large_gives_the_in_process_tokens_smollm2(smollm2, smollm2_serve
         assert remote["stats"]["mean_catch_up"] > 1
 
 
+def assert_demo_served_gives_the_in_process_tokens(url: str) -> None:
+    for problem in ("12+30", "47+85"):
+        remote = generate_json("--demo", "--large", url, "--router", "llm", "--prompt", problem)
+        local = generate_json("--demo", "--router", "llm", "--prompt", problem)
+        assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
+        assert remote["stats"]["large_share"] == 1.0 and remote["text"] == local["text"]
+
+
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
+def test_remote_large_gives_the_in_process_tokens_smollm2(smollm2, smollm2_server, mode):
+    assert_served_gives_the_in_process_tokens(smollm2, smollm2_server.url, mode)
+
+
 def test_demo_with_a_served_large_model_gives_the_in_process_tokens():
     server = LlamaServer(demo_pair().large)
     try:
-        for problem in ("12+30", "47+85"):
-            remote = generate_json("--demo", "--large", server.url, "--router", "llm", "--prompt", problem)
-            local = generate_json("--demo", "--router", "llm", "--prompt", problem)
-            assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
-            assert remote["stats"]["large_share"] == 1.0 and remote["text"] == local["text"]
+        assert_demo_served_gives_the_in_process_tokens(server.url)
     finally:
         server.stop()
 

@@ -13,8 +13,6 @@ import signal
 import threading
 import time
 
-import pytest
-
 from llama_server import LlamaServer, server_binary
 from settings import THREADS
 from test_remote import PROMPT, generate_json
@@ -29,28 +27,20 @@ from r2r_local.server_bounds import ServerBounds
 GUARD_S = 120  # no test here may wait longer than this for a generation: a hang fails it
 
 
-@pytest.fixture(scope="module")
-def server(smollm2):
-    server_binary()
-    s = LlamaServer(smollm2)
-    yield s
-    s.stop()
-
-
 def served_pair(small, url: str, bounds: ServerBounds):  # type: ignore[no-untyped-def]
     spec = dict(n_ctx=2048, threads=THREADS)
     return load_pair(ModelSpec(str(small), role="small", **spec),
                      ModelSpec(url, role="large", server=bounds, **spec))
 
 
-def test_the_top_k_bound_is_what_the_server_is_asked_for(smollm2, server):
-    pair = served_pair(smollm2, server.url, ServerBounds(top_k=7))
+def test_the_top_k_bound_is_what_the_server_is_asked_for(smollm2, smollm2_server):
+    pair = served_pair(smollm2, smollm2_server.url, ServerBounds(top_k=7))
     try:
         prompt = pair.small.tokenize("One, two, three,", add_special=False, parse_special=False)
         assert len(pair.large.slot.decode(prompt).top_ids) == 7
     finally:
         pair.close()
-    doc = generate_json("--small", str(smollm2), "--large", server.url, "--router", "llm", "--prompt", PROMPT,
+    doc = generate_json("--small", str(smollm2), "--large", smollm2_server.url, "--router", "llm", "--prompt", PROMPT,
                         "--max-tokens", "8", "--large-top-k", "7", "--large-timeout", "30", "--large-retries", "1")
     assert doc["config"]["large"]["server"] == {"timeout_s": 30.0, "retries": 1, "top_k": 7}
     assert len(doc["tokens"]) == 8 and doc["stats"]["large_tokens"] == 8
@@ -140,8 +130,8 @@ def assert_same_as_server(url: str, small_path, cli_args: list[str], text: str, 
     return answer["stop_type"]
 
 
-def test_generate_reproduces_the_servers_own_greedy_completion_smollm2(smollm2, server):
-    stops = {assert_same_as_server(server.url, smollm2, ["--small", str(smollm2)], text, n)
+def test_generate_reproduces_the_servers_own_greedy_completion_smollm2(smollm2, smollm2_server):
+    stops = {assert_same_as_server(smollm2_server.url, smollm2, ["--small", str(smollm2)], text, n)
              for text, n in (("Say hi.", 64), (PROMPT, 24))}
     assert stops == {"eos", "limit"}  # one answer ends on its own, one at the token limit
 

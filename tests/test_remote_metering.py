@@ -12,7 +12,6 @@ import sys
 
 import pytest
 
-from llama_server import LlamaServer, server_binary
 from settings import THREADS
 from r2r_local.chat import Message, chat_tokens
 from r2r_local.config import GenerationSettings, ModelSpec, SamplingParams
@@ -23,17 +22,9 @@ SERVED = ("large_server_calls", "ms_round_trip_per_call", "ms_server_per_call", 
 
 
 @pytest.fixture(scope="module")
-def server(smollm2):
-    server_binary()
-    s = LlamaServer(smollm2)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def served_pair(smollm2, server):
+def served_pair(smollm2, smollm2_server):
     spec = dict(n_ctx=2048, threads=THREADS)
-    pair = load_pair(ModelSpec(str(smollm2), role="small", **spec), ModelSpec(server.url, role="large", **spec))
+    pair = load_pair(ModelSpec(str(smollm2), role="small", **spec), ModelSpec(smollm2_server.url, role="large", **spec))
     yield pair
     pair.close()
 
@@ -82,8 +73,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_generate_json_reports_the_served_figures(smollm2, server):
-    proc = cli("generate", "--small", str(smollm2), "--large", server.url, "--router", "random:0.3",
+def test_generate_json_reports_the_served_figures(smollm2, smollm2_server):
+    proc = cli("generate", "--small", str(smollm2), "--large", smollm2_server.url, "--router", "random:0.3",
                "--seed", "2", "--prompt", "Why is the sea salty?", "--max-tokens", "24", "--json")
     assert proc.returncode == 0, proc.stderr
     stats = json.loads(proc.stdout)["stats"]
@@ -91,8 +82,8 @@ def test_generate_json_reports_the_served_figures(smollm2, server):
     check_per_call(stats)
 
 
-def test_bench_through_the_server_reports_the_overhead_per_call(smollm2, server):
-    args = ["bench", "--small", str(smollm2), "--large", server.url, "--router", "random:0.3", "--n", "2",
+def test_bench_through_the_server_reports_the_overhead_per_call(smollm2, smollm2_server):
+    args = ["bench", "--small", str(smollm2), "--large", smollm2_server.url, "--router", "random:0.3", "--n", "2",
             "--max-tokens", "16", "--modes", "small,large,r2r"]
     proc = cli(*args, "--json")
     assert proc.returncode == 0, proc.stderr

@@ -9,9 +9,7 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from llama_server import LlamaServer, free_port, server_binary
+from llama_server import free_port
 from settings import THREADS
 from r2r_local.config import load_user_config, write_user_config
 
@@ -22,35 +20,27 @@ def r2r(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "r2r_local.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def server(smollm2):
-    server_binary()
-    s = LlamaServer(smollm2)
-    yield s
-    s.stop()
-
-
 def doctor_json(*args: str) -> tuple[int, dict]:
     proc = r2r("doctor", "--strict", "--json", *args)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
-def test_doctor_reports_a_served_large_model_and_its_pairing(smollm2, server):
-    rc, report = doctor_json("--small", str(smollm2), "--large", server.url)
+def test_doctor_reports_a_served_large_model_and_its_pairing(smollm2, smollm2_server):
+    rc, report = doctor_json("--small", str(smollm2), "--large", smollm2_server.url)
     large = report["models"]["large"]
     assert rc == 0 and report["ok"] and report["fit"] is None
-    assert large == {"path": server.url, "served": True, "reachable": True, "engine": "llama-server",
+    assert large == {"path": smollm2_server.url, "served": True, "reachable": True, "engine": "llama-server",
                      "model": str(smollm2), "n_ctx": 2048, "n_vocab": 49152, "n_params": large["n_params"],
                      "n_shared_vocab": 49152, "pairing": "ok"}
     assert 130e6 < large["n_params"] < 140e6  # SmolLM2-135M
-    text = r2r("doctor", "--small", str(smollm2), "--large", server.url).stdout
-    assert (f"  large: {server.url}: reachable, llama-server serving {smollm2} (context 2048, vocabulary 49152, "
+    text = r2r("doctor", "--small", str(smollm2), "--large", smollm2_server.url).stdout
+    assert (f"  large: {smollm2_server.url}: reachable, llama-server serving {smollm2} (context 2048, vocabulary 49152, "
             "135M params)\n    pairing with the small model: ok\n") in text
 
 
-def test_doctor_names_a_server_of_another_tokenizer(server):
-    rc, report = doctor_json("--demo", "--large", server.url)
+def test_doctor_names_a_server_of_another_tokenizer(smollm2_server):
+    rc, report = doctor_json("--demo", "--large", smollm2_server.url)
     pairing = report["models"]["large"]["pairing"]
     assert rc == 1 and "different vocabularies: 356 tokens in the small model, 49152 in the served one" in pairing
     assert [f["what"] for f in report["findings"] if f["severity"] == "problem"] == [pairing]
@@ -64,16 +54,16 @@ def test_doctor_says_in_one_line_that_the_configured_server_is_not_there(smollm2
     assert f"  large: not reachable: large model {url}: connection refused (is the server running?)\n" in proc.stdout
 
 
-def test_models_add_stores_a_served_large_model_that_generate_then_uses(smollm2, server):
-    proc = r2r("models", "add", "--small", str(smollm2), "--large", server.url, "--large-top-k", "20", "--json")
+def test_models_add_stores_a_served_large_model_that_generate_then_uses(smollm2, smollm2_server):
+    proc = r2r("models", "add", "--small", str(smollm2), "--large", smollm2_server.url, "--large-top-k", "20", "--json")
     assert proc.returncode == 0, proc.stderr
     done = json.loads(proc.stdout)
     assert done["served"]["engine"] == "llama-server" and done["n_shared_vocab"] == 49152
-    assert load_user_config() == {"small": str(smollm2), "large": server.url, "large_top_k": 20}
+    assert load_user_config() == {"small": str(smollm2), "large": smollm2_server.url, "large_top_k": 20}
     gen = r2r("generate", "--router", "llm", "--prompt", PROMPT, "--max-tokens", "8", "--json", "--threads", str(THREADS))
     assert gen.returncode == 0, gen.stderr
     config = json.loads(gen.stdout)["config"]
-    assert config["large"]["path"] == server.url and config["large"]["server"]["top_k"] == 20
+    assert config["large"]["path"] == smollm2_server.url and config["large"]["server"]["top_k"] == 20
     assert json.loads(gen.stdout)["stats"]["large_tokens"] == 8
 
 
@@ -85,8 +75,8 @@ def test_models_add_refuses_a_server_that_is_not_there_and_writes_nothing(smollm
     assert load_user_config() == {}
 
 
-def test_models_add_then_a_local_large_model_drops_the_servers_bounds(smollm2, server):
-    proc = r2r("models", "add", "--small", str(smollm2), "--large", server.url, "--large-timeout", "5")
+def test_models_add_then_a_local_large_model_drops_the_servers_bounds(smollm2, smollm2_server):
+    proc = r2r("models", "add", "--small", str(smollm2), "--large", smollm2_server.url, "--large-timeout", "5")
     assert proc.returncode == 0 and f"large: llama-server serving {smollm2} (context 2048, vocabulary 49152;" in proc.stdout
     assert "made again at each load" not in proc.stdout and "  large_timeout = 5.0\n" in proc.stdout
     proc = r2r("models", "add", "--small", str(smollm2), "--large", str(smollm2))

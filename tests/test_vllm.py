@@ -7,14 +7,14 @@ server's cache, faults in one line."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from gguf_edit import UNUSED, USER_DEFINED, copy_with_vocab
 from settings import THREADS
+from test_remote import (MODES, PROMPT, assert_demo_served_gives_the_in_process_tokens,
+                         assert_served_gives_the_in_process_tokens, one_line_error, r2r)
 from vllm_standin import VllmStandIn
 from r2r_local.backends.vllm import VllmModel
 from r2r_local.chat import Message, chat_tokens
@@ -22,27 +22,6 @@ from r2r_local.config import ModelSpec
 from r2r_local.decode import Request
 from r2r_local.demo import demo_pair
 from r2r_local.pair import load_pair
-
-PROMPT = "Name three colours and say why the sky is blue."
-
-
-def r2r(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "r2r_local.cli", *args, "--threads", str(THREADS)],
-                          capture_output=True, text=True, timeout=600)
-
-
-def generate_json(*args: str) -> dict:
-    proc = r2r("generate", *args, "--json")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines and lines[-1].startswith("r2r: error: "), proc.stderr
-    return lines[-1]
-
 
 @pytest.fixture(scope="module")
 def standin(smollm2):
@@ -59,27 +38,15 @@ def vllm_pair(smollm2, standin):
     pair.close()
 
 
-@pytest.mark.parametrize("mode", [["--router", "llm"], ["--router", "random:0.3", "--seed", "3"], ["--spec", "4"]],
-                         ids=["llm", "random", "spec4"])
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
 def test_vllm_large_gives_the_in_process_tokens_smollm2(smollm2, standin, mode):
-    common = ["--small", str(smollm2), "--prompt", PROMPT, "--max-tokens", "48", *mode]
-    remote = generate_json(*common, "--large", standin.url)
-    local = generate_json(*common, "--large", str(smollm2))
-    assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
-    assert remote["text"] == local["text"] and len(remote["tokens"]) >= 20
-    assert remote["stats"]["large_tokens"] == local["stats"]["large_tokens"] > 0
-    if "random:0.3" in mode:  # catch-ups of several tokens at once happened
-        assert remote["stats"]["mean_catch_up"] > 1
+    assert_served_gives_the_in_process_tokens(smollm2, standin.url, mode)
 
 
 def test_demo_with_a_vllm_large_model_gives_the_in_process_tokens():
     server = VllmStandIn(demo_pair().large)
     try:
-        for problem in ("12+30", "47+85"):
-            remote = generate_json("--demo", "--large", server.url, "--router", "llm", "--prompt", problem)
-            local = generate_json("--demo", "--router", "llm", "--prompt", problem)
-            assert [t["id"] for t in remote["tokens"]] == [t["id"] for t in local["tokens"]]
-            assert remote["stats"]["large_share"] == 1.0 and remote["text"] == local["text"]
+        assert_demo_served_gives_the_in_process_tokens(server.url)
     finally:
         server.close()
 
