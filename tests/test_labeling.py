@@ -56,6 +56,20 @@ def test_labels_are_consistent_and_a_rerun_resumes(setup):
     assert len(records) == mismatches and {r["label"] for r in records} <= {0, 1}
 
 
+def test_a_served_large_model_labels_what_the_in_process_one_does(setup, smollm2_server):
+    d, base = setup
+    local = r2r(*base, "--out", str(d / "local1"), "--n", "1")
+    served = r2r(*[smollm2_server.url if a == base[base.index("--large") + 1] else a for a in base],
+                 "--out", str(d / "served1"), "--n", "1")
+    assert local.returncode == 0 and served.returncode == 0, served.stderr
+    counts = lambda proc: {k: v for k, v in json.loads(proc.stdout).items() if k != "seconds_this_run"}  # noqa: E731
+    assert counts(served) == counts(local)
+    (_, mine), (_, theirs) = next(ShardStore(d / "local1").shards()), next(ShardStore(d / "served1").shards())
+    for key in ("small_token", "large_token", "mismatch", "label"):
+        np.testing.assert_array_equal(theirs[key], mine[key])
+    assert json.loads((d / "served1" / "manifest.json").read_text())["config"]["large"] == smollm2_server.url
+
+
 def test_other_settings_are_refused_and_bad_verifier(setup):
     d, base = setup
     r2r(*base, "--out", str(d / "out2"), "--n", "1")

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     pair = load_pair(small_spec, large_spec)
     try:
         verifier = make_verifier(args.verifier, pair, getattr(args, "extract", None))
-        config = {"small": str(Path(small_spec.path).resolve()), "large": str(Path(large_spec.path).resolve()),
+        config = {"small": _where(small_spec.path), "large": _where(large_spec.path),
                   "small_vocab_hash": pair.small_vocab_hash, "n_embd": pair.small.n_embd, "topk": 100,
                   "prompts": str(Path(args.prompts).resolve()), "verifier": args.verifier,
                   "max_tokens": args.max_tokens, "continuation_tokens": args.continuation_tokens}
@@ -150,3 +150,10 @@ def _summarise(store, n_embd: int) -> dict:  # type: ignore[no-untyped-def]
     for _, shard in store.shards(n_embd):
         s.add(LabelSummary(1, len(shard["label"]), int(shard["mismatch"].sum()), int(shard["label"].sum())))
     return s.as_dict()
+
+
+def _where(path: str) -> str:
+    """A model's place as the labelled data records it: a file's absolute path, a server's URL."""
+    from r2r_local.backends.remote import is_remote
+
+    return path if is_remote(path) else str(Path(path).resolve())
