@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from r2r_local.config import GenerationSettings, SamplingParams
-from r2r_local.decode import LARGE, Decoder, Request, policy_for_mode
+from r2r_local.decode import LARGE, Decoder, Request, policy_for_mode, routed
+from r2r_local.errors import ConfigError
 from r2r_local.router.baselines import LargeOnly, SmallOnly
 
 from test_ahead import ByToken, sometimes_agrees
@@ -119,3 +120,32 @@ def test_sampled_speculative_decoding_follows_the_large_models_distribution():
         counts[gen.events[0].id - 1] += 1
     freq = counts / counts.sum()
     assert np.abs(freq - p_large).max() < 0.035, freq
+
+
+def test_a_verify_margin_above_the_large_models_lead_leaves_the_plain_loops_output():
+    # the scripted large model leads with 10 nats (logit 10 against 0) wherever it disagrees
+    plain, *_ = run(policy_for_mode("r2r"), ByToken(), large_rule=count_up_by_two)
+    tolerant, *_ = run(routed(verify=True, margin=20.0), ByToken(), large_rule=count_up_by_two)
+    strict, *_ = run(routed(verify=True, margin=5.0), ByToken(), large_rule=count_up_by_two)
+    verified, *_ = run(policy_for_mode("r2r+verify"), ByToken(), large_rule=count_up_by_two)
+    assert [e.id for e in tolerant.events] == [e.id for e in plain.events]
+    assert tolerant.stats.missed_divergences == 0
+    assert [e.id for e in strict.events] == [e.id for e in verified.events] != [e.id for e in plain.events]
+    assert strict.stats.missed_divergences == verified.stats.missed_divergences > 0
+
+
+@pytest.mark.parametrize("kw", [dict(margin=1.0), dict(verify=True, margin=-1.0), dict(verify=True, margin=float("nan"))])
+def test_a_verify_margin_is_refused_without_verify_or_out_of_range(kw):
+    with pytest.raises(ConfigError):
+        routed(**kw)
+
+
+def test_the_lead_is_read_from_top_k_log_probabilities_too():
+    from r2r_local.backends import Dist
+    from r2r_local.decode.speculate import _lead
+
+    top = Dist(None, top_ids=np.array([7, 3, 5], dtype=np.int64),
+               top_logprobs=np.array([-0.1, -2.6, -4.0], dtype=np.float32))
+    assert _lead(top, 7, 3) == pytest.approx(2.5) and _lead(top, 7, 9) == float("inf")
+    dense = Dist(np.array([0.0, 4.0, 1.5], dtype=np.float32))
+    assert _lead(dense, 1, 2) == pytest.approx(2.5)

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--verify", action="store_true",
                      help="keep the small model's tokens as drafts until the large model's next call checks them, "
                           "correcting a divergence the router missed (prints only checked text)")
+    gen.add_argument("--verify-margin", type=float, default=0.0, metavar="NATS",
+                     help="with --verify: correct a token the router let through only where the large model "
+                          "prefers its own token by more than NATS (log-probability difference; default 0: "
+                          "wherever it would choose otherwise)")
     gen.add_argument("--audit", action="store_true",
                      help="count, without changing anything, the small model's tokens the large model would have "
                           "chosen otherwise at its next call (missed_divergences; each caught-up position then "
@@ -165,7 +169,8 @@ def _policy(args: argparse.Namespace):
         if not 1 <= args.spec <= 64:
             raise ConfigError(f"--spec K needs 1 <= K <= 64, got {args.spec}")
         return policy_for_mode(f"spec:{args.spec}")
-    return routed(overlap=args.overlap, ahead=args.ahead, verify=args.verify, audit=args.audit)
+    return routed(overlap=args.overlap, ahead=args.ahead, verify=args.verify, audit=args.audit,
+                  margin=args.verify_margin)
 
 
 def _print_json(gen: Any, config: dict[str, Any]) -> None:

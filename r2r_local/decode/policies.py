@@ -47,6 +47,9 @@ class Policy:
     spec: int = 0  # speculative decoding: draft this many tokens, verify them in one large call
     verify: bool = False  # routed: small tokens stay drafts until the next large call checks them
     audit: bool = False  # routed: count the caught-up positions where the large model disagreed
+    # verify: correct a token the router let through only where the large model's log-probability
+    # of its own choice is more than `margin` nats above that of the small model's token
+    margin: float = 0.0
     # Benchmarks on shape-true random models only: the large model "agrees" with each small-model
     # token it checks with this probability (seeded per position) instead of comparing tokens, so
     # drafts and rewinds happen at a realistic rate while every call costs what it really costs.
@@ -59,17 +62,23 @@ ROUTED = Policy("r2r")
 AUDIT = Policy("r2r+audit", audit=True)
 
 
-def routed(*, overlap: bool = False, ahead: bool = False, verify: bool = False, audit: bool = False) -> Policy:
+def routed(*, overlap: bool = False, ahead: bool = False, verify: bool = False, audit: bool = False,
+           margin: float = 0.0) -> Policy:
     """The routed policy with its opt-in variants (overlap and ahead may be combined; verify and
-    audit stand alone for now)."""
+    audit stand alone for now; margin: verify's, in nats, see Policy)."""
     if verify and (overlap or ahead):
         raise ConfigError("--verify cannot be combined with --overlap or --ahead (yet)")
+    if margin and not verify:
+        raise ConfigError("--verify-margin needs --verify")
+    if not (0.0 <= margin <= 100.0):
+        raise ConfigError(f"--verify-margin must be between 0 and 100 nats, got {margin}")
     if audit and (overlap or ahead or verify):
         raise ConfigError("--audit cannot be combined with --overlap, --ahead or --verify (verify counts them itself)")
     if audit:
         return AUDIT
     name = "+".join(["r2r"] + [n for n, on in (("overlap", overlap), ("ahead", ahead), ("verify", verify)) if on])
-    return Policy(name, overlap=overlap, ahead=ahead, verify=verify)
+    return Policy(name + (f">{margin:g}" if margin else ""), overlap=overlap, ahead=ahead, verify=verify,
+                  margin=margin)
 
 
 def policy_for_mode(mode: str) -> Policy:

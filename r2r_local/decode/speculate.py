@@ -130,10 +130,24 @@ def _reconcile(dec: "Decoding", base: int, judged: list["Dist"], small: list["Di
         else:
             choice = dec.choose(judged[j], position)
         if choice != d.token:
+            if dec.policy.margin and not d.escalated and _lead(judged[j], choice, d.token) <= dec.policy.margin:
+                continue  # the large model prefers its token, but not by the margin: the draft stands
             return _rejected(dec, j, d), choice
     if dec.policy.spec:
         return len(t.draft), dec.choose(judged[len(t.draft)], base + len(t.draft))
     return len(t.draft), None
+
+
+def _lead(dist: "Dist", own: int, drafted: int) -> float:
+    """How many nats the large model's log-probability of `own` exceeds that of `drafted`
+    (infinite when `drafted` is not among a top-K distribution's tokens)."""
+    if dist.logits is not None:
+        return float(dist.logits[own] - dist.logits[drafted])
+    ids = dist.top_ids.tolist()
+    if drafted not in ids:
+        return float("inf")
+    lp = dist.top_logprobs
+    return float(lp[ids.index(own)] - lp[ids.index(drafted)]) if own in ids else float("-inf")
 
 
 def _rejected(dec: "Decoding", j: int, d: Drafted) -> int:
