@@ -283,14 +283,19 @@ def ideal_tokens_per_s(parts: dict[str, float], share: float, *, overlap: bool =
     return 1.0 / (per_token + share * parts["t_large_call_s"])
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
+def call_times(fn: Callable[[], Any], repeats: int) -> list[float]:
+    """Seconds of `repeats` calls of `fn`, after one warm-up call."""
+    fn()
     times = []
     for _ in range(repeats):
         t = perf_counter()
         fn()
         times.append(perf_counter() - t)
-    return statistics.median(times)
+    return times
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    return statistics.median(call_times(fn, repeats))
 
 
 def peak_rss_mb() -> float | None:

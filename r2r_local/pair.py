@@ -42,7 +42,7 @@ class LoadedPair:
             raise ConfigError(f"sampled --spec needs the large model's whole distribution; {self.large.path} "
                               "gives its top tokens only: use greedy decoding (--temperature 0) or routing")
         gen = self.decoder.generate(request)
-        if hasattr(self.large.slot, "counters"):  # served: add its per-call figures to the stats
+        if self.large.caps.served:  # add the server's per-call figures to the stats
             gen._events = self._served(gen, gen._events)
         return gen
 

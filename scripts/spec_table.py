@@ -30,14 +30,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from peer_spec import Peer, peer_args, server_binary  # noqa: E402
-from r2r_local.bench import DEFAULT_PROMPTS, Bench, ModeTotals, Problem  # noqa: E402
+from r2r_local.bench import DEFAULT_PROMPTS, Bench, ModeTotals, Problem, call_times  # noqa: E402
 from r2r_local.chat import Message, chat_tokens  # noqa: E402
 from r2r_local.commands import versions  # noqa: E402
 from r2r_local.config import ModelSpec  # noqa: E402
@@ -49,16 +48,6 @@ from r2r_local.router import Step  # noqa: E402
 
 H200 = ROOT / "docs/results/2026-11-27-h200-r1-shapes-bench.json"
 PAPER = {"agree": 0.89, "share": 0.124}
-
-
-def times(fn: Callable[[], Any], repeats: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 class CallCosts:
@@ -94,16 +83,16 @@ def sample_costs(pair: LoadedPair, router_spec: str, prompt: list[int], ks: tupl
     small.truncate(0)
     out = small.decode(prompt, hidden=router.needs_hidden)
     token = int(out.logits.argmax())
-    found = {"small": times(lambda: (small.decode([token], hidden=router.needs_hidden),
+    found = {"small": call_times(lambda: (small.decode([token], hidden=router.needs_hidden),
                                      small.truncate(len(prompt))), repeats)}
     step = Step(out.logits, out.hidden, token, pair.small.embedding_row)
-    found["router"] = times(lambda: router.decide(step), repeats * 5)
+    found["router"] = call_times(lambda: router.decide(step), repeats * 5)
     large.truncate(0)
     large.decode(prompt[:-1])
     for k in ks:
         extra = (prompt[-1:] + [token] * k)[:k]
-        found[f"large_last_{k}"] = times(lambda: (large.decode(extra), large.truncate(len(prompt) - 1)), repeats)
-        found[f"large_all_{k}"] = times(lambda: (large.decode_all(extra, outputs=k),
+        found[f"large_last_{k}"] = call_times(lambda: (large.decode(extra), large.truncate(len(prompt) - 1)), repeats)
+        found[f"large_all_{k}"] = call_times(lambda: (large.decode_all(extra, outputs=k),
                                                  large.truncate(len(prompt) - 1)), repeats)
     small.truncate(0)
     large.truncate(0)

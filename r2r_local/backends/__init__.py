@@ -46,13 +46,15 @@ class Capabilities:
     hidden: the final hidden state at an output position (the neural router needs it);
     dense: full logits (False: only `top_k` log-probabilities per position);
     concurrent: its slot may evaluate while the other model of the pair evaluates (threads);
-    may_escalate is not here: it is the router's.
+    served: it runs behind a server, and its slot keeps `counters` (metering.ServedCounters) of
+    its calls; may_escalate is not here: it is the router's.
     """
 
     hidden: bool = True
     dense: bool = True
     top_k: int = 0
     concurrent: bool = True
+    served: bool = False
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ class LlamaServerModel:
         self.path, self.role = spec.path.rstrip("/"), spec.role
         bounds = spec.server or ServerBounds()
         top_k = bounds.top_k or DEFAULT_TOP_K
-        self.caps = Capabilities(hidden=False, dense=False, top_k=top_k, concurrent=True)
+        self.caps = Capabilities(hidden=False, dense=False, top_k=top_k, concurrent=True, served=True)
         self._client = LlamaServerClient(self.path, timeout=bounds.timeout_s, retries=bounds.retries)
         self._local: Any = None  # a local model with the same vocabulary (adopt_tokenizer)
         self._texts: dict[int, str] = {}
